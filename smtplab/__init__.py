@@ -1,0 +1,40 @@
+"""smtplab: an SMTP protocol workbench for Jupyter.
+
+Run SMTP sessions in-process (deterministic, no sockets), see every command and reply as a
+pandas row, and learn what each reply means::
+
+    import smtplab
+    lab = smtplab.Lab()
+    lab.send("alice@example.net", ["bob@example.org"])
+    lab.transcript()
+    smtplab.explain("550 5.1.1")
+"""
+
+from smtplab.client.session import Session
+from smtplab.lab import Lab, SendResult
+from smtplab.log.frame import concat
+from smtplab.protocol import LineEndings, LocalProtocolError, RemoteProtocolError, Reply, State
+from smtplab.protocol.codes import explain
+from smtplab.protocol.server import ServerConfig
+from smtplab.server import Context, Mailboxes, MemoryStore, Policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Context",
+    "Lab",
+    "LineEndings",
+    "LocalProtocolError",
+    "Mailboxes",
+    "MemoryStore",
+    "Policy",
+    "RemoteProtocolError",
+    "Reply",
+    "SendResult",
+    "ServerConfig",
+    "Session",
+    "State",
+    "__version__",
+    "concat",
+    "explain",
+]

@@ -1,0 +1,198 @@
+"""A step-by-step client session: one method per command, each returning the server's reply.
+
+This is the notebook API::
+
+    session = lab.connect()
+    session.ehlo()                       # 250 mx.example.org greets client.example.net ...
+    session.mail("alice@example.net")    # 250 2.1.0 Sender <alice@example.net> OK
+    session.rcpt("bob@example.org")      # 250 2.1.5 Recipient <bob@example.org> OK
+    session.data()                       # 354 End data with <CR><LF>.<CR><LF>
+    session.message("Subject: Hi\\n\\nHello Bob\\n")   # 250 2.0.0 OK: queued as ...
+    session.quit()                       # 221 2.0.0 mx.example.org closing connection
+
+Typed methods check the sequence first and raise :class:`LocalProtocolError` for misuse;
+:meth:`Session.send` and :meth:`Session.send_raw` send anything, so you can watch the server
+answer mistakes (503, 500, 501 ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import SMTP
+from typing import Any, Protocol
+
+from smtplab.protocol.client import ClientConnection
+from smtplab.protocol.errors import LocalProtocolError
+from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Reply, ReplyReceived
+from smtplab.protocol.states import State
+
+
+class Link(Protocol):
+    """A synchronous byte pipe to a server (see :class:`smtplab.transport.InProcessLink`)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def open(self) -> bytes: ...
+
+    def exchange(self, data: bytes) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class Session:
+    """A client session over a :class:`Link`, driven one command at a time."""
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        name: str,
+        client_name: str = "client.example.net",
+        transcript: Callable[[], Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.client_name = client_name
+        self.conn = ClientConnection()
+        self.history: list[ReplyReceived] = []
+        self._link = link
+        self._transcript = transcript
+        self.greeting = self._exchange(link.open())[0]
+
+    # -- the commands -----------------------------------------------------------------------
+
+    def ehlo(self, domain: str | None = None) -> Reply:
+        """EHLO: say hello and ask for the server's extensions (RFC 5321 4.1.1.1)."""
+        self.conn.ehlo(domain or self.client_name)
+        return self._one()
+
+    def helo(self, domain: str | None = None) -> Reply:
+        """HELO: the original hello, without extensions."""
+        self.conn.helo(domain or self.client_name)
+        return self._one()
+
+    def mail(self, address: str, **params: str | None) -> Reply:
+        """MAIL FROM:<address> starts a transaction (``""`` is the null sender <>)."""
+        self.conn.mail(address, params)
+        return self._one()
+
+    def rcpt(self, address: str, **params: str | None) -> Reply:
+        """RCPT TO:<address> adds one recipient."""
+        self.conn.rcpt(address, params)
+        return self._one()
+
+    def data(self) -> Reply:
+        """DATA: ask to send the message; the server answers 354 to go ahead."""
+        self.conn.data()
+        return self._one()
+
+    def message(self, content: str | bytes | EmailMessage) -> Reply:
+        """Send the message after 354, then the final dot; the server replies once, after it."""
+        self.conn.send_message(to_bytes(content))
+        return self._one()
+
+    def rset(self) -> Reply:
+        self.conn.rset()
+        return self._one()
+
+    def noop(self) -> Reply:
+        self.conn.noop()
+        return self._one()
+
+    def vrfy(self, string: str) -> Reply:
+        self.conn.vrfy(string)
+        return self._one()
+
+    def expn(self, string: str) -> Reply:
+        self.conn.expn(string)
+        return self._one()
+
+    def help(self, topic: str = "") -> Reply:
+        self.conn.help(topic)
+        return self._one()
+
+    def quit(self) -> Reply:
+        """QUIT: the server replies 221 and closes the connection."""
+        self.conn.quit()
+        return self._one()
+
+    def send(self, line: str) -> Reply:
+        """Send one command line exactly as typed, unchecked (CRLF is added)."""
+        if "\r" in line or "\n" in line:
+            raise ValueError("send() takes one line; use send_raw() for CR, LF or several lines")
+        replies = self.send_raw(line.encode("utf-8") + b"\r\n")
+        if not replies:
+            raise LocalProtocolError(f"the server did not answer {line!r}")
+        return replies[0]
+
+    def send_raw(self, data: bytes) -> list[Reply]:
+        """Send bytes exactly as given; return every reply the server sent back."""
+        self._check_open()
+        self.conn.send_raw(data)
+        return self._exchange(self._link.exchange(self.conn.data_to_send()))
+
+    def close(self) -> None:
+        """Drop the connection without QUIT (what a crashed client does)."""
+        self._link.close()
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self.conn.state
+
+    @property
+    def closed(self) -> bool:
+        return self._link.closed
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        """The EHLO keywords the server advertised."""
+        return dict(self.conn.extensions)
+
+    @property
+    def transcript(self) -> Any:
+        """This session's rows as a transcript DataFrame."""
+        if self._transcript is None:
+            raise LocalProtocolError("this session is not recorded")
+        return self._transcript()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.name} {self.state.value}, {len(self.history)} replies>"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._link.closed or self.conn.state is State.CLOSED:
+            raise LocalProtocolError(f"session {self.name} is closed; connect again")
+
+    def _one(self) -> Reply:
+        self._check_open()
+        replies = self._exchange(self._link.exchange(self.conn.data_to_send()))
+        if not replies:
+            raise LocalProtocolError("the server closed the connection without replying")
+        return replies[-1]
+
+    def _exchange(self, data: bytes) -> list[Reply]:
+        if data:
+            self.conn.receive_data(data)
+        if self._link.closed:
+            self.conn.receive_data(b"")
+        replies = []
+        while True:
+            event = self.conn.next_event()
+            if event is NEED_DATA or isinstance(event, ConnectionClosed):
+                return replies
+            assert isinstance(event, ReplyReceived)
+            self.history.append(event)
+            replies.append(event.reply)
+
+
+def to_bytes(content: str | bytes | EmailMessage) -> bytes:
+    """Message content as bytes; an EmailMessage is serialised with CRLF line ends."""
+    if isinstance(content, EmailMessage):
+        return content.as_bytes(policy=SMTP)
+    if isinstance(content, str):
+        return content.encode("utf-8")
+    return content

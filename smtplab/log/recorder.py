@@ -1,0 +1,152 @@
+"""The recorder: turns what a connection does into transcript rows.
+
+It observes and never changes a session. Drivers call one method per protocol unit
+(:meth:`Recorder.command`, :meth:`Recorder.reply`, ...) with the time it happened; the recorder
+numbers the rows, pairs each reply with the unit it answers (in order, as RFC 2920 3.1 requires
+of pipelined replies) and computes latencies. Rows are frozen :class:`Row` objects; one call to
+:func:`smtplab.log.frame.to_frame` turns them into a DataFrame. Credentials never reach a row:
+an AUTH command keeps only its mechanism name (RFC 4954).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from smtplab.log.schema import CONNECT, DATA_END
+from smtplab.protocol.events import Reply
+
+DATA_PREVIEW_LINES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One transcript row; field meanings are in :mod:`smtplab.log.schema`."""
+
+    session: str
+    seq: int
+    time: float  # POSIX seconds, UTC
+    sender: str
+    kind: str
+    verb: str | None = None
+    argument: str | None = None
+    code: int | None = None
+    enhanced: str | None = None
+    text: str | None = None
+    reply_to: int | None = None
+    latency: float | None = None
+    source: str = "lab"
+    client: str | None = None
+    server: str | None = None
+    tls: bool = False
+    size: int | None = None
+    lines: int | None = None
+
+
+class Recorder:
+    """Collects the rows of one session."""
+
+    def __init__(
+        self,
+        session: str,
+        source: str = "lab",
+        client: str | None = None,
+        server: str | None = None,
+    ) -> None:
+        self.session = session
+        self.source = source
+        self.client = client
+        self.server = server
+        self.tls = False
+        self.rows: list[Row] = []
+        self._awaiting: deque[tuple[int, float]] = deque()  # (seq, time) of unanswered units
+
+    def _add(self, time: float, sender: str, kind: str, **fields: object) -> int:
+        seq = len(self.rows)
+        self.rows.append(
+            Row(
+                self.session,
+                seq,
+                time,
+                sender,
+                kind,
+                source=self.source,
+                client=self.client,
+                server=self.server,
+                tls=self.tls,
+                **fields,  # type: ignore[arg-type]
+            )
+        )
+        return seq
+
+    def connect(self, time: float) -> int:
+        """The TCP connection opened; the greeting will answer it."""
+        seq = self._add(time, "client", "connect", verb=CONNECT)
+        self._awaiting.append((seq, time))
+        return seq
+
+    def command(
+        self, time: float, verb: str, argument: str = "", expects_reply: bool = True
+    ) -> int:
+        """A command line from the client."""
+        seq = self._add(time, "client", "command", verb=verb, argument=redact(verb, argument))
+        if expects_reply:
+            self._awaiting.append((seq, time))
+        return seq
+
+    def data(
+        self, time: float, content: bytes, size: int | None = None, lines: int | None = None
+    ) -> int:
+        """A message block, up to and including the final dot; the next reply answers it."""
+        preview = content.split(b"\r\n", DATA_PREVIEW_LINES)[:DATA_PREVIEW_LINES]
+        text = "\n".join(line.decode("utf-8", "replace") for line in preview)
+        if lines is None:
+            lines = content.count(b"\r\n")
+        seq = self._add(
+            time,
+            "client",
+            "data",
+            verb=DATA_END,
+            text=text,
+            size=len(content) if size is None else size,
+            lines=lines,
+        )
+        self._awaiting.append((seq, time))
+        return seq
+
+    def reply(self, time: float, reply: Reply, verb: str | None = None) -> int:
+        """A reply from the server, paired with the oldest unit still awaiting one."""
+        reply_to = latency = None
+        if self._awaiting:
+            reply_to, asked = self._awaiting.popleft()
+            latency = time - asked
+            if verb is None:
+                verb = self.rows[reply_to].verb
+        return self._add(
+            time,
+            "server",
+            "reply",
+            verb=verb or "UNSOLICITED",
+            code=reply.code,
+            enhanced=reply.enhanced,
+            text=reply.text,
+            reply_to=reply_to,
+            latency=latency,
+        )
+
+    def close(self, time: float, sender: str, text: str = "") -> int:
+        """The connection closed; ``sender`` is the side that closed it."""
+        self._awaiting.clear()
+        return self._add(time, sender, "close", text=text or None)
+
+    def note(self, time: float, text: str, sender: str = "server") -> int:
+        """Something worth knowing that is not a protocol unit (a message id, a stored file)."""
+        return self._add(time, sender, "note", text=text)
+
+
+def redact(verb: str, argument: str) -> str:
+    """Keep AUTH's mechanism name only: credentials never appear in a transcript."""
+    if verb.upper() == "AUTH":
+        mechanism, _, rest = argument.partition(" ")
+        return f"{mechanism} ***" if rest else mechanism
+    return argument

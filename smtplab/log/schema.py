@@ -1,0 +1,42 @@
+"""The transcript schema: one row per protocol unit, shared by live sessions and captured logs.
+
+Every source (in-process lab, TCP, and later pcap, Postfix logs, swaks transcripts) produces
+rows with exactly these columns and dtypes, so every analysis, plot and widget works on all of
+them. A source fills what it knows and leaves the rest missing (NA), never invented.
+
+Two columns go beyond the project's first sketch of the schema, because a data block is a
+protocol unit of its own and its size is what transaction tables need: ``size`` (octets of the
+message as the server received it, after dot-stuffing is undone) and ``lines`` (its line count).
+Both are filled on ``data`` rows only.
+"""
+
+from __future__ import annotations
+
+#: column name -> pandas dtype, in column order.
+COLUMNS: dict[str, str] = {
+    "session": "category",  # session id, stable and human-readable
+    "seq": "int64",  # order within the session, from 0
+    "time": "datetime64[ns, UTC]",  # when the unit was sent or seen
+    "sender": "category",  # "client" or "server"
+    "kind": "category",  # connect, command, reply, data, tls, close, note
+    "verb": "category",  # command verb; on a reply, the verb it answers
+    "argument": "string",  # the rest of the command line
+    "code": "Int16",  # reply code, on replies
+    "enhanced": "string",  # enhanced status code (RFC 3463), when present
+    "text": "string",  # reply text (lines joined by \n); first lines of a data block
+    "reply_to": "Int32",  # on a reply, the seq of the unit it answers
+    "latency": "float64",  # seconds from that unit to its reply
+    "source": "category",  # lab, tcp, pcap, postfix, swaks, smtplib, ...
+    "client": "string",  # client endpoint, host:port where known
+    "server": "string",  # server endpoint, host:port where known
+    "tls": "boolean",  # the unit travelled under TLS
+    "size": "Int64",  # octets of a data block
+    "lines": "Int32",  # lines of a data block
+}
+
+KINDS = ("connect", "command", "reply", "data", "tls", "close", "note")
+SENDERS = ("client", "server")
+
+#: The verb of the pseudo-commands answered by the greeting and by the reply to the final dot.
+CONNECT = "CONNECT"
+DATA_END = "DATA-END"

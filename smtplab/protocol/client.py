@@ -1,0 +1,223 @@
+"""The client side of an SMTP connection, sans-IO.
+
+Theory of operation
+-------------------
+Each command method (:meth:`ClientConnection.ehlo`, :meth:`~ClientConnection.mail`, ...) checks
+that the command is in sequence, formats it, and queues its bytes for
+:meth:`~ClientConnection.data_to_send`; it also remembers that a reply to it is expected.
+:meth:`~ClientConnection.receive_data` takes the server's bytes and
+:meth:`~ClientConnection.next_event` returns one :class:`ReplyReceived` per complete reply,
+paired with the oldest command still waiting (replies come in command order, RFC 2920 3.1).
+
+The client follows the same state table as the server. It validates a new command against the
+state it would reach if every command still waiting for a reply succeeded, so commands can be
+pipelined; misuse (MAIL before EHLO, DATA when no recipient was accepted) raises
+:class:`LocalProtocolError` and nothing is sent. :meth:`~ClientConnection.send_raw` sends any
+bytes unchecked, for experiments.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
+from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Event, ReplyReceived
+from smtplab.protocol.framing import dot_stuff
+from smtplab.protocol.replies import ReplyParser
+from smtplab.protocol.states import (
+    CONNECT,
+    DATA_END,
+    POSITIVE_CODES,
+    TRANSITIONS,
+    State,
+    allowed,
+    next_state,
+)
+
+_HINTS = {
+    (State.GREETING, None): "wait for the server's greeting before sending commands (RFC 5321 3.1)",
+    (State.REFUSED, None): "the server refused service (554 greeting): only QUIT is allowed",
+    (State.CONNECTED, "MAIL"): "send EHLO or HELO before MAIL (RFC 5321 4.1.4)",
+    (State.CONNECTED, "RCPT"): "RCPT needs an accepted MAIL first (RFC 5321 3.3)",
+    (State.READY, "RCPT"): "RCPT needs an accepted MAIL first (RFC 5321 3.3)",
+    (State.MAIL, "DATA"): "DATA needs at least one accepted recipient; the server has accepted "
+    "none (RFC 5321 3.3)",
+    (State.MAIL, "MAIL"): "a transaction is already open: send RSET first (RFC 5321 4.1.1.2)",
+    (State.RCPT, "MAIL"): "a transaction is already open: send RSET first (RFC 5321 4.1.1.2)",
+    (State.DATA, None): "the server is reading message content: send the message first",
+    (State.CLOSED, None): "the session is closed",
+}
+
+
+class ClientConnection:
+    """One SMTP connection seen from the client. See the module docstring."""
+
+    def __init__(self) -> None:
+        self.state = State.GREETING
+        self.extensions: dict[str, str] = {}  # EHLO keyword -> its parameters (RFC 5321 4.1.1.1)
+        self._parser = ReplyParser()
+        self._waiting: deque[str] = deque([CONNECT])
+        self._out = bytearray()
+        self._eof = False
+        self._closed_seen = False
+        self._raw = False  # send_raw was used: the server may answer things we did not track
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def ehlo(self, domain: str) -> None:
+        self.send_command("EHLO", domain)
+
+    def helo(self, domain: str) -> None:
+        self.send_command("HELO", domain)
+
+    def mail(self, address: str, params: dict[str, str | None] | None = None) -> None:
+        self.send_command("MAIL", f"FROM:<{address}>{_params(params)}")
+
+    def rcpt(self, address: str, params: dict[str, str | None] | None = None) -> None:
+        self.send_command("RCPT", f"TO:<{address}>{_params(params)}")
+
+    def data(self) -> None:
+        self.send_command("DATA")
+
+    def rset(self) -> None:
+        self.send_command("RSET")
+
+    def noop(self) -> None:
+        self.send_command("NOOP")
+
+    def vrfy(self, string: str) -> None:
+        self.send_command("VRFY", string)
+
+    def expn(self, string: str) -> None:
+        self.send_command("EXPN", string)
+
+    def help(self, topic: str = "") -> None:
+        self.send_command("HELP", topic)
+
+    def quit(self) -> None:
+        self.send_command("QUIT")
+
+    def send_command(self, verb: str, argument: str = "") -> None:
+        """Queue one command line after checking it is in sequence."""
+        verb = verb.upper()
+        if "\r" in argument or "\n" in argument:
+            raise LocalProtocolError("a command argument cannot contain CR or LF")
+        planned = self.planned_state
+        if verb in POSITIVE_CODES and not allowed(planned, verb):
+            hint = _HINTS.get((planned, verb)) or _HINTS.get((planned, None)) or "out of sequence"
+            raise LocalProtocolError(f"cannot send {verb} now ({planned.value}): {hint}")
+        line = f"{verb} {argument}" if argument else verb
+        self._out += line.encode("utf-8") + b"\r\n"
+        self._waiting.append(verb)
+
+    def send_message(self, content: bytes) -> None:
+        """Send the message after a 354: dot-stuffed, CRLF line ends, then ``<CRLF>.<CRLF>``."""
+        if self.state is not State.DATA or self._waiting:
+            raise LocalProtocolError(
+                "send the message only after the server answered DATA with 354 (RFC 5321 4.1.1.4)"
+            )
+        self._out += dot_stuff(content)
+        self._waiting.append(DATA_END)
+
+    def send_raw(self, data: bytes, expect: tuple[str, ...] | None = None) -> None:
+        """Send ``data`` exactly as given, unchecked, for experiments.
+
+        ``expect`` names the replies it will get (e.g. ``("RCPT",)``); by default they are
+        worked out the way RFC 5321 frames input: one per CRLF-terminated command line, one
+        for a ``<CRLF>.<CRLF>`` that ends message data. A server that frames differently (bare
+        LF as a line end) may send more; those replies come with verb ``UNSOLICITED``.
+        """
+        self._raw = True
+        self._out += data
+        if expect is None:
+            expect = expected_steps(data, self.planned_state is State.DATA)
+        self._waiting.extend(step.upper() for step in expect)
+
+    @property
+    def planned_state(self) -> State:
+        """The state once every command still waiting for a reply has been accepted."""
+        state = self.state
+        for step in self._waiting:
+            state = TRANSITIONS.get((state, step), state)
+        return state
+
+    @property
+    def waiting(self) -> tuple[str, ...]:
+        """The steps sent whose replies have not arrived yet, oldest first."""
+        return tuple(self._waiting)
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    # -- replies ----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the server; ``b""`` means the server closed the connection."""
+        if data:
+            self._parser.feed(data)
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event:
+        """The next :class:`ReplyReceived`, :class:`ConnectionClosed` or :data:`NEED_DATA`."""
+        reply = self._parser.next_reply()
+        if reply is None:
+            if self._eof and not self._closed_seen:
+                self._closed_seen = True
+                during_data = self.state is State.DATA
+                self.state = State.CLOSED
+                return ConnectionClosed(during_data=during_data)
+            return NEED_DATA
+        if self._waiting:
+            step = self._waiting.popleft()
+        elif reply.code == 421 or self._raw:
+            step = "UNSOLICITED"  # a server may say 421 and close at any time (RFC 5321 3.8)
+        else:
+            raise RemoteProtocolError(f"reply '{reply}' arrived when no command was waiting")
+        self.state = (
+            State.CLOSED
+            if step == "UNSOLICITED" and reply.code == 421
+            else next_state(self.state, step, reply.code)
+        )
+        if step == "EHLO" and reply.code == 250:
+            self.extensions = _parse_ehlo(reply.lines[1:])
+        elif step in ("HELO", "EHLO"):
+            self.extensions = {}
+        return ReplyReceived(step, reply)
+
+
+def _params(params: dict[str, str | None] | None) -> str:
+    if not params:
+        return ""
+    return "".join(f" {k}" if v is None else f" {k}={v}" for k, v in params.items())
+
+
+def _parse_ehlo(lines: list[str]) -> dict[str, str]:
+    keywords = {}
+    for line in lines:
+        keyword, _, params = line.strip().partition(" ")
+        if keyword:
+            keywords[keyword.upper()] = params
+    return keywords
+
+
+def expected_steps(data: bytes, in_data: bool) -> tuple[str, ...]:
+    """The replies a strictly RFC 5321 server owes for ``data`` (see ``send_raw``)."""
+    steps: list[str] = []
+    while data:
+        if in_data:
+            end = (b"\r\n" + data).find(b"\r\n.\r\n")
+            if end < 0:
+                break
+            steps.append(DATA_END)
+            data, in_data = data[end + 3 :], False
+            continue
+        line, found, rest = data.partition(b"\r\n")
+        if not found:
+            break
+        verb = line.split(b" ", 1)[0].decode("ascii", "replace").upper()
+        steps.append(verb)
+        data, in_data = rest, verb == "DATA"
+    return tuple(steps)

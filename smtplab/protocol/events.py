@@ -1,0 +1,221 @@
+"""Events: what one side of an SMTP connection sees the other side do.
+
+A server connection turns received bytes into *command events* (:class:`Hello`,
+:class:`MailFrom`, :class:`RcptTo`, ...), a :class:`MessageReceived` after the final dot, and
+:class:`ConnectionClosed`. Each command event owes exactly one :class:`Reply`; when the
+protocol itself already knows the answer (bad syntax, bad sequence, an overlong line) the
+event's ``error`` field holds that reply, and the server must send it or another 4xx/5xx reply.
+
+A client connection turns received bytes into :class:`ReplyReceived` events.
+
+All events are frozen dataclasses, so they can be stored, compared and put in tables.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One SMTP reply: a three-digit code, an optional RFC 3463 enhanced code, and text.
+
+    ``text`` holds the reply's lines joined by ``\\n`` (without the code, the hyphen or the
+    enhanced code). ``Reply(250, "OK", "2.0.0")`` is sent as ``250 2.0.0 OK``.
+    """
+
+    code: int
+    text: str = ""
+    enhanced: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, int) or not 200 <= self.code <= 599:
+            raise ValueError(f"reply code must be an int from 200 to 599, not {self.code!r}")
+        if self.enhanced is not None and not _ENHANCED.match(self.enhanced):
+            raise ValueError(
+                f"enhanced status code must look like '2.1.5' (RFC 3463), not {self.enhanced!r}"
+            )
+        if "\r" in self.text:
+            raise ValueError("reply text must not contain CR; separate lines with '\\n'")
+
+    @property
+    def lines(self) -> list[str]:
+        """The text lines of the reply (one for a single-line reply)."""
+        return self.text.split("\n")
+
+    @property
+    def is_positive(self) -> bool:
+        """2xx or 3xx: the command was accepted (RFC 5321 4.2.1)."""
+        return self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        """4xx: a transient failure; the client should retry later."""
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        """5xx: a permanent failure; retrying the same command will fail again."""
+        return self.code >= 500
+
+    def to_bytes(self) -> bytes:
+        """The reply as sent on the wire (RFC 5321 4.2: ``code-text`` lines, then ``code text``)."""
+        lines = self.lines
+        out = []
+        for index, line in enumerate(lines):
+            sep = " " if index == len(lines) - 1 else "-"
+            body = f"{self.enhanced} {line}" if self.enhanced and line else (self.enhanced or line)
+            if body:
+                out.append(f"{self.code}{sep}{body}\r\n")
+            else:  # "250" alone is a complete reply line (RFC 5321 4.2)
+                out.append(f"{self.code}{sep.strip()}\r\n")
+        return "".join(out).encode("utf-8")
+
+    def __str__(self) -> str:
+        head = f"{self.code} {self.enhanced}" if self.enhanced else str(self.code)
+        return "\n".join(f"{head} {line}".rstrip() for line in self.lines)
+
+
+class Event:
+    """Base class of everything ``next_event()`` returns."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class Command(Event):
+    """A command line received by a server.
+
+    ``verb`` is upper-cased; ``argument`` is the rest of the line as sent. ``error`` is the
+    reply the protocol requires (the command must then not be accepted), or ``None`` when the
+    decision belongs to the server's policy.
+    """
+
+    verb: str
+    argument: str = ""
+    error: Reply | None = None
+
+
+@dataclass(frozen=True)
+class Hello(Command):
+    """HELO or EHLO (RFC 5321 4.1.1.1). ``domain`` is the client's claimed identity."""
+
+    domain: str = ""
+
+    @property
+    def extended(self) -> bool:
+        """True for EHLO: the client asks for the server's ESMTP extensions."""
+        return self.verb == "EHLO"
+
+
+@dataclass(frozen=True)
+class MailFrom(Command):
+    """MAIL FROM:<reverse-path> [parameters] (RFC 5321 4.1.1.2). ``address`` is '' for <>."""
+
+    address: str = ""
+    params: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RcptTo(Command):
+    """RCPT TO:<forward-path> [parameters] (RFC 5321 4.1.1.3)."""
+
+    address: str = ""
+    params: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataCommand(Command):
+    """DATA (RFC 5321 4.1.1.4): the client asks to send the message content."""
+
+
+@dataclass(frozen=True)
+class Reset(Command):
+    """RSET (RFC 5321 4.1.1.5): abort the current transaction."""
+
+
+@dataclass(frozen=True)
+class Verify(Command):
+    """VRFY <string> (RFC 5321 4.1.1.6): ask whether a mailbox exists."""
+
+
+@dataclass(frozen=True)
+class Expand(Command):
+    """EXPN <string> (RFC 5321 4.1.1.7): ask for the members of a mailing list."""
+
+
+@dataclass(frozen=True)
+class Help(Command):
+    """HELP [string] (RFC 5321 4.1.1.8)."""
+
+
+@dataclass(frozen=True)
+class Noop(Command):
+    """NOOP (RFC 5321 4.1.1.9): do nothing, reply 250."""
+
+
+@dataclass(frozen=True)
+class Quit(Command):
+    """QUIT (RFC 5321 4.1.1.10): the server replies 221 and closes."""
+
+
+@dataclass(frozen=True)
+class UnknownCommand(Command):
+    """A line that is not a command this server implements (error: 500 or 502)."""
+
+
+@dataclass(frozen=True)
+class MessageReceived(Event):
+    """The message content, complete after ``<CRLF>.<CRLF>`` (RFC 5321 4.1.1.4).
+
+    ``content`` is the message with dot-stuffing removed and lines ending in CRLF. When
+    ``error`` is set the message is not acceptable (an overlong line, bare LF/CR under the
+    ``reject`` setting, over the size limit) and ``content`` holds only what was kept before
+    the problem; it must be rejected with ``error`` or another 4xx/5xx reply.
+    """
+
+    content: bytes
+    size: int
+    line_count: int
+    error: Reply | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionClosed(Event):
+    """The peer closed its side of the connection. ``during_data`` marks a message cut short."""
+
+    during_data: bool = False
+
+
+@dataclass(frozen=True)
+class ReplyReceived(Event):
+    """A client received a complete (possibly multi-line) reply to the command ``verb``.
+
+    ``verb`` is ``CONNECT`` for the greeting and ``DATA-END`` for the reply after the final
+    dot; ``UNSOLICITED`` for a reply that answers no command (a 421 before closing).
+    """
+
+    verb: str
+    reply: Reply
+
+
+class _Sentinel(Event):
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NEED_DATA = _Sentinel("NEED_DATA")
+"""``next_event()`` needs more bytes before it can return another event."""
+
+PAUSED = _Sentinel("PAUSED")
+"""``next_event()`` waits for this side to send a reply first (the greeting, or the reply
+owed to the last command event). RFC 5321 replies come in command order, so a server answers
+one command before it reads the next (RFC 2920 3.1)."""

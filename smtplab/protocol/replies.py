@@ -1,0 +1,87 @@
+"""Reading replies, as a client does (RFC 5321 4.2, RFC 3463, RFC 2034).
+
+A reply is one or more lines ``code-text`` ending with a line ``code text`` (or just ``code``).
+Every line of one reply carries the same code (4.2.1). An enhanced status code, when the server
+uses them (ENHANCEDSTATUSCODES, RFC 2034), starts the text of each line; the parser takes it
+from the first line and strips it from every line that repeats it.
+
+A client should be liberal here (a reply line ending in a bare LF is accepted), but a line that
+is not a reply at all is the server's error: :class:`RemoteProtocolError`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplab.protocol.errors import RemoteProtocolError
+from smtplab.protocol.events import Reply
+
+_REPLY_LINE = re.compile(rb"([2-5][0-5][0-9])(?:([ -])(.*))?")
+_ENHANCED_PREFIX = re.compile(r"([245]\.\d{1,3}\.\d{1,3})(?: |$)")
+
+#: A reply line may be 512 octets (4.5.3.1.5); accept far longer ones, but not without bound.
+MAX_REPLY_LINE = 64 * 1024
+
+
+class ReplyParser:
+    """Accumulates reply lines; :meth:`next_reply` returns each complete :class:`Reply`."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._lines: list[tuple[int, str]] = []
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    @property
+    def pending(self) -> bool:
+        """Part of a reply has been received but not its last line."""
+        return bool(self._buffer) or bool(self._lines)
+
+    def next_reply(self) -> Reply | None:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > MAX_REPLY_LINE:
+                    raise RemoteProtocolError(f"reply line longer than {MAX_REPLY_LINE} octets")
+                return None
+            raw = bytes(self._buffer[:end]).rstrip(b"\r")
+            del self._buffer[: end + 1]
+            match = _REPLY_LINE.fullmatch(raw)
+            if match is None:
+                raise RemoteProtocolError(f"not an SMTP reply line: {raw[:80]!r}")
+            code = int(match.group(1))
+            if self._lines and self._lines[0][0] != code:
+                raise RemoteProtocolError(
+                    f"reply line with code {code} inside a {self._lines[0][0]} reply "
+                    "(RFC 5321 4.2.1: every line of a reply has the same code)"
+                )
+            text = (match.group(3) or b"").decode("utf-8", errors="replace")
+            self._lines.append((code, text))
+            if match.group(2) != b"-":
+                lines, self._lines = self._lines, []
+                return build_reply(code, [line for _, line in lines])
+
+
+def build_reply(code: int, lines: list[str]) -> Reply:
+    """A :class:`Reply` from its code and the text of its lines, taking the enhanced code out."""
+    enhanced = None
+    match = _ENHANCED_PREFIX.match(lines[0])
+    if match:  # kept even when its class differs from the code's: analysis flags that
+        enhanced = match.group(1)
+        prefix = enhanced + " "
+        lines = [
+            line[len(prefix) :] if line.startswith(prefix) else ("" if line == enhanced else line)
+            for line in lines
+        ]
+    return Reply(code, "\n".join(lines), enhanced)
+
+
+def parse_reply(data: bytes) -> Reply:
+    """Parse exactly one complete reply, e.g. ``parse_reply(b"250 2.1.5 OK\\r\\n")``."""
+    parser = ReplyParser()
+    parser.feed(data if data.endswith(b"\n") else data + b"\r\n")
+    reply = parser.next_reply()
+    if reply is None or parser.pending:
+        raise ValueError(f"not exactly one complete SMTP reply: {data[:80]!r}")
+    return reply

@@ -1,0 +1,288 @@
+"""The server side of an SMTP connection, sans-IO.
+
+Theory of operation
+-------------------
+Feed received bytes to :meth:`ServerConnection.receive_data`; call
+:meth:`ServerConnection.next_event` until it returns :data:`NEED_DATA` (or :data:`PAUSED`);
+answer each command event with exactly one :meth:`ServerConnection.send`; write
+:meth:`ServerConnection.data_to_send` to the peer. The first thing a server sends is its
+greeting (220, or 554 to refuse service), before any event is returned.
+
+Bytes are parsed lazily, one command at a time, and only after the previous command has been
+answered: replies go out in command order (RFC 2920 3.1), and bytes that follow ``DATA`` are
+read as message content only once 354 has been sent, because only then is the client allowed
+to send them (RFC 5321 4.1.1.4; RFC 2920 3.1).
+
+The connection decides what is *protocol*: framing, syntax, sequence (through the table in
+:mod:`smtplab.protocol.states`), limits. It puts the reply RFC 5321 requires in the event's
+``error`` field and refuses (:class:`LocalProtocolError`) to accept such a command. Everything
+else - which mailboxes exist, what text to say - is the caller's (the policy's) decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from smtplab.protocol.commands import decode_line, parse_command, split_command
+from smtplab.protocol.errors import LocalProtocolError
+from smtplab.protocol.events import (
+    NEED_DATA,
+    PAUSED,
+    Command,
+    ConnectionClosed,
+    Event,
+    Hello,
+    MailFrom,
+    MessageReceived,
+    RcptTo,
+    Reply,
+)
+from smtplab.protocol.framing import (
+    CommandLineReader,
+    DataReader,
+    InputBuffer,
+    LineEndings,
+    Problem,
+)
+from smtplab.protocol.states import (
+    CONNECT,
+    DATA_END,
+    POSITIVE_CODES,
+    State,
+    allowed,
+    next_state,
+)
+
+DEFAULT_EXTENSIONS = frozenset(
+    {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"}
+)
+
+# Replies the protocol itself requires, by problem (RFC 5321 4.2.3, RFC 3463).
+_LINE_PROBLEMS = {
+    Problem.TOO_LONG: Reply(500, "Line too long (RFC 5321 4.5.3.1.4)", "5.5.2"),
+    Problem.BARE_LF: Reply(
+        500, "Bare LF in command: SMTP lines end with CRLF (RFC 5321 2.3.8)", "5.5.2"
+    ),
+    Problem.BARE_CR: Reply(
+        500, "Bare CR in command: SMTP lines end with CRLF (RFC 5321 2.3.8)", "5.5.2"
+    ),
+}
+_DATA_PROBLEMS = {
+    Problem.TOO_LONG: Reply(500, "Line too long in message (RFC 5321 4.5.3.1.6)", "5.5.2"),
+    Problem.BARE_LF: Reply(
+        554, "Message rejected: bare LF in data; lines end with CRLF (RFC 5321 2.3.8)", "5.6.0"
+    ),
+    Problem.BARE_CR: Reply(
+        554, "Message rejected: bare CR in data; lines end with CRLF (RFC 5321 2.3.8)", "5.6.0"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Protocol settings of a server connection (policy lives elsewhere).
+
+    ``extensions`` are the EHLO keywords the server supports; ``max_message_size`` is the SIZE
+    limit (RFC 1870), ``None`` for none.
+    """
+
+    max_command_line: int = 512  # octets with CRLF, RFC 5321 4.5.3.1.4
+    max_text_line: int = 1000  # octets with CRLF, RFC 5321 4.5.3.1.6
+    max_message_size: int | None = 10 * 1024 * 1024
+    line_endings: LineEndings = LineEndings.REJECT
+    extensions: frozenset[str] = DEFAULT_EXTENSIONS
+    enhanced_status_codes: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.line_endings, LineEndings):
+            object.__setattr__(self, "line_endings", LineEndings(self.line_endings))
+        object.__setattr__(self, "extensions", frozenset(e.upper() for e in self.extensions))
+        if self.max_command_line < 512 or self.max_text_line < 1000:
+            raise ValueError("RFC 5321 4.5.3.1 requires limits of at least 512 and 1000 octets")
+
+    def ehlo_keywords(self) -> list[str]:
+        """The EHLO reply lines after the first, in a stable order (RFC 5321 4.1.1.1)."""
+        keywords = []
+        for name in sorted(self.extensions):
+            if name == "ENHANCEDSTATUSCODES" and not self.enhanced_status_codes:
+                continue
+            if name == "SIZE" and self.max_message_size is not None:
+                keywords.append(f"SIZE {self.max_message_size}")
+            else:
+                keywords.append(name)
+        return keywords
+
+
+@dataclass
+class Envelope:
+    """The current mail transaction as the server accepted it so far."""
+
+    mail_from: str | None = None
+    mail_params: dict[str, str | None] = field(default_factory=dict)
+    recipients: list[str] = field(default_factory=list)
+
+
+class ServerConnection:
+    """One SMTP connection seen from the server. See the module docstring."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.state = State.GREETING
+        self.client_domain: str | None = None
+        self.extended = False  # the client said EHLO: ESMTP parameters are allowed
+        self.envelope = Envelope()
+        self._in = InputBuffer()
+        self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
+        self._data: DataReader | None = None
+        self._out = bytearray()
+        self._owed: str | None = CONNECT  # the step whose reply is owed, if any
+        self._owed_event: Event | None = None
+        self._closed_seen = False
+
+    # -- input ------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add received bytes; ``b""`` means the client closed its side."""
+        self._in.feed(data)
+
+    def next_event(self) -> Event:
+        """The next event, :data:`NEED_DATA`, or :data:`PAUSED` while a reply is owed."""
+        if self._owed is not None:
+            return PAUSED
+        if self.state is State.CLOSED:
+            return self._closed(during_data=False) if self._in.eof else NEED_DATA
+        if self.state is State.DATA:
+            return self._next_data_event()
+        line = self._lines.next_line(self._in)
+        if line is None:
+            return self._closed(during_data=False) if self._in.eof else NEED_DATA
+        event = self._command_event(line.content, line.problem)
+        self._owed, self._owed_event = event.verb, event
+        return event
+
+    def _next_data_event(self) -> Event:
+        assert self._data is not None
+        end = self._data.read(self._in)
+        if end is None:
+            return self._closed(during_data=True) if self._in.eof else NEED_DATA
+        error = _DATA_PROBLEMS.get(end.problem) if end.problem else None
+        if end.problem is Problem.TOO_LARGE:
+            limit = self.config.max_message_size
+            error = Reply(552, f"Message size exceeds fixed limit of {limit} octets", "5.3.4")
+        event = MessageReceived(end.content, end.size, end.line_count, error)
+        self._owed, self._owed_event = DATA_END, event
+        return event
+
+    def _closed(self, during_data: bool) -> Event:
+        if self._closed_seen:
+            return NEED_DATA
+        self._closed_seen = True
+        self.state = State.CLOSED
+        self._data = None
+        return ConnectionClosed(during_data=during_data)
+
+    def _command_event(self, raw: bytes, problem: Problem | None) -> Command:
+        line = decode_line(raw)
+        if problem is not None:
+            verb, argument = split_command(line)
+            return Command(verb, argument, _LINE_PROBLEMS[problem])
+        event = parse_command(
+            line, self.config.extensions, self.extended, self.config.max_message_size
+        )
+        sequence_error = self._sequence_error(event.verb)
+        if sequence_error is not None:
+            event = dataclasses.replace(event, error=sequence_error)
+        return event
+
+    def _sequence_error(self, verb: str) -> Reply | None:
+        """The 503 (or 554) reply for a command out of sequence (RFC 5321 3.3, 4.1.4)."""
+        if verb not in POSITIVE_CODES or allowed(self.state, verb):
+            return None
+        state = self.state
+        if state is State.REFUSED:
+            text = "Service refused at connection: only QUIT is accepted (RFC 5321 3.1)"
+        elif verb == "MAIL" and state in (State.MAIL, State.RCPT):
+            text = "Nested MAIL command: finish or RSET the current transaction first"
+        elif verb == "MAIL":
+            text = "Send HELO or EHLO first (RFC 5321 4.1.4)"
+        elif verb == "RCPT":
+            text = "Need MAIL before RCPT"
+        elif verb == "DATA" and state is State.MAIL:
+            # RFC 5321 4.1.1.4 allows 503 or 554 here; 554 says why.
+            return Reply(554, "No valid recipients", "5.5.1")
+        elif verb == "DATA":
+            text = "Need MAIL and RCPT before DATA"
+        else:
+            text = "Bad sequence of commands"
+        return Reply(503, text, "5.5.1")
+
+    # -- output -----------------------------------------------------------------------------
+
+    @property
+    def owed(self) -> Event | None:
+        """The command event (or message) awaiting a reply, if any."""
+        return self._owed_event
+
+    def send(self, reply: Reply) -> None:
+        """Queue ``reply`` as the answer to the owed step (or an unprompted 421)."""
+        if self.state is State.CLOSED:
+            raise LocalProtocolError("the connection is closed: nothing more can be sent")
+        step = self._owed
+        if step is None:
+            if reply.code != 421:
+                raise LocalProtocolError(
+                    f"no command is waiting for a reply; only 421 may be sent unprompted, "
+                    f"not {reply.code} (RFC 5321 3.8)"
+                )
+            step = "UNSOLICITED"
+        elif reply.code < 400:
+            self._check_positive(step, reply)
+        if not self.config.enhanced_status_codes and reply.enhanced:
+            reply = dataclasses.replace(reply, enhanced=None)
+        self._apply(step, reply)
+        self._out += reply.to_bytes()
+
+    def _check_positive(self, step: str, reply: Reply) -> None:
+        codes = POSITIVE_CODES.get(step)
+        if codes is None or reply.code not in codes:
+            expected = ", ".join(map(str, sorted(codes))) if codes else "a 4xx or 5xx reply"
+            raise LocalProtocolError(f"{reply.code} cannot answer {step}; expected {expected}")
+        error = getattr(self._owed_event, "error", None)
+        if error is not None:
+            raise LocalProtocolError(
+                f"the protocol requires rejecting this {step} command with '{error}', "
+                f"not accepting it with {reply.code}"
+            )
+
+    def _apply(self, step: str, reply: Reply) -> None:
+        event, previous = self._owed_event, self.state
+        self._owed, self._owed_event = None, None
+        if step == "UNSOLICITED":
+            self.state = State.CLOSED
+            return
+        self.state = next_state(previous, step, reply.code)
+        if reply.code >= 400:
+            if self.state is not previous:  # a refused final dot, a 421: no transaction left
+                self.envelope, self._data = Envelope(), None
+            return
+        if isinstance(event, Hello):
+            self.client_domain, self.extended = event.domain, event.extended
+        if isinstance(event, MailFrom):
+            self.envelope = Envelope(event.address, event.params)
+        elif isinstance(event, RcptTo):
+            self.envelope.recipients.append(event.address)
+        if self.state is State.DATA and previous is not State.DATA:
+            config = self.config
+            self._data = DataReader(
+                config.max_text_line, config.max_message_size, config.line_endings
+            )
+        elif self.state in (State.READY, State.CONNECTED, State.CLOSED):
+            self.envelope = Envelope()  # EHLO, RSET, end of data, QUIT: no transaction
+            self._data = None
+
+    def data_to_send(self) -> bytes:
+        """The bytes queued for the client since the last call."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out

@@ -1,0 +1,100 @@
+"""The SMTP session state machine, as data (RFC 5321 3.3, 4.1.1, 4.1.4, 4.3.2).
+
+One table drives the server (is this command allowed now?), validates the client (may I send
+this now?) and is drawn in the notebooks. A *step* is a command verb, or one of the pseudo-steps
+``CONNECT`` (the server's greeting) and ``DATA-END`` (the final dot). :data:`TRANSITIONS` gives the
+state after a step that the server *accepted*; a step that is not in the table for the current
+state is out of sequence (503). A refused step leaves the state unchanged, with the exceptions in
+:data:`ON_REFUSAL`. A 221 or 421 reply always closes the session.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class State(Enum):
+    """Where a session stands. The values are what notebooks and diagrams show."""
+
+    GREETING = "greeting"  # connected; the server has not sent its greeting yet
+    CONNECTED = "connected"  # greeted with 220; no HELO/EHLO yet
+    REFUSED = "refused"  # greeted with 554: only QUIT is accepted (RFC 5321 3.1)
+    READY = "ready"  # HELO/EHLO done, no mail transaction
+    MAIL = "mail"  # MAIL accepted, no recipient yet
+    RCPT = "rcpt"  # at least one recipient accepted
+    DATA = "data"  # 354 sent: message content until <CRLF>.<CRLF>
+    CLOSED = "closed"  # after 221 or 421, or the connection is gone
+
+
+CONNECT = "CONNECT"
+DATA_END = "DATA-END"
+
+#: Commands a server may accept before HELO/EHLO (RFC 5321 4.1.4: "NOOP, HELP, EXPN, VRFY,
+#: and RSET ... can be used at any time during a session, or without previously initializing a
+#: session") and after a 554 greeting only QUIT (3.1).
+ANYTIME = ("NOOP", "HELP", "EXPN", "VRFY", "RSET", "QUIT")
+HELLO = ("EHLO", "HELO")
+
+
+def _build() -> dict[tuple[State, str], State]:
+    table: dict[tuple[State, str], State] = {(State.GREETING, CONNECT): State.CONNECTED}
+    for state in (State.CONNECTED, State.READY, State.MAIL, State.RCPT):
+        for verb in ANYTIME:
+            table[(state, verb)] = state
+        # A repeated EHLO/HELO resets any transaction (RFC 5321 4.1.4).
+        for verb in HELLO:
+            table[(state, verb)] = State.READY
+        table[(state, "QUIT")] = State.CLOSED
+    for state in (State.MAIL, State.RCPT):
+        table[(state, "RSET")] = State.READY  # RSET aborts the transaction (4.1.1.5)
+    table[(State.READY, "MAIL")] = State.MAIL
+    table[(State.MAIL, "RCPT")] = State.RCPT
+    table[(State.RCPT, "RCPT")] = State.RCPT
+    table[(State.RCPT, "DATA")] = State.DATA
+    table[(State.DATA, DATA_END)] = State.READY
+    table[(State.REFUSED, "QUIT")] = State.CLOSED
+    return table
+
+
+TRANSITIONS: dict[tuple[State, str], State] = _build()
+"""``{(state, step): state after the server accepts the step}``."""
+
+ON_REFUSAL: dict[tuple[State, str], State] = {
+    # A 554 greeting: the server refuses service but waits for QUIT (RFC 5321 3.1).
+    (State.GREETING, CONNECT): State.REFUSED,
+    # Whatever the reply to the final dot, the transaction is over (RFC 5321 4.1.1.4).
+    (State.DATA, DATA_END): State.READY,
+}
+"""``{(state, step): state}`` for the steps whose *refusal* still changes the state."""
+
+#: Positive reply codes that each step may get (RFC 5321 4.3.2). Anything else positive is a
+#: local mistake; any 4xx/5xx reply may answer any step.
+POSITIVE_CODES: dict[str, frozenset[int]] = {
+    CONNECT: frozenset({220}),
+    "EHLO": frozenset({250}),
+    "HELO": frozenset({250}),
+    "MAIL": frozenset({250}),
+    "RCPT": frozenset({250, 251}),
+    "DATA": frozenset({354}),
+    DATA_END: frozenset({250}),
+    "RSET": frozenset({250}),
+    "VRFY": frozenset({250, 251, 252}),
+    "EXPN": frozenset({250, 252}),
+    "HELP": frozenset({211, 214}),
+    "NOOP": frozenset({250}),
+    "QUIT": frozenset({221}),
+}
+
+
+def next_state(state: State, step: str, code: int) -> State:
+    """The state after ``step`` in ``state`` was answered with ``code``."""
+    if code in (221, 421):
+        return State.CLOSED
+    if code < 400:
+        return TRANSITIONS.get((state, step), state)
+    return ON_REFUSAL.get((state, step), state)
+
+
+def allowed(state: State, step: str) -> bool:
+    """Whether ``step`` is in sequence in ``state``."""
+    return (state, step) in TRANSITIONS

@@ -1,0 +1,126 @@
+"""Server behaviour as policy: one hook per command, each returning the reply.
+
+A policy decides what the protocol leaves open - who is greeted, which recipients exist, what
+the replies say - and nothing else: commands the protocol already rejects (bad syntax, bad
+sequence, overlong lines) never reach a hook. Hooks are synchronous and do no I/O, so one
+policy runs in-process, over TCP and in tests alike (in the spirit of aiosmtpd's
+``handle_RCPT``).
+
+Subclass :class:`Policy` and override the hooks you need; each gets a :class:`Context` (who
+is talking, the transaction so far, the time) and the command event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smtplab.protocol.events import (
+    Command,
+    Expand,
+    Hello,
+    Help,
+    MailFrom,
+    MessageReceived,
+    Noop,
+    Quit,
+    RcptTo,
+    Reply,
+    Reset,
+    Verify,
+)
+from smtplab.protocol.server import Envelope, ServerConfig
+
+#: Placeholder in an end-of-data reply that the server replaces with the stored message's id.
+QUEUE_ID = "{queue_id}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a hook may know about the session when it decides."""
+
+    hostname: str  # the server's name, as in its greeting
+    client: str  # the client's address, host:port
+    client_domain: str | None  # what the client said in HELO/EHLO
+    extended: bool  # the client said EHLO
+    envelope: Envelope  # the transaction so far (MAIL accepted, recipients accepted)
+    config: ServerConfig
+    now: float  # POSIX seconds (virtual time in-process)
+    session: str  # the session id
+
+
+class Policy:
+    """The default behaviour: accept every syntactically valid address.
+
+    Replies follow RFC 5321's wording and carry RFC 3463 enhanced codes (RFC 2034 exempts
+    the greeting and the HELO/EHLO reply).
+    """
+
+    hostname = "mx.example.org"
+
+    def on_connect(self, ctx: Context) -> Reply:
+        return Reply(220, f"{ctx.hostname} ESMTP smtplab")
+
+    def on_hello(self, ctx: Context, event: Hello) -> Reply:
+        if not event.extended:
+            return Reply(250, ctx.hostname)
+        lines = [f"{ctx.hostname} greets {event.domain}", *ctx.config.ehlo_keywords()]
+        return Reply(250, "\n".join(lines))
+
+    def on_mail(self, ctx: Context, event: MailFrom) -> Reply:
+        return Reply(250, f"Sender <{event.address}> OK", "2.1.0")
+
+    def on_rcpt(self, ctx: Context, event: RcptTo) -> Reply:
+        return Reply(250, f"Recipient <{event.address}> OK", "2.1.5")
+
+    def on_data(self, ctx: Context, event: Command) -> Reply:
+        return Reply(354, "End data with <CR><LF>.<CR><LF>")
+
+    def on_message(self, ctx: Context, event: MessageReceived) -> Reply:
+        """Decide on a complete message; a 250 here means the server stores it first."""
+        return Reply(250, f"OK: queued as {QUEUE_ID}", "2.0.0")
+
+    def on_rset(self, ctx: Context, event: Reset) -> Reply:
+        return Reply(250, "OK", "2.0.0")
+
+    def on_noop(self, ctx: Context, event: Noop) -> Reply:
+        return Reply(250, "OK", "2.0.0")
+
+    def on_vrfy(self, ctx: Context, event: Verify) -> Reply:
+        # RFC 5321 3.5.3: 252 when the server will not or cannot verify.
+        return Reply(252, "Cannot VRFY user, but will accept message and attempt delivery", "2.5.2")
+
+    def on_expn(self, ctx: Context, event: Expand) -> Reply:
+        return Reply(502, "EXPN not available", "5.5.1")
+
+    def on_help(self, ctx: Context, event: Help) -> Reply:
+        return Reply(
+            214,
+            "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP\n"
+            "See RFC 5321 section 4.1 for each command",
+            "2.0.0",
+        )
+
+    def on_quit(self, ctx: Context, event: Quit) -> Reply:
+        return Reply(221, f"{ctx.hostname} closing connection", "2.0.0")
+
+    def reply_for(self, ctx: Context, event: Command | MessageReceived) -> Reply:
+        """Dispatch ``event`` to its hook."""
+        if isinstance(event, MessageReceived):
+            return self.on_message(ctx, event)
+        hook = getattr(self, _HOOKS[event.verb])
+        return hook(ctx, event)
+
+
+_HOOKS = {
+    "EHLO": "on_hello",
+    "HELO": "on_hello",
+    "MAIL": "on_mail",
+    "RCPT": "on_rcpt",
+    "DATA": "on_data",
+    "RSET": "on_rset",
+    "NOOP": "on_noop",
+    "VRFY": "on_vrfy",
+    "EXPN": "on_expn",
+    "HELP": "on_help",
+    "QUIT": "on_quit",
+}

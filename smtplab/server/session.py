@@ -1,0 +1,168 @@
+"""One server session: the sans-IO connection, a policy, a store and a recorder, wired.
+
+:class:`ServerSession` is still free of I/O: bytes in (:meth:`ServerSession.receive`), bytes
+out (:meth:`ServerSession.data_to_send`), time from a clock function. The in-process transport
+and the TCP server both drive it, so they behave identically.
+
+For each command event it asks the protocol first (an event with ``error`` is answered with that
+error), then the policy. For a complete message it asks the policy, and on 250 stores the
+message *before* the reply is queued, so a message acknowledged with 250 is always in the store
+and a session that ends before the final dot leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+
+from smtplab.log.recorder import Recorder
+from smtplab.protocol.events import (
+    NEED_DATA,
+    PAUSED,
+    Command,
+    ConnectionClosed,
+    MessageReceived,
+    Reply,
+)
+from smtplab.protocol.server import ServerConfig, ServerConnection
+from smtplab.protocol.states import State
+from smtplab.server.policy import QUEUE_ID, Context, Policy
+from smtplab.server.store import MemoryStore, received_header
+
+LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing", "4.3.0")
+
+
+class ServerSession:
+    """Drives one :class:`ServerConnection` with a policy, a store and a recorder."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        store: MemoryStore,
+        recorder: Recorder,
+        clock: Callable[[], float],
+        config: ServerConfig | None = None,
+        client: str = "unknown",
+        processing_time: float = 0.0,
+        advance: Callable[[float], None] | None = None,
+    ) -> None:
+        self.conn = ServerConnection(config)
+        self.policy = policy
+        self.store = store
+        self.recorder = recorder
+        self.clock = clock
+        self.client = client
+        self.processing_time = processing_time
+        self._advance = advance
+        self.errors: list[str] = []  # exceptions raised by policy hooks, answered with 451
+
+    @property
+    def closed(self) -> bool:
+        return self.conn.state is State.CLOSED
+
+    def start(self) -> None:
+        """Record the connection and send the greeting."""
+        self.recorder.connect(self.clock())
+        greeting = self._decide(lambda ctx: self.policy.on_connect(ctx))
+        if greeting.code not in (220, 421, 554):  # RFC 5321 3.1 and 3.8
+            greeting = Reply(421, "Service not available, closing transmission channel", "4.3.0")
+        self._reply(greeting)
+        if self.closed:
+            self.recorder.close(self.clock(), "server")
+
+    def receive(self, data: bytes) -> None:
+        """Take bytes from the client (``b""``: it closed) and answer all complete commands."""
+        self.conn.receive_data(data)
+        while True:
+            event = self.conn.next_event()
+            if event is NEED_DATA or event is PAUSED:
+                return
+            if isinstance(event, ConnectionClosed):
+                text = "client closed the connection"
+                if event.during_data:
+                    text += " during DATA: the partial message was discarded"
+                self.recorder.close(self.clock(), "client", text)
+                return
+            if isinstance(event, MessageReceived):
+                self.recorder.data(self.clock(), event.content, event.size, event.line_count)
+                self._reply(self._message_reply(event))
+            elif isinstance(event, Command):
+                self.recorder.command(self.clock(), event.verb, event.argument)
+                reply = event.error or self._decide(
+                    lambda ctx, ev=event: self.policy.reply_for(ctx, ev)
+                )
+                self._reply(reply)
+            if self.closed:
+                self.recorder.close(self.clock(), "server")
+                return
+
+    def data_to_send(self) -> bytes:
+        return self.conn.data_to_send()
+
+    def _context(self) -> Context:
+        conn = self.conn
+        return Context(
+            hostname=self.policy.hostname,
+            client=self.client,
+            client_domain=conn.client_domain,
+            extended=conn.extended,
+            envelope=conn.envelope,
+            config=conn.config,
+            now=self.clock(),
+            session=self.recorder.session,
+        )
+
+    def _decide(self, hook: Callable[[Context], Reply]) -> Reply:
+        try:
+            return hook(self._context())
+        except Exception as exc:  # a bug in a policy must not kill the session
+            self.errors.append("".join(traceback.format_exception_only(exc)).strip())
+            self.recorder.note(self.clock(), f"policy error, answered 451: {self.errors[-1]}")
+            return LOCAL_ERROR
+
+    def _message_reply(self, event: MessageReceived) -> Reply:
+        if event.error is not None:
+            return event.error
+        reply = self._decide(lambda ctx: self.policy.reply_for(ctx, event))
+        if reply.code != 250:
+            return reply
+        try:
+            queue_id = self._store(event)
+        except Exception as exc:  # the message is not stored: say so, never 250
+            self.errors.append(f"store failed: {exc}")
+            self.recorder.note(self.clock(), f"store failed, answered 451: {exc}")
+            return LOCAL_ERROR
+        return Reply(reply.code, reply.text.replace(QUEUE_ID, queue_id), reply.enhanced)
+
+    def _store(self, event: MessageReceived) -> str:
+        conn, now = self.conn, self.clock()
+        envelope = conn.envelope
+        queue_id = self.store.new_id(self.recorder.session, now)
+        protocol = "ESMTP" if conn.extended else "SMTP"
+        if "SMTPUTF8" in envelope.mail_params:
+            protocol = "UTF8SMTP"  # RFC 6531 4.3
+        header = received_header(
+            client_domain=conn.client_domain,
+            client_address=self.client,
+            hostname=self.policy.hostname,
+            protocol=protocol,
+            queue_id=queue_id,
+            recipient=envelope.recipients[0] if len(envelope.recipients) == 1 else None,
+            time=now,
+        )
+        self.store.deliver(
+            queue_id,
+            envelope.mail_from or "",
+            list(envelope.recipients),
+            header + event.content,
+            now,
+            self.recorder.session,
+        )
+        return queue_id
+
+    def _reply(self, reply: Reply) -> None:
+        if self.processing_time and self._advance is not None:
+            self._advance(self.processing_time)
+        self.conn.send(reply)
+        self.recorder.reply(self.clock(), reply)

@@ -1,0 +1,109 @@
+"""Message stores: where the server puts a message before it says 250.
+
+A store's :meth:`MemoryStore.deliver` either keeps the whole message and returns its id, or
+raises; the server acknowledges with 250 only after it returned (RFC 5321 4.1.1.4: the 250
+means the server has taken responsibility for the message). A ``Received:`` trace header is
+added at the top, as RFC 5321 4.4 requires of every SMTP server that accepts a message.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One accepted message with its envelope."""
+
+    id: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    content: bytes  # as stored: Received header, then the message as received
+    time: float  # POSIX seconds when it was accepted
+    session: str
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    @property
+    def message(self) -> EmailMessage:
+        """The message parsed with the standard library's modern email API."""
+        return email.message_from_bytes(self.content, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def received_header(
+    *,
+    client_domain: str | None,
+    client_address: str,
+    hostname: str,
+    protocol: str,
+    queue_id: str,
+    recipient: str | None,
+    time: float,
+) -> bytes:
+    """A ``Received:`` line as RFC 5321 4.4 defines it (From, By, With, ID, For, date)."""
+    host = client_address.rsplit(":", 1)[0]
+    when = format_datetime(datetime.fromtimestamp(time, UTC))
+    line = f"Received: from {client_domain or 'unknown'} ([{host}])\r\n\tby {hostname} (smtplab)"
+    line += f" with {protocol} id {queue_id}"
+    if recipient:
+        line += f"\r\n\tfor <{recipient}>"
+    return f"{line}; {when}\r\n".encode()
+
+
+class MemoryStore:
+    """Keeps accepted messages in a list (the lab's default)."""
+
+    def __init__(self) -> None:
+        self.messages: list[StoredMessage] = []
+
+    def new_id(self, session: str, time: float) -> str:
+        """A short id, unique and deterministic (same session and time, same id)."""
+        seed = f"{session}/{time}/{len(self.messages)}".encode()
+        return hashlib.sha1(seed).hexdigest()[:10].upper()
+
+    def deliver(
+        self,
+        queue_id: str,
+        mail_from: str,
+        recipients: list[str],
+        content: bytes,
+        time: float,
+        session: str,
+    ) -> StoredMessage:
+        stored = StoredMessage(queue_id, mail_from, tuple(recipients), content, time, session)
+        self.messages.append(stored)
+        return stored
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.messages)
+
+    def frame(self) -> Any:
+        """The stored messages as a DataFrame: id, envelope, subject, size, time."""
+        import pandas as pd
+
+        rows = [
+            {
+                "id": m.id,
+                "session": m.session,
+                "time": pd.Timestamp(m.time, unit="s", tz="UTC"),
+                "mail_from": m.mail_from,
+                "recipients": ", ".join(m.recipients),
+                "subject": m.message.get("Subject", ""),
+                "size": m.size,
+            }
+            for m in self.messages
+        ]
+        columns = ["id", "session", "time", "mail_from", "recipients", "subject", "size"]
+        return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,95 @@
+"""The in-process transport: a client and a server wired by memory, on a virtual clock.
+
+No sockets, no threads, no real time: a byte written by one side is handed to the other at
+once, and time moves only when the transport says so (a fixed one-way network delay per
+transfer, a fixed processing time per server reply). Two runs of the same session give the same
+transcript to the nanosecond, which is what makes notebooks and tests deterministic.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+#: Where lab time starts unless told otherwise: 2026-01-05 09:00:00 UTC (a Monday morning).
+DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+class VirtualClock:
+    """A clock that moves only when :meth:`advance` is called. Times are POSIX seconds."""
+
+    def __init__(self, start: datetime | float = DEFAULT_START) -> None:
+        if isinstance(start, datetime):
+            if start.tzinfo is None:
+                raise ValueError("give the start time a timezone, e.g. datetime(..., tzinfo=UTC)")
+            start = start.timestamp()
+        self._now = float(start)
+
+    def __call__(self) -> float:
+        return self._now
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock cannot go back")
+        self._now += seconds
+
+    def datetime(self) -> datetime:
+        return datetime.fromtimestamp(self._now, UTC)
+
+
+class ServerEnd(Protocol):
+    """What the in-process link needs of a server (a :class:`~smtplab.server.ServerSession`)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def receive(self, data: bytes) -> None: ...
+
+    def data_to_send(self) -> bytes: ...
+
+
+class InProcessLink:
+    """Carries bytes between a client and a server in memory, advancing a virtual clock.
+
+    Each transfer takes ``network_delay`` seconds of virtual time. The server answers
+    synchronously, so :meth:`exchange` returns every byte the server sent in response.
+    """
+
+    def __init__(self, server: ServerEnd, clock: VirtualClock, network_delay: float = 0.001):
+        self.server = server
+        self.clock = clock
+        self.network_delay = network_delay
+
+    @property
+    def closed(self) -> bool:
+        return self.server.closed
+
+    def open(self) -> bytes:
+        """Connect: the server greets; returns the greeting's bytes."""
+        self.clock.advance(self.network_delay)
+        self.server.start()
+        return self._from_server()
+
+    def exchange(self, data: bytes) -> bytes:
+        """Send ``data`` to the server; return what it sent back."""
+        if data and not self.server.closed:
+            self.clock.advance(self.network_delay)
+            self.server.receive(data)
+        return self._from_server()
+
+    def close(self) -> None:
+        """The client closes its side (a no-op once the server has closed)."""
+        if not self.server.closed:
+            self.clock.advance(self.network_delay)
+            self.server.receive(b"")
+
+    def _from_server(self) -> bytes:
+        out = self.server.data_to_send()
+        if out:
+            self.clock.advance(self.network_delay)
+        return out
