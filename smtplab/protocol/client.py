@@ -103,6 +103,8 @@ class ClientConnection:
         if "\r" in argument or "\n" in argument:
             raise LocalProtocolError("a command argument cannot contain CR or LF")
         planned = self.planned_state
+        if self.state is State.GREETING:
+            planned = State.GREETING  # never talk before the greeting (RFC 5321 3.1)
         if verb in POSITIVE_CODES and not allowed(planned, verb):
             hint = _HINTS.get((planned, verb)) or _HINTS.get((planned, None)) or "out of sequence"
             raise LocalProtocolError(f"cannot send {verb} now ({planned.value}): {hint}")

@@ -132,7 +132,7 @@ def _parse_mail_or_rcpt(
     if argument[: len(prefix)].upper() != prefix:
         return kind(verb, argument, usage)
     rest = argument[len(prefix) :].lstrip(" ")
-    path, _, param_text = rest.partition(" ")
+    path, param_text = _split_path(rest)
     address, error = _parse_path(kind, path)
     if error is None:
         params, error = _parse_params(kind, param_text, extensions, extended, max_size)
@@ -141,6 +141,27 @@ def _parse_mail_or_rcpt(
     if error is None and not address.isascii() and "SMTPUTF8" not in params:
         error = Reply(553, "Non-ASCII address requires the SMTPUTF8 parameter", "5.6.7")
     return kind(verb, argument, error, address=address, params=params)
+
+
+def _split_path(text: str) -> tuple[str, str]:
+    """Split ``<path> params`` at the ``>`` that closes the path (quotes may hold spaces)."""
+    if not text.startswith("<"):
+        path, _, params = text.partition(" ")
+        return path, params
+    quoted = escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = quoted
+        elif char == '"':
+            quoted = not quoted
+        elif char == ">" and not quoted:
+            path, params = text[: index + 1], text[index + 1 :]
+            if params and not params.startswith(" "):
+                return text, ""  # "<a@b>junk": let the path check reject it
+            return path, params[1:]
+    return text, ""
 
 
 def _parse_path(kind: type[MailFrom] | type[RcptTo], path: str) -> tuple[str, Reply | None]:

@@ -1,0 +1,59 @@
+"""Shared helpers: drive a server with bytes, read back its replies."""
+
+from __future__ import annotations
+
+import pytest
+
+from smtplab.log.recorder import Recorder
+from smtplab.protocol import Reply, ServerConfig
+from smtplab.protocol.replies import ReplyParser
+from smtplab.server import Mailboxes, MemoryStore, ServerSession
+from smtplab.transport import VirtualClock
+
+
+class Harness:
+    """A server session (default lab policy) fed raw bytes; replies are parsed back."""
+
+    def __init__(self, config: ServerConfig | None = None, policy=None) -> None:
+        self.clock = VirtualClock()
+        self.store = MemoryStore()
+        self.recorder = Recorder("t-1")
+        self.server = ServerSession(
+            policy=policy or Mailboxes(),
+            store=self.store,
+            recorder=self.recorder,
+            clock=self.clock,
+            config=config,
+            client="192.0.2.1:1025",
+        )
+        self._parser = ReplyParser()
+        self.server.start()
+
+    def feed(self, *chunks: bytes) -> list[Reply]:
+        """Send each chunk in turn; return the replies they produced (after the greeting)."""
+        for chunk in chunks:
+            self.server.receive(chunk)
+        return self.replies()
+
+    def replies(self) -> list[Reply]:
+        self._parser.feed(self.server.data_to_send())
+        out = []
+        while (reply := self._parser.next_reply()) is not None:
+            out.append(reply)
+        return out
+
+
+def codes(replies: list[Reply]) -> list[str]:
+    """``["250", "550 5.1.1"]``: code and enhanced code of each reply."""
+    return [f"{r.code} {r.enhanced}" if r.enhanced else str(r.code) for r in replies]
+
+
+@pytest.fixture
+def harness() -> Harness:
+    h = Harness()
+    assert codes(h.replies()) == ["220"]
+    return h
+
+
+EHLO = b"EHLO client.example.net\r\n"
+TRANSACTION = b"MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"

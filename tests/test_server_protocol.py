@@ -1,0 +1,274 @@
+"""Bytes in, replies out: the server side of RFC 5321, one table row per rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from smtplab.protocol import ServerConfig
+from tests.conftest import EHLO, Harness, codes
+
+CASES = [
+    # (RFC section, what, bytes in after the greeting, expected replies)
+    ("4.1.1.1", "EHLO lists extensions", EHLO, ["250"]),
+    ("4.1.1.1", "HELO works too", b"HELO client.example.net\r\n", ["250"]),
+    ("4.1.1.1", "EHLO needs a domain", b"EHLO\r\n", ["501 5.5.4"]),
+    ("4.1.1.1", "EHLO with an address literal", b"EHLO [192.0.2.1]\r\n", ["250"]),
+    (
+        "2.4",
+        "verbs are case-insensitive",
+        b"ehlo client.example.net\r\nnoop\r\n",
+        ["250", "250 2.0.0"],
+    ),
+    (
+        "4.1.4",
+        "MAIL before EHLO is out of sequence",
+        b"MAIL FROM:<a@example.net>\r\n",
+        ["503 5.5.1"],
+    ),
+    (
+        "4.1.4",
+        "NOOP, RSET, VRFY, HELP before EHLO are fine",
+        b"NOOP\r\nRSET\r\nVRFY bob\r\nHELP\r\n",
+        ["250 2.0.0", "250 2.0.0", "250 2.1.5", "214 2.0.0"],
+    ),
+    ("3.3", "RCPT before MAIL", EHLO + b"RCPT TO:<bob@example.org>\r\n", ["250", "503 5.5.1"]),
+    ("4.1.1.4", "DATA before MAIL", EHLO + b"DATA\r\n", ["250", "503 5.5.1"]),
+    (
+        "4.1.1.4",
+        "DATA with no accepted recipient: 554 (503 also allowed)",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<x@example.org>\r\nDATA\r\n",
+        ["250", "250 2.1.0", "550 5.1.1", "554 5.5.1"],
+    ),
+    (
+        "4.1.1.2",
+        "nested MAIL",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nMAIL FROM:<b@example.net>\r\n",
+        ["250", "250 2.1.0", "503 5.5.1"],
+    ),
+    (
+        "4.1.1.2",
+        "null reverse-path <> is allowed",
+        EHLO + b"MAIL FROM:<>\r\n",
+        ["250", "250 2.1.0"],
+    ),
+    (
+        "4.1.2",
+        "missing angle brackets",
+        EHLO + b"MAIL FROM:a@example.net\r\n",
+        ["250", "501 5.5.4"],
+    ),
+    ("4.1.2", "missing FROM:", EHLO + b"MAIL <a@example.net>\r\n", ["250", "501 5.5.4"]),
+    (
+        "4.1.2",
+        "bad mailbox syntax",
+        EHLO + b"MAIL FROM:<a b@example.net>\r\n",
+        ["250", "553 5.1.7"],
+    ),
+    ("4.1.2", "bad sender address", EHLO + b"MAIL FROM:<@example.net>\r\n", ["250", "553 5.1.7"]),
+    (
+        "4.1.2",
+        "bad recipient address",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@@example.org>\r\n",
+        ["250", "250 2.1.0", "553 5.1.3"],
+    ),
+    (
+        "4.1.2",
+        "quoted local part",
+        EHLO + b'MAIL FROM:<"a b"@example.net>\r\n',
+        ["250", "250 2.1.0"],
+    ),
+    (
+        "4.1.1.3",
+        "source route is accepted and ignored",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<@relay.example:bob@example.org>\r\n",
+        ["250", "250 2.1.0", "250 2.1.5"],
+    ),
+    (
+        "4.1.1.3",
+        "Postmaster without a domain must be accepted",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<Postmaster>\r\n",
+        ["250", "250 2.1.0", "250 2.1.5"],
+    ),
+    (
+        "4.1.1.11",
+        "unknown MAIL parameter: 555",
+        EHLO + b"MAIL FROM:<a@example.net> FOO=1\r\n",
+        ["250", "555 5.5.4"],
+    ),
+    (
+        "4.1.1.11",
+        "no ESMTP parameters after HELO",
+        b"HELO c.example\r\nMAIL FROM:<a@example.net> SIZE=10\r\n",
+        ["250", "555 5.5.4"],
+    ),
+    (
+        "RFC 1870",
+        "SIZE over the limit: 552 5.3.4",
+        EHLO + b"MAIL FROM:<a@example.net> SIZE=999999999999\r\n",
+        ["250", "552 5.3.4"],
+    ),
+    (
+        "RFC 1870",
+        "SIZE must be a number",
+        EHLO + b"MAIL FROM:<a@example.net> SIZE=big\r\n",
+        ["250", "501 5.5.4"],
+    ),
+    (
+        "RFC 6531 3.5",
+        "non-ASCII address without SMTPUTF8",
+        EHLO + "MAIL FROM:<jösé@example.net>\r\n".encode(),
+        ["250", "553 5.6.7"],
+    ),
+    (
+        "RFC 6531",
+        "non-ASCII address with SMTPUTF8",
+        EHLO + "MAIL FROM:<jösé@example.net> SMTPUTF8\r\n".encode(),
+        ["250", "250 2.1.0"],
+    ),
+    ("4.2.4", "unknown command: 500", b"FOO bar\r\n", ["500 5.5.2"]),
+    ("4.2.4", "known but unimplemented command: 502", b"TURN\r\n", ["502 5.5.1"]),
+    ("4.1.1", "an empty line is a syntax error", b"\r\n", ["500 5.5.2"]),
+    (
+        "4.1.1.4",
+        "DATA takes no argument",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA now\r\n",
+        ["250", "250 2.1.0", "250 2.1.5", "501 5.5.4"],
+    ),
+    (
+        "4.1.1.5",
+        "RSET ends the transaction",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRSET\r\nRCPT TO:<bob@example.org>\r\n",
+        ["250", "250 2.1.0", "250 2.0.0", "503 5.5.1"],
+    ),
+    (
+        "4.1.4",
+        "a repeated EHLO resets the transaction",
+        EHLO + b"MAIL FROM:<a@example.net>\r\n" + EHLO + b"RCPT TO:<bob@example.org>\r\n",
+        ["250", "250 2.1.0", "250", "503 5.5.1"],
+    ),
+    ("4.1.1.6", "VRFY a known mailbox", b"VRFY bob\r\n", ["250 2.1.5"]),
+    ("4.1.1.6", "VRFY an unknown mailbox", b"VRFY nobody\r\n", ["550 5.1.1"]),
+    ("4.1.1.6", "VRFY needs an argument", b"VRFY\r\n", ["501 5.5.4"]),
+    ("4.1.1.7", "EXPN not offered: 502", b"EXPN staff\r\n", ["502 5.5.1"]),
+    ("4.1.1.9", "NOOP ignores its argument", b"NOOP hello\r\n", ["250 2.0.0"]),
+    ("4.1.1.10", "QUIT gets 221", b"QUIT\r\n", ["221 2.0.0"]),
+    (
+        "4.5.3.1.4",
+        "a command line over 512 octets: 500",
+        b"NOOP " + b"x" * 600 + b"\r\n",
+        ["500 5.5.2"],
+    ),
+    (
+        "4.5.3.1.4",
+        "exactly 512 octets with CRLF is fine",
+        b"NOOP " + b"x" * 505 + b"\r\n",
+        ["250 2.0.0"],
+    ),
+    (
+        "2.3.8",
+        "bare LF ends a bad command under reject",
+        b"NOOP\nNOOP\r\n",
+        ["500 5.5.2", "250 2.0.0"],
+    ),
+    ("2.3.8", "bare CR spoils a command under reject", b"NO\rOP\r\n", ["500 5.5.2"]),
+    (
+        "4.5.1",
+        "Postmaster is always local",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<postmaster@example.org>\r\n",
+        ["250", "250 2.1.0", "250 2.1.5"],
+    ),
+    (
+        "3.6",
+        "other domains are not relayed",
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<x@elsewhere.example>\r\n",
+        ["250", "250 2.1.0", "554 5.7.1"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("section", "what", "data", "expected"), CASES, ids=[c[1] for c in CASES])
+def test_server_replies(section: str, what: str, data: bytes, expected: list[str]) -> None:
+    harness = Harness()
+    harness.replies()
+    assert codes(harness.feed(data)) == expected, f"RFC 5321 {section}: {what}"
+
+
+def test_every_command_gets_one_reply_even_split_byte_by_byte() -> None:
+    # RFC 5321 2.3.8 / 4.1.1: lines are framed by CRLF, whatever the TCP segmentation.
+    data = EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+    data += b"Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+    harness = Harness()
+    harness.replies()
+    replies = harness.feed(*[data[i : i + 1] for i in range(len(data))])
+    assert codes(replies) == ["250", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "221 2.0.0"]
+
+
+def test_pipelined_commands_are_answered_in_order() -> None:
+    # RFC 2920 3.1: a server answers pipelined commands in order, in one go here.
+    harness = Harness()
+    harness.replies()
+    replies = harness.feed(
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\n"
+        b"RCPT TO:<nobody@example.org>\r\nRCPT TO:<carol@example.org>\r\nDATA\r\n"
+    )
+    assert codes(replies) == ["250", "250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "354"]
+
+
+def test_bytes_after_data_are_content_only_after_354() -> None:
+    # RFC 5321 4.1.1.4: message content follows the 354; a pipelined message is read as data.
+    harness = Harness()
+    harness.replies()
+    replies = harness.feed(
+        EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nQUIT\r\n.\r\n"
+    )
+    assert codes(replies)[-2:] == ["354", "250 2.0.0"]
+    assert harness.store.messages[0].content.endswith(b"\r\nQUIT\r\n")
+
+
+def test_one_hundred_recipients_are_accepted() -> None:
+    # RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+    harness = Harness(policy=None)
+    harness.replies()
+    rcpts = b"".join(b"RCPT TO:<bob+%d@example.org>\r\n" % i for i in range(100))
+    from smtplab.server import Policy
+
+    h = Harness(policy=Policy())
+    h.replies()
+    replies = h.feed(EHLO + b"MAIL FROM:<a@example.net>\r\n" + rcpts + b"DATA\r\n", b"x\r\n.\r\n")
+    assert codes(replies).count("250 2.1.5") == 100
+    assert codes(replies)[-1] == "250 2.0.0"
+    assert len(h.store.messages[0].recipients) == 100
+
+
+def test_554_greeting_then_only_quit() -> None:
+    # RFC 5321 3.1: after a 554 greeting the server answers 503 to everything but QUIT.
+    from smtplab.protocol import Reply
+    from smtplab.server import Policy
+
+    class Refuse(Policy):
+        def on_connect(self, ctx):
+            return Reply(554, "No SMTP service here")
+
+    h = Harness(policy=Refuse())
+    assert codes(h.replies()) == ["554"]
+    assert codes(h.feed(EHLO, b"MAIL FROM:<a@b.example>\r\n", b"QUIT\r\n")) == [
+        "503 5.5.1",
+        "503 5.5.1",
+        "221 2.0.0",
+    ]
+
+
+def test_limits_are_settings() -> None:
+    harness = Harness(ServerConfig(max_command_line=2048))
+    harness.replies()
+    assert codes(harness.feed(b"NOOP " + b"x" * 1500 + b"\r\n")) == ["250 2.0.0"]
+    with pytest.raises(ValueError, match="at least 512"):
+        ServerConfig(max_command_line=100)
+
+
+def test_enhanced_codes_can_be_turned_off() -> None:
+    harness = Harness(ServerConfig(enhanced_status_codes=False))
+    harness.replies()
+    reply = harness.feed(EHLO + b"NOOP\r\n")
+    assert "ENHANCEDSTATUSCODES" not in reply[0].text
+    assert codes(reply) == ["250", "250"]
