@@ -47,6 +47,20 @@ class SendResult:
     replies: list[tuple[str, Reply]] = field(repr=False, default_factory=list)
     _lab: Lab | None = field(repr=False, default=None)
 
+    def __repr__(self) -> str:
+        parts = [f"SendResult {self.session}:"]
+        if self.delivered:
+            parts.append(f"delivered to {', '.join(self.accepted)};")
+        else:
+            parts.append("not delivered;")
+        for address, reply in self.refused.items():
+            parts.append(f"refused {address} ({reply.code} {reply.enhanced or ''}".rstrip() + ");")
+        parts.append(f"last reply: {self.reply}")
+        return " ".join(parts)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
+        printer.text(repr(self))
+
     @property
     def transcript(self) -> Any:
         """This message's session as a transcript DataFrame."""

@@ -78,7 +78,7 @@ def test_smuggling_sequences_never_end_the_data(fake_end: bytes, endings: str) -
 def test_reject_keeps_the_session_usable() -> None:
     replies, harness = deliver(b"a\nb\r\n.\r\n")
     assert replies == ["554 5.6.0"]
-    assert codes(harness.feed(TRANSACTION, b"clean\r\n.\r\n")) == OPENING[1:] + ["250 2.0.0"]
+    assert codes(harness.feed(TRANSACTION, b"clean\r\n.\r\n")) == [*OPENING[1:], "250 2.0.0"]
     assert len(harness.store.messages) == 1
 
 

@@ -591,6 +591,10 @@ class Explanation:
         lines.extend(f"  Warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
+        """Plain-text displays (IPython, nbval) show the readable form, not the fields."""
+        printer.text(str(self))
+
     def _repr_markdown_(self) -> str:
         label, meaning, rfc = self._head()
         out = [f"**{label}** — {_md(meaning)} *({rfc})*", ""]

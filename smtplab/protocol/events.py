@@ -74,6 +74,10 @@ class Reply:
                 out.append(f"{self.code}{sep.strip()}\r\n")
         return "".join(out).encode("utf-8")
 
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
+        """Notebooks show a reply as it looks on the wire (IPython's pretty-printer hook)."""
+        printer.text(str(self))
+
     def __str__(self) -> str:
         head = f"{self.code} {self.enhanced}" if self.enhanced else str(self.code)
         return "\n".join(f"{head} {line}".rstrip() for line in self.lines)

@@ -97,7 +97,7 @@ class MemoryStore:
             {
                 "id": m.id,
                 "session": m.session,
-                "time": pd.Timestamp(m.time, unit="s", tz="UTC"),
+                "time": pd.Timestamp(round(m.time * 1e6), unit="us", tz="UTC"),
                 "mail_from": m.mail_from,
                 "recipients": ", ".join(m.recipients),
                 "subject": m.message.get("Subject", ""),

@@ -23,21 +23,22 @@ class VirtualClock:
             if start.tzinfo is None:
                 raise ValueError("give the start time a timezone, e.g. datetime(..., tzinfo=UTC)")
             start = start.timestamp()
-        self._now = float(start)
+        # Whole nanoseconds, so that a thousand 1 ms steps make exactly one second.
+        self._ns = round(float(start) * 1_000_000_000)
 
     def __call__(self) -> float:
-        return self._now
+        return self._ns / 1_000_000_000
 
     def now(self) -> float:
-        return self._now
+        return self._ns / 1_000_000_000
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("a clock cannot go back")
-        self._now += seconds
+        self._ns += round(seconds * 1_000_000_000)
 
     def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self._now, UTC)
+        return datetime.fromtimestamp(self.now(), UTC)
 
 
 class ServerEnd(Protocol):
