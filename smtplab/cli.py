@@ -40,7 +40,7 @@ def format_transcript(frame) -> str:  # type: ignore[no-untyped-def]
             enhanced = f" {row.enhanced}" if isinstance(row.enhanced, str) else ""
             first, *rest = str(row.text).split("\n")
             said = f"{row.code}{enhanced} {first}"
-            said += "".join(f"\n{'':>24}{row.code}{enhanced} {line}" for line in rest)
+            said += "".join(f"\n{'':>23}{row.code}{enhanced} {line}" for line in rest)
         elif row.kind == "data":
             said = f"<message: {row.size} octets, {row.lines} lines> then <CRLF>.<CRLF>"
         elif row.kind == "connect":

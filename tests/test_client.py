@@ -58,37 +58,71 @@ def test_misuse_is_a_local_error_and_sends_nothing(setup, command, hint) -> None
 def test_data_refused_when_every_recipient_was_refused() -> None:
     client = greeted()
     client.ehlo("c.example")
+    assert answer(client, b"250-hi\r\n250 PIPELINING\r\n") == [("EHLO", 250)]
     client.mail("a@example.net")
     client.rcpt("x@example.org")
-    assert answer(client, b"250 hi\r\n250 OK\r\n550 5.1.1 no\r\n") == [
-        ("EHLO", 250),
-        ("MAIL", 250),
-        ("RCPT", 550),
-    ]
+    assert answer(client, b"250 OK\r\n550 5.1.1 no\r\n") == [("MAIL", 250), ("RCPT", 550)]
     with pytest.raises(LocalProtocolError, match="accepted recipient"):
         client.data()
 
 
 def test_pipelined_commands_validate_against_the_planned_state() -> None:
-    # RFC 2920: MAIL, RCPT and DATA may be sent without waiting for each reply.
+    # RFC 2920: after PIPELINING is advertised, MAIL, RCPT and DATA may go in one group.
     client = greeted()
     client.ehlo("c.example")
+    assert answer(client, b"250-mx\r\n250 PIPELINING\r\n") == [("EHLO", 250)]
+    client.data_to_send()
     client.mail("a@example.net")
     client.rcpt("b@example.org")
     client.data()
-    assert client.waiting == ("EHLO", "MAIL", "RCPT", "DATA")
+    assert client.waiting == ("MAIL", "RCPT", "DATA")
     assert client.planned_state is State.DATA
-    wire = client.data_to_send()
-    assert wire.count(b"\r\n") == 4
-    assert answer(client, b"250-mx\r\n250 PIPELINING\r\n250 OK\r\n250 OK\r\n354 go\r\n") == [
-        ("EHLO", 250),
+    assert client.data_to_send().count(b"\r\n") == 3
+    assert answer(client, b"250 OK\r\n250 OK\r\n354 go\r\n") == [
         ("MAIL", 250),
         ("RCPT", 250),
         ("DATA", 354),
     ]
-    assert client.extensions == {"PIPELINING": ""}
     client.send_message(b"hi")
     assert client.data_to_send() == b"hi\r\n.\r\n"
+
+
+def test_no_pipelining_unless_advertised() -> None:
+    client = greeted()
+    client.ehlo("c.example")
+    with pytest.raises(LocalProtocolError, match="EHLO must be the last"):
+        client.mail("a@example.net")  # EHLO ends a group (RFC 2920 3.1)
+    answer(client, b"250 mx\r\n")
+    client.mail("a@example.net")
+    with pytest.raises(LocalProtocolError, match="did not advertise PIPELINING"):
+        client.rcpt("b@example.org")
+
+
+def test_a_positive_reply_that_cannot_answer_is_the_servers_error() -> None:
+    # RFC 5321 4.3.2: DATA is answered 354; a 250 would make the client send content as commands.
+    client = greeted()
+    client.ehlo("c.example")
+    answer(client, b"250-mx\r\n250 PIPELINING\r\n")
+    client.mail("a@example.net")
+    client.rcpt("b@example.org")
+    client.data()
+    with pytest.raises(RemoteProtocolError, match="cannot answer DATA"):
+        answer(client, b"250 OK\r\n250 OK\r\n250 OK\r\n")
+    with pytest.raises(LocalProtocolError):
+        client.send_message(b"RCPT TO:<victim@example.org>")
+
+
+def test_reply_size_is_bounded() -> None:
+    from smtplab.protocol.replies import MAX_REPLY_LINE, MAX_REPLY_LINES
+
+    client = ClientConnection()
+    client.receive_data(b"220-x\r\n" * (MAX_REPLY_LINES + 1))
+    with pytest.raises(RemoteProtocolError, match="lines"):
+        client.next_event()
+    client = ClientConnection()
+    client.receive_data(b"220 " + b"x" * (MAX_REPLY_LINE + 10) + b"\r\n")
+    with pytest.raises(RemoteProtocolError, match="longer"):
+        client.next_event()
 
 
 def test_message_only_after_354() -> None:

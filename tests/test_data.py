@@ -151,3 +151,23 @@ def test_client_closing_mid_data_stores_nothing() -> None:
 def test_dot_stuff(content: bytes, wire: bytes) -> None:
     # RFC 5321 4.5.2: the client doubles a leading dot and ends with <CRLF>.<CRLF>.
     assert dot_stuff(content) == wire
+
+
+def test_normalize_counts_line_length_per_normalized_line() -> None:
+    # Under normalize a bare LF ends a line, so LF-only text is not one overlong line.
+    content = b"".join(b"line %02d of an LF-only message\n" % i for i in range(60))
+    replies, harness = deliver(content + b"\r\n.\r\n", "normalize")
+    assert replies == ["250 2.0.0"]
+    assert harness.store.messages[0].content.count(b"\r\n") >= 60
+    replies, harness = deliver(content + b"x" * 1200 + b"\n\r\n.\r\n", "normalize")
+    assert replies == ["500 5.5.2"]
+
+
+def test_normalize_partial_lines_stay_bounded() -> None:
+    harness = Harness(ServerConfig(line_endings=LineEndings.NORMALIZE, max_message_size=50_000))
+    harness.replies()
+    harness.feed(START)
+    for _ in range(100):
+        harness.feed(b"short line\n" * 100)
+        assert len(harness.server.conn._in.data) < 60_000
+    assert codes(harness.feed(b"\r\n.\r\n")) == ["552 5.3.4"]

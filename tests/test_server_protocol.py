@@ -272,3 +272,77 @@ def test_enhanced_codes_can_be_turned_off() -> None:
     reply = harness.feed(EHLO + b"NOOP\r\n")
     assert "ENHANCEDSTATUSCODES" not in reply[0].text
     assert codes(reply) == ["250", "250"]
+
+
+def test_smtputf8_on_mail_allows_utf8_recipients() -> None:
+    # RFC 6531 3.4: SMTPUTF8 on MAIL covers every forward-path of the transaction.
+    harness = Harness(policy=__import__("smtplab").Policy())
+    harness.replies()
+    mail = "MAIL FROM:<用户@例え.jp> SMTPUTF8\r\n"
+    rcpt = "RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>\r\n"
+    replies = harness.feed(EHLO + (mail + rcpt).encode())
+    assert codes(replies) == ["250", "250 2.1.0", "250 2.1.5"]
+
+
+def test_invalid_utf8_gets_a_reply_not_a_replacement_character() -> None:
+    harness = Harness()
+    harness.replies()
+    replies = harness.feed(EHLO + b"MAIL FROM:<\xff\xfe@b.example> SMTPUTF8\r\n")
+    assert codes(replies) == ["250", "501 5.5.2"]
+
+
+def test_512_octet_line_split_between_cr_and_lf() -> None:
+    # RFC 5321 4.5.3.1.4: 512 octets with the CRLF, however TCP cuts it.
+    line = b"NOOP " + b"x" * 505 + b"\r\n"
+    assert len(line) == 512
+    harness = Harness()
+    harness.replies()
+    assert codes(harness.feed(line[:-1], line[-1:])) == ["250 2.0.0"]
+
+
+def test_recipient_limit_answers_452() -> None:
+    # RFC 5321 4.5.3.1.10: "452 Too many recipients"; the limit is a setting (at least 100).
+    from smtplab.server import Policy
+
+    harness = Harness(ServerConfig(max_recipients=100), policy=Policy())
+    harness.replies()
+    rcpts = b"".join(b"RCPT TO:<u%d@example.org>\r\n" % i for i in range(102))
+    replies = codes(harness.feed(EHLO + b"MAIL FROM:<a@example.net>\r\n" + rcpts))
+    assert replies[-3:] == ["250 2.1.5", "452 4.5.3", "452 4.5.3"]
+    with pytest.raises(ValueError, match="at least 100"):
+        ServerConfig(max_recipients=10)
+
+
+def test_keep_mode_bare_cr_in_a_parameter_is_answered() -> None:
+    harness = Harness(ServerConfig(line_endings="keep"))
+    harness.replies()
+    replies = harness.feed(EHLO + b"MAIL FROM:<a@b.example> X\rY\r\nNOOP\r\n")
+    assert codes(replies) == ["250", "501 5.5.4", "250 2.0.0"]
+    assert "\\x0d" in replies[1].text
+
+
+def test_a_policy_reply_the_protocol_forbids_becomes_451() -> None:
+    from smtplab.protocol import Reply
+    from smtplab.server import Policy
+
+    class Wrong(Policy):
+        def on_noop(self, ctx, event):
+            return Reply(220, "not a NOOP reply")
+
+    harness = Harness(policy=Wrong())
+    harness.replies()
+    assert codes(harness.feed(b"NOOP\r\nRSET\r\n")) == ["451 4.3.0", "250 2.0.0"]
+    assert "cannot answer NOOP" in harness.server.errors[0]
+
+
+def test_pipelined_commands_are_stamped_with_their_arrival_time() -> None:
+    harness = Harness()
+    harness.server._advance = harness.clock.advance
+    harness.server.processing_time = 0.05
+    harness.replies()
+    harness.feed(EHLO + b"NOOP\r\nNOOP\r\nNOOP\r\n")
+    rows = [r for r in harness.recorder.rows if r.kind in ("command", "reply") and r.seq > 1]
+    commands = [r for r in rows if r.kind == "command"]
+    assert len({r.time for r in commands}) == 1, "they arrived together"
+    latencies = [r.latency for r in rows if r.kind == "reply"]
+    assert latencies == pytest.approx([0.05, 0.10, 0.15, 0.20])

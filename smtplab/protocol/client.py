@@ -34,6 +34,12 @@ from smtplab.protocol.states import (
     next_state,
 )
 
+#: Commands whose reply changes what the client may do next: each must end a pipelined group
+#: (RFC 2920 3.1). The greeting is waited for too (RFC 5321 3.1).
+GROUP_ENDERS = frozenset(
+    {CONNECT, "EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"}
+)
+
 _HINTS = {
     (State.GREETING, None): "wait for the server's greeting before sending commands (RFC 5321 3.1)",
     (State.REFUSED, None): "the server refused service (554 greeting): only QUIT is allowed",
@@ -108,9 +114,25 @@ class ClientConnection:
         if verb in POSITIVE_CODES and not allowed(planned, verb):
             hint = _HINTS.get((planned, verb)) or _HINTS.get((planned, None)) or "out of sequence"
             raise LocalProtocolError(f"cannot send {verb} now ({planned.value}): {hint}")
+        if self._waiting:
+            self._check_pipelining(verb)
         line = f"{verb} {argument}" if argument else verb
         self._out += line.encode("utf-8") + b"\r\n"
         self._waiting.append(verb)
+
+    def _check_pipelining(self, verb: str) -> None:
+        """Send before the last reply came only as RFC 2920 3.1 allows."""
+        last = self._waiting[-1]
+        if last in GROUP_ENDERS:
+            raise LocalProtocolError(
+                f"cannot send {verb} before the reply to {last}: {last} must be the last "
+                "command of a pipelined group (RFC 2920 3.1)"
+            )
+        if "PIPELINING" not in self.extensions:
+            raise LocalProtocolError(
+                f"cannot send {verb} before the reply to {last}: the server did not advertise "
+                "PIPELINING (RFC 2920)"
+            )
 
     def send_message(self, content: bytes) -> None:
         """Send the message after a 354: dot-stuffed, CRLF line ends, then ``<CRLF>.<CRLF>``."""
@@ -178,6 +200,15 @@ class ClientConnection:
             step = "UNSOLICITED"  # a server may say 421 and close at any time (RFC 5321 3.8)
         else:
             raise RemoteProtocolError(f"reply '{reply}' arrived when no command was waiting")
+        if reply.code < 400 and step in POSITIVE_CODES and reply.code not in POSITIVE_CODES[step]:
+            # e.g. 250 to DATA: going on would send the message as commands (RFC 5321 4.3.2).
+            self._waiting.clear()
+            self.state = State.CLOSED
+            raise RemoteProtocolError(
+                f"'{reply}' cannot answer {step}; RFC 5321 4.3.2 allows "
+                + ", ".join(map(str, sorted(POSITIVE_CODES[step])))
+                + " or an error reply"
+            )
         self.state = (
             State.CLOSED
             if step == "UNSOLICITED" and reply.code == 421

@@ -70,24 +70,38 @@ def syntax_error(text: str) -> Reply:
     return Reply(501, text, "5.5.4")
 
 
+def printable(text: str) -> str:
+    """``text`` safe to echo in a reply: control characters shown as ``\\xNN``."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
 def split_command(line: str) -> tuple[str, str]:
     """``"mail FROM:<a@b>"`` -> ``("MAIL", "FROM:<a@b>")``."""
     verb, _, argument = line.partition(" ")
     return verb.upper(), argument
 
 
-def decode_line(raw: bytes) -> str:
-    """Commands are ASCII, or UTF-8 under SMTPUTF8 (RFC 6531); never fail on odd bytes."""
-    return raw.decode("utf-8", errors="replace")
+def decode_line(raw: bytes) -> tuple[str, bool]:
+    """The line as text, and whether it was valid UTF-8 (RFC 6531 3.3 requires it)."""
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), False
 
 
 def parse_command(
-    line: str, extensions: Collection[str], extended: bool, max_size: int | None
+    line: str,
+    extensions: Collection[str],
+    extended: bool,
+    max_size: int | None,
+    utf8: bool = False,
 ) -> Command:
     """Build the command event for ``line``, with ``error`` set when its syntax is wrong.
 
     ``extensions`` are the EHLO keywords the server advertises; ``extended`` tells whether this
-    session said EHLO (only then may the client use ESMTP parameters, RFC 5321 4.1.1.11).
+    session said EHLO (only then may the client use ESMTP parameters, RFC 5321 4.1.1.11);
+    ``utf8`` whether the current transaction's MAIL carried SMTPUTF8, which allows UTF-8 in
+    every forward-path of the transaction (RFC 6531 3.4).
     """
     verb, argument = split_command(line)
     if verb in ("EHLO", "HELO"):
@@ -97,9 +111,11 @@ def parse_command(
             return Hello(verb, argument, error, domain=domain)
         return Hello(verb, argument, domain=domain)
     if verb == "MAIL":
-        return _parse_mail_or_rcpt(MailFrom, "FROM:", argument, extensions, extended, max_size)
+        return _parse_mail_or_rcpt(
+            MailFrom, "FROM:", argument, extensions, extended, max_size, utf8
+        )
     if verb == "RCPT":
-        return _parse_mail_or_rcpt(RcptTo, "TO:", argument, extensions, extended, max_size)
+        return _parse_mail_or_rcpt(RcptTo, "TO:", argument, extensions, extended, max_size, utf8)
     if verb in ("DATA", "RSET", "QUIT"):
         kind = {"DATA": DataCommand, "RSET": Reset, "QUIT": Quit}[verb]
         error = syntax_error(f"Syntax: {verb} (no argument)") if argument.strip() else None
@@ -126,6 +142,7 @@ def _parse_mail_or_rcpt(
     extensions: Collection[str],
     extended: bool,
     max_size: int | None,
+    utf8: bool,
 ) -> Command:
     verb = "MAIL" if kind is MailFrom else "RCPT"
     usage = syntax_error(f"Syntax: {verb} {prefix}<address> [parameters]")
@@ -138,7 +155,9 @@ def _parse_mail_or_rcpt(
         params, error = _parse_params(kind, param_text, extensions, extended, max_size)
     else:
         params = {}
-    if error is None and not address.isascii() and "SMTPUTF8" not in params:
+    if kind is MailFrom:
+        utf8 = "SMTPUTF8" in params
+    if error is None and not address.isascii() and not utf8:
         error = Reply(553, "Non-ASCII address requires the SMTPUTF8 parameter", "5.6.7")
     return kind(verb, argument, error, address=address, params=params)
 
@@ -195,7 +214,7 @@ def _parse_params(
             continue
         match = _PARAM.fullmatch(word)
         if match is None:
-            return params, syntax_error(f"Bad parameter syntax: {word[:40]}")
+            return params, syntax_error(f"Bad parameter syntax: {printable(word[:40])}")
         name, value = match.group(1).upper(), match.group(2)
         if not extended or known.get(name) not in extensions:
             # 555: "MAIL FROM/RCPT TO parameters not recognized or not implemented" (4.2.3)

@@ -46,6 +46,7 @@ class Problem(Enum):
     BARE_LF = "bare LF"
     BARE_CR = "bare CR"
     TOO_LARGE = "message too large"
+    BAD_UTF8 = "invalid UTF-8"
 
 
 class InputBuffer:
@@ -131,8 +132,8 @@ class CommandLineReader:
 
     def _overflow(self, buf: InputBuffer) -> CommandLine | None:
         """No complete line yet: drop an overlong partial line, keeping a short prefix."""
-        if len(buf.data) + 2 > self.max_length and len(buf.data) > 80:
-            keep_cr = buf.data.endswith(b"\r")
+        keep_cr = buf.data.endswith(b"\r")  # maybe the first half of the CRLF: not content
+        if len(buf.data) - keep_cr + 2 > self.max_length and len(buf.data) > 80:
             del buf.data[80:]  # keep the start of the line for the transcript
             self._discarding = True
             if keep_cr:
@@ -157,6 +158,9 @@ def _find_line_break(data: bytearray, start: int) -> int:
 
 
 _BARE = re.compile(rb"[\r\n]")
+
+#: Under ``normalize`` with no size limit, how much of a message may wait for its first CRLF.
+NORMALIZE_BUFFER_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -213,16 +217,16 @@ class DataReader:
     def _add_line(self, line: bytes, overlong: bool) -> None:
         if line[:1] == b".":
             line = line[1:]  # transparency: the server deletes the first dot (4.5.2)
-        self._lines += 1
-        if overlong or len(line) + 2 > self.max_text_line:
-            self._fail(Problem.TOO_LONG)
+        pieces = [line]
         if self.endings is not LineEndings.KEEP and (b"\n" in line or b"\r" in line):
             if self.endings is LineEndings.REJECT:
                 self._fail(Problem.BARE_LF if b"\n" in line else Problem.BARE_CR)
-            else:
-                extra = len(_BARE.findall(line))
-                line = _BARE.sub(b"\r\n", line)
-                self._lines += extra
+            else:  # normalize: each bare CR or LF ends a line of its own
+                pieces = _BARE.split(line)
+                line = b"\r\n".join(pieces)
+        self._lines += len(pieces)
+        if overlong or any(len(piece) + 2 > self.max_text_line for piece in pieces):
+            self._fail(Problem.TOO_LONG)
         self._size += len(line) + 2
         if self.max_size is not None and self._size > self.max_size:
             self._fail(Problem.TOO_LARGE)
@@ -236,14 +240,25 @@ class DataReader:
 
     def _bound_partial_line(self, buf: InputBuffer) -> None:
         """Throw away the middle of an overlong unfinished line, keeping memory bounded."""
-        if len(buf.data) > self.max_text_line + 2:
-            keep_cr = buf.data.endswith(b"\r")
-            del buf.data[:]
-            if keep_cr:
-                buf.data += b"\r"
-            self._discarding = True
-            self._size += self.max_text_line
-            self._fail(Problem.TOO_LONG)
+        data = buf.data
+        if len(data) <= self.max_text_line + 2:
+            return
+        problem = Problem.TOO_LONG
+        if self.endings is LineEndings.NORMALIZE:
+            # Bare line ends split the partial line into lines of their own: only the last
+            # piece can be too long. The whole stays bounded by the size limit.
+            last_break = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1))
+            if len(data) - last_break - 1 <= self.max_text_line + 2:
+                if len(data) <= (self.max_size or NORMALIZE_BUFFER_LIMIT) + self.max_text_line:
+                    return
+                problem = Problem.TOO_LARGE
+        keep_cr = data.endswith(b"\r")
+        self._size += len(data) - keep_cr
+        del data[:]
+        if keep_cr:
+            data += b"\r"
+        self._discarding = True
+        self._fail(problem)
 
     def _end(self) -> DataEnd:
         content = b"".join(line + b"\r\n" for line in self._parts)

@@ -21,6 +21,8 @@ _ENHANCED_PREFIX = re.compile(r"([245]\.\d{1,3}\.\d{1,3})(?: |$)")
 
 #: A reply line may be 512 octets (4.5.3.1.5); accept far longer ones, but not without bound.
 MAX_REPLY_LINE = 64 * 1024
+#: Lines in one multi-line reply (a long EHLO reply has 20): a bound, so memory stays bounded.
+MAX_REPLY_LINES = 1000
 
 
 class ReplyParser:
@@ -40,7 +42,7 @@ class ReplyParser:
 
     def next_reply(self) -> Reply | None:
         while True:
-            end = self._buffer.find(b"\n")
+            end = self._buffer.find(b"\n", 0, MAX_REPLY_LINE + 1)
             if end < 0:
                 if len(self._buffer) > MAX_REPLY_LINE:
                     raise RemoteProtocolError(f"reply line longer than {MAX_REPLY_LINE} octets")
@@ -58,6 +60,8 @@ class ReplyParser:
                 )
             text = (match.group(3) or b"").decode("utf-8", errors="replace")
             self._lines.append((code, text))
+            if len(self._lines) > MAX_REPLY_LINES:
+                raise RemoteProtocolError(f"reply of more than {MAX_REPLY_LINES} lines")
             if match.group(2) != b"-":
                 lines, self._lines = self._lines, []
                 return build_reply(code, [line for _, line in lines])

@@ -67,6 +67,7 @@ _LINE_PROBLEMS = {
     Problem.BARE_CR: Reply(
         500, "Bare CR in command: SMTP lines end with CRLF (RFC 5321 2.3.8)", "5.5.2"
     ),
+    Problem.BAD_UTF8: Reply(501, "Command is not valid UTF-8 (RFC 6531 3.3)", "5.5.2"),
 }
 _DATA_PROBLEMS = {
     Problem.TOO_LONG: Reply(500, "Line too long in message (RFC 5321 4.5.3.1.6)", "5.5.2"),
@@ -90,6 +91,7 @@ class ServerConfig:
     max_command_line: int = 512  # octets with CRLF, RFC 5321 4.5.3.1.4
     max_text_line: int = 1000  # octets with CRLF, RFC 5321 4.5.3.1.6
     max_message_size: int | None = 10 * 1024 * 1024
+    max_recipients: int | None = 1000  # RFC 5321 4.5.3.1.8 asks for at least 100
     line_endings: LineEndings = LineEndings.REJECT
     extensions: frozenset[str] = DEFAULT_EXTENSIONS
     enhanced_status_codes: bool = True
@@ -100,6 +102,8 @@ class ServerConfig:
         object.__setattr__(self, "extensions", frozenset(e.upper() for e in self.extensions))
         if self.max_command_line < 512 or self.max_text_line < 1000:
             raise ValueError("RFC 5321 4.5.3.1 requires limits of at least 512 and 1000 octets")
+        if self.max_recipients is not None and self.max_recipients < 100:
+            raise ValueError("RFC 5321 4.5.3.1.8 requires accepting at least 100 recipients")
 
     def ehlo_keywords(self) -> list[str]:
         """The EHLO reply lines after the first, in a stable order (RFC 5321 4.1.1.1)."""
@@ -183,14 +187,30 @@ class ServerConnection:
         return ConnectionClosed(during_data=during_data)
 
     def _command_event(self, raw: bytes, problem: Problem | None) -> Command:
-        line = decode_line(raw)
+        line, valid = decode_line(raw)
+        if problem is None and not valid:
+            problem = Problem.BAD_UTF8
         if problem is not None:
             verb, argument = split_command(line)
             return Command(verb, argument, _LINE_PROBLEMS[problem])
+        config, envelope = self.config, self.envelope
         event = parse_command(
-            line, self.config.extensions, self.extended, self.config.max_message_size
+            line,
+            config.extensions,
+            self.extended,
+            config.max_message_size,
+            utf8="SMTPUTF8" in envelope.mail_params,
         )
         sequence_error = self._sequence_error(event.verb)
+        if (
+            sequence_error is None
+            and event.error is None
+            and event.verb == "RCPT"
+            and config.max_recipients is not None
+            and len(envelope.recipients) >= config.max_recipients
+        ):
+            # RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest later.
+            sequence_error = Reply(452, "Too many recipients", "4.5.3")
         if sequence_error is not None:
             event = dataclasses.replace(event, error=sequence_error)
         return event

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from smtplab.protocol.commands import printable
 from smtplab.protocol.events import RcptTo, Reply, Verify
 from smtplab.server.policy import Context, Policy
 
@@ -53,7 +54,7 @@ class Mailboxes(Policy):
         return Reply(554, f"<{event.address}>: Relay access denied", "5.7.1")
 
     def on_vrfy(self, ctx: Context, event: Verify) -> Reply:
-        target = event.argument.strip().strip("<>")
+        target = printable(event.argument.strip().strip("<>"))
         if "@" not in target and target.lower() != "postmaster":
             target = f"{target}@{sorted(self.domains)[0]}"
         where = self.lookup(target)

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable
 
 from smtplab.log.recorder import Recorder
+from smtplab.protocol.errors import LocalProtocolError
 from smtplab.protocol.events import (
     NEED_DATA,
     PAUSED,
@@ -74,6 +75,7 @@ class ServerSession:
     def receive(self, data: bytes) -> None:
         """Take bytes from the client (``b""``: it closed) and answer all complete commands."""
         self.conn.receive_data(data)
+        arrived = self.clock()  # pipelined commands all arrived now (RFC 2920)
         while True:
             event = self.conn.next_event()
             if event is NEED_DATA or event is PAUSED:
@@ -85,10 +87,10 @@ class ServerSession:
                 self.recorder.close(self.clock(), "client", text)
                 return
             if isinstance(event, MessageReceived):
-                self.recorder.data(self.clock(), event.content, event.size, event.line_count)
+                self.recorder.data(arrived, event.content, event.size, event.line_count)
                 self._reply(self._message_reply(event))
             elif isinstance(event, Command):
-                self.recorder.command(self.clock(), event.verb, event.argument)
+                self.recorder.command(arrived, event.verb, event.argument)
                 reply = event.error or self._decide(
                     lambda ctx, ev=event: self.policy.reply_for(ctx, ev)
                 )
@@ -164,5 +166,11 @@ class ServerSession:
     def _reply(self, reply: Reply) -> None:
         if self.processing_time and self._advance is not None:
             self._advance(self.processing_time)
-        self.conn.send(reply)
+        try:
+            self.conn.send(reply)
+        except LocalProtocolError as exc:  # a policy answered what the protocol forbids
+            self.errors.append(str(exc))
+            self.recorder.note(self.clock(), f"policy reply refused, answered 451: {exc}")
+            reply = LOCAL_ERROR
+            self.conn.send(reply)
         self.recorder.reply(self.clock(), reply)
