@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,15 +22,22 @@ def to_frame(rows: Iterable[Row]) -> pd.DataFrame:
     rows = list(rows)
     if not rows:
         return empty_frame()
-    columns = {name: [getattr(row, name) for row in rows] for name in COLUMNS}
-    # Times are float POSIX seconds, exact to about 0.25 microseconds: round to microseconds
-    # so that virtual-clock times read as the round numbers they are.
-    micros = np.round(np.asarray(columns["time"], dtype="float64") * 1e6).astype("int64")
-    columns["time"] = pd.to_datetime(micros, unit="us", utc=True)  # type: ignore[assignment]
-    columns["latency"] = np.round(  # type: ignore[assignment]
-        np.asarray(columns["latency"], dtype="float64"), 6
-    )
-    return conform(pd.DataFrame(columns))
+    values = dict(zip(COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+    columns: dict[str, Any] = {}
+    for name, dtype in COLUMNS.items():
+        if name == "time":
+            # Float POSIX seconds are exact to about 0.25 microseconds: round to microseconds
+            # so that virtual-clock times read as the round numbers they are.
+            micros = np.round(np.asarray(values[name], dtype="float64") * 1e6).astype("int64")
+            column = pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
+        elif name == "latency":
+            column = np.round(np.asarray(values[name], dtype="float64"), 6)
+        elif dtype == "category":
+            column = pd.Categorical(values[name])
+        else:
+            column = pd.array(values[name], dtype=dtype)
+        columns[name] = column
+    return pd.DataFrame(columns, copy=False)
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:

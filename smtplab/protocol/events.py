@@ -63,6 +63,12 @@ class Reply:
 
     def to_bytes(self) -> bytes:
         """The reply as sent on the wire (RFC 5321 4.2: ``code-text`` lines, then ``code text``)."""
+        if "\n" not in self.text:  # the common case: one line
+            if self.enhanced:
+                body = f"{self.enhanced} {self.text}" if self.text else self.enhanced
+            else:
+                body = self.text
+            return f"{self.code} {body}\r\n".encode() if body else f"{self.code}\r\n".encode()
         lines = self.lines
         out = []
         for index, line in enumerate(lines):

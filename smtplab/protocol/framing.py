@@ -91,6 +91,14 @@ class CommandLineReader:
     def next_line(self, buf: InputBuffer) -> CommandLine | None:
         data = buf.data
         pos = self._scan
+        if not pos and not self._discarding:  # fast path: a plain line ending in CRLF
+            end = data.find(b"\r\n", 0, self.max_length + 1)
+            if end >= 0 and data.find(b"\n", 0, end) < 0 and data.find(b"\r", 0, end) < 0:
+                content = bytes(data[:end])
+                del data[: end + 2]
+                if end + 2 > self.max_length:
+                    return CommandLine(content[:80], Problem.TOO_LONG)
+                return CommandLine(content)
         while True:
             end = _find_line_break(data, pos)
             if end < 0:
@@ -197,22 +205,49 @@ class DataReader:
         if last < 0:
             self._bound_partial_line(buf)
             return None
-        # Every complete CRLF-terminated line, in order; stop at the terminating ".".
-        lines = bytes(data[:last]).split(b"\r\n")
-        consumed = 0
-        for line in lines:
-            consumed += len(line) + 2
-            if self._discarding:
-                self._discarding = False
-                self._add_line(line, overlong=True)
-                continue
-            if line == b".":
-                del data[:consumed]
-                return self._end()
-            self._add_line(line, overlong=False)
-        del data[:consumed]
+        if self._discarding:  # the rest of an overlong line: never the final dot
+            first = data.find(b"\r\n")
+            self._discarding = False
+            self._add_line(bytes(data[:first]), overlong=True)
+            del data[: first + 2]
+            return self.read(buf)
+        # The buffer starts at a line start. Its complete lines, each with its CRLF:
+        block = bytes(data[: last + 2])
+        if block.startswith(b".\r\n"):
+            dot = 0
+        else:
+            dot = block.find(b"\r\n.\r\n")
+            dot = dot + 2 if dot >= 0 else -1
+        if dot >= 0:  # the line "." ends the data (4.1.1.4); what follows stays in buf
+            self._add_block(block[:dot])
+            del data[: dot + 3]
+            return self._end()
+        self._add_block(block)
+        del data[: last + 2]
         self._bound_partial_line(buf)
         return None
+
+    def _add_block(self, block: bytes) -> None:
+        """Add complete lines (each ending in CRLF), in bulk when no bare CR or LF is there."""
+        if not block:
+            return
+        crlfs = block.count(b"\r\n")
+        plain = block.count(b"\n") == crlfs and block.count(b"\r") == crlfs
+        if not plain and self.endings is not LineEndings.KEEP:
+            for line in block[:-2].split(b"\r\n"):
+                self._add_line(line, overlong=False)
+            return
+        # Transparency (4.5.2): the first dot of every line that starts with one is deleted.
+        body = block[1:] if block[:1] == b"." else block
+        body = body.replace(b"\r\n.", b"\r\n")
+        self._lines += crlfs
+        if max(map(len, body.split(b"\r\n"))) + 2 > self.max_text_line:
+            self._fail(Problem.TOO_LONG)
+        self._size += len(body)
+        if self.max_size is not None and self._size > self.max_size:
+            self._fail(Problem.TOO_LARGE)
+        if self._problem is None:
+            self._parts.append(body)
 
     def _add_line(self, line: bytes, overlong: bool) -> None:
         if line[:1] == b".":
@@ -231,7 +266,7 @@ class DataReader:
         if self.max_size is not None and self._size > self.max_size:
             self._fail(Problem.TOO_LARGE)
         if self._problem is None:
-            self._parts.append(line)
+            self._parts.append(line + b"\r\n")
 
     def _fail(self, problem: Problem) -> None:
         if self._problem is None:
@@ -261,7 +296,7 @@ class DataReader:
         self._fail(problem)
 
     def _end(self) -> DataEnd:
-        content = b"".join(line + b"\r\n" for line in self._parts)
+        content = b"".join(self._parts)
         return DataEnd(content, self._size, self._lines, self._problem)
 
 
@@ -271,7 +306,11 @@ def dot_stuff(content: bytes) -> bytes:
     Bare LF and bare CR become CRLF first (as Python's ``smtplib`` does), so the result can
     never contain an early end of data (RFC 5321 4.5.2).
     """
-    text = _BARE_EOL.sub(b"\r\n", content)
+    crlfs = content.count(b"\r\n")
+    if content.count(b"\n") == crlfs and content.count(b"\r") == crlfs:
+        text = content  # already CRLF throughout: skip the (slower) regular expression
+    else:
+        text = _BARE_EOL.sub(b"\r\n", content)
     if text and not text.endswith(b"\r\n"):
         text += b"\r\n"
     if text.startswith(b"."):

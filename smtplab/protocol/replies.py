@@ -16,7 +16,8 @@ import re
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply
 
-_REPLY_LINE = re.compile(rb"([2-5][0-5][0-9])(?:([ -])(.*))?")
+_REPLY_CODE = re.compile(rb"[2-5][0-5][0-9]")
+_SEPARATORS = (b" ", b"-", b"")
 _ENHANCED_PREFIX = re.compile(r"([245]\.\d{1,3}\.\d{1,3})(?: |$)")
 
 #: A reply line may be 512 octets (4.5.3.1.5); accept far longer ones, but not without bound.
@@ -41,36 +42,45 @@ class ReplyParser:
         return bool(self._buffer) or bool(self._lines)
 
     def next_reply(self) -> Reply | None:
+        buffer = self._buffer
+        if not buffer:
+            return None
         while True:
-            end = self._buffer.find(b"\n", 0, MAX_REPLY_LINE + 1)
+            end = buffer.find(b"\n", 0, MAX_REPLY_LINE + 1)
             if end < 0:
-                if len(self._buffer) > MAX_REPLY_LINE:
+                if len(buffer) > MAX_REPLY_LINE:
                     raise RemoteProtocolError(f"reply line longer than {MAX_REPLY_LINE} octets")
                 return None
-            raw = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[: end + 1]
-            match = _REPLY_LINE.fullmatch(raw)
-            if match is None:
+            raw = bytes(buffer[:end])
+            del buffer[: end + 1]
+            if raw[-1:] == b"\r":
+                raw = raw[:-1]
+            separator = raw[3:4]
+            if separator not in _SEPARATORS or not _REPLY_CODE.fullmatch(raw[:3]):
                 raise RemoteProtocolError(f"not an SMTP reply line: {raw[:80]!r}")
-            code = int(match.group(1))
-            if self._lines and self._lines[0][0] != code:
+            code = int(raw[:3])
+            lines = self._lines
+            if lines and lines[0][0] != code:
                 raise RemoteProtocolError(
-                    f"reply line with code {code} inside a {self._lines[0][0]} reply "
+                    f"reply line with code {code} inside a {lines[0][0]} reply "
                     "(RFC 5321 4.2.1: every line of a reply has the same code)"
                 )
-            text = (match.group(3) or b"").decode("utf-8", errors="replace")
-            self._lines.append((code, text))
-            if len(self._lines) > MAX_REPLY_LINES:
-                raise RemoteProtocolError(f"reply of more than {MAX_REPLY_LINES} lines")
-            if match.group(2) != b"-":
-                lines, self._lines = self._lines, []
+            text = raw[4:].decode("utf-8", errors="replace")
+            if separator != b"-":
+                if not lines:  # the common case: a one-line reply
+                    return build_reply(code, [text])
+                lines.append((code, text))
+                self._lines = []
                 return build_reply(code, [line for _, line in lines])
+            lines.append((code, text))
+            if len(lines) > MAX_REPLY_LINES:
+                raise RemoteProtocolError(f"reply of more than {MAX_REPLY_LINES} lines")
 
 
 def build_reply(code: int, lines: list[str]) -> Reply:
     """A :class:`Reply` from its code and the text of its lines, taking the enhanced code out."""
     enhanced = None
-    match = _ENHANCED_PREFIX.match(lines[0])
+    match = _ENHANCED_PREFIX.match(lines[0]) if lines[0][1:2] == "." else None
     if match:  # kept even when its class differs from the code's: analysis flags that
         enhanced = match.group(1)
         prefix = enhanced + " "

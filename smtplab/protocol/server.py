@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from smtplab.protocol.commands import decode_line, parse_command, split_command
 from smtplab.protocol.errors import LocalProtocolError
@@ -107,15 +108,20 @@ class ServerConfig:
 
     def ehlo_keywords(self) -> list[str]:
         """The EHLO reply lines after the first, in a stable order (RFC 5321 4.1.1.1)."""
-        keywords = []
-        for name in sorted(self.extensions):
-            if name == "ENHANCEDSTATUSCODES" and not self.enhanced_status_codes:
-                continue
-            if name == "SIZE" and self.max_message_size is not None:
-                keywords.append(f"SIZE {self.max_message_size}")
-            else:
-                keywords.append(name)
-        return keywords
+        return list(_ehlo_keywords(self))
+
+
+@lru_cache(maxsize=32)
+def _ehlo_keywords(config: ServerConfig) -> tuple[str, ...]:
+    keywords = []
+    for name in sorted(config.extensions):
+        if name == "ENHANCEDSTATUSCODES" and not config.enhanced_status_codes:
+            continue
+        if name == "SIZE" and config.max_message_size is not None:
+            keywords.append(f"SIZE {config.max_message_size}")
+        else:
+            keywords.append(name)
+    return tuple(keywords)
 
 
 @dataclass

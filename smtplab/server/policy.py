@@ -34,9 +34,13 @@ from smtplab.protocol.server import Envelope, ServerConfig
 QUEUE_ID = "{queue_id}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Context:
-    """What a hook may know about the session when it decides."""
+    """What a hook may know about the session when it decides.
+
+    The server brings one context per session up to date before each hook call: read it during
+    the call; copy what you need to keep.
+    """
 
     hostname: str  # the server's name, as in its greeting
     client: str  # the client's address, host:port
@@ -107,8 +111,7 @@ class Policy:
         """Dispatch ``event`` to its hook."""
         if isinstance(event, MessageReceived):
             return self.on_message(ctx, event)
-        hook = getattr(self, _HOOKS[event.verb])
-        return hook(ctx, event)
+        return getattr(self, _HOOKS[event.verb])(ctx, event)
 
 
 _HOOKS = {

@@ -57,6 +57,7 @@ class ServerSession:
         self.processing_time = processing_time
         self._advance = advance
         self.errors: list[str] = []  # exceptions raised by policy hooks, answered with 451
+        self._ctx: Context | None = None
 
     @property
     def closed(self) -> bool:
@@ -95,7 +96,7 @@ class ServerSession:
                     lambda ctx, ev=event: self.policy.reply_for(ctx, ev)
                 )
                 self._reply(reply)
-            if self.closed:
+            if self.conn.state is State.CLOSED:
                 self.recorder.close(self.clock(), "server")
                 return
 
@@ -103,17 +104,24 @@ class ServerSession:
         return self.conn.data_to_send()
 
     def _context(self) -> Context:
-        conn = self.conn
-        return Context(
-            hostname=self.policy.hostname,
-            client=self.client,
-            client_domain=conn.client_domain,
-            extended=conn.extended,
-            envelope=conn.envelope,
-            config=conn.config,
-            now=self.clock(),
-            session=self.recorder.session,
-        )
+        """The context for a hook call, brought up to date (one object per session)."""
+        conn, ctx = self.conn, self._ctx
+        if ctx is None:
+            ctx = self._ctx = Context(
+                hostname=self.policy.hostname,
+                client=self.client,
+                client_domain=None,
+                extended=False,
+                envelope=conn.envelope,
+                config=conn.config,
+                now=0.0,
+                session=self.recorder.session,
+            )
+        ctx.client_domain = conn.client_domain
+        ctx.extended = conn.extended
+        ctx.envelope = conn.envelope
+        ctx.now = self.clock()
+        return ctx
 
     def _decide(self, hook: Callable[[Context], Reply]) -> Reply:
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 
 
@@ -51,12 +52,17 @@ def received_header(
 ) -> bytes:
     """A ``Received:`` line as RFC 5321 4.4 defines it (From, By, With, ID, For, date)."""
     host = client_address.rsplit(":", 1)[0]
-    when = format_datetime(datetime.fromtimestamp(time, UTC))
+    when = _rfc5322_date(int(time))
     line = f"Received: from {client_domain or 'unknown'} ([{host}])\r\n\tby {hostname} (smtplab)"
     line += f" with {protocol} id {queue_id}"
     if recipient:
         line += f"\r\n\tfor <{recipient}>"
     return f"{line}; {when}\r\n".encode()
+
+
+@lru_cache(maxsize=64)
+def _rfc5322_date(second: int) -> str:
+    return format_datetime(datetime.fromtimestamp(second, UTC))
 
 
 class MemoryStore:
