@@ -32,8 +32,9 @@ class Reply:
     enhanced: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.code, int) or not 200 <= self.code <= 599:
-            raise ValueError(f"reply code must be an int from 200 to 599, not {self.code!r}")
+        code = self.code
+        if code.__class__ is not int or code < 200 or code > 599:
+            raise ValueError(f"reply code must be an int from 200 to 599, not {code!r}")
         if self.enhanced is not None and not _ENHANCED.match(self.enhanced):
             raise ValueError(
                 f"enhanced status code must look like '2.1.5' (RFC 3463), not {self.enhanced!r}"

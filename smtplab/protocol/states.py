@@ -25,6 +25,10 @@ class State(Enum):
     DATA = "data"  # 354 sent: message content until <CRLF>.<CRLF>
     CLOSED = "closed"  # after 221 or 421, or the connection is gone
 
+    # Members are singletons compared by identity: hash them the same way. (Enum's own
+    # __hash__ is Python code, and the state table is looked up on every command.)
+    __hash__ = object.__hash__
+
 
 CONNECT = "CONNECT"
 DATA_END = "DATA-END"

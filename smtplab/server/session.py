@@ -66,7 +66,7 @@ class ServerSession:
     def start(self) -> None:
         """Record the connection and send the greeting."""
         self.recorder.connect(self.clock())
-        greeting = self._decide(lambda ctx: self.policy.on_connect(ctx))
+        greeting = self._decide(None)
         if greeting.code not in (220, 421, 554):  # RFC 5321 3.1 and 3.8
             greeting = Reply(421, "Service not available, closing transmission channel", "4.3.0")
         self._reply(greeting)
@@ -92,10 +92,7 @@ class ServerSession:
                 self._reply(self._message_reply(event))
             elif isinstance(event, Command):
                 self.recorder.command(arrived, event.verb, event.argument)
-                reply = event.error or self._decide(
-                    lambda ctx, ev=event: self.policy.reply_for(ctx, ev)
-                )
-                self._reply(reply)
+                self._reply(event.error or self._decide(event))
             if self.conn.state is State.CLOSED:
                 self.recorder.close(self.clock(), "server")
                 return
@@ -123,9 +120,12 @@ class ServerSession:
         ctx.now = self.clock()
         return ctx
 
-    def _decide(self, hook: Callable[[Context], Reply]) -> Reply:
+    def _decide(self, event: Command | MessageReceived | None) -> Reply:
+        """Ask the policy (``None``: for the greeting); a hook that raises gets 451."""
         try:
-            return hook(self._context())
+            if event is None:
+                return self.policy.on_connect(self._context())
+            return self.policy.reply_for(self._context(), event)
         except Exception as exc:  # a bug in a policy must not kill the session
             self.errors.append("".join(traceback.format_exception_only(exc)).strip())
             self.recorder.note(self.clock(), f"policy error, answered 451: {self.errors[-1]}")
@@ -134,7 +134,7 @@ class ServerSession:
     def _message_reply(self, event: MessageReceived) -> Reply:
         if event.error is not None:
             return event.error
-        reply = self._decide(lambda ctx: self.policy.reply_for(ctx, event))
+        reply = self._decide(event)
         if reply.code != 250:
             return reply
         try:

@@ -37,6 +37,10 @@ class VirtualClock:
             raise ValueError("a clock cannot go back")
         self._ns += round(seconds * 1_000_000_000)
 
+    def advance_ns(self, nanoseconds: int) -> None:
+        """Move on by a whole number of nanoseconds (the transport's fast path)."""
+        self._ns += nanoseconds
+
     def datetime(self) -> datetime:
         return datetime.fromtimestamp(self.now(), UTC)
 
@@ -62,9 +66,12 @@ class InProcessLink:
     """
 
     def __init__(self, server: ServerEnd, clock: VirtualClock, network_delay: float = 0.001):
+        if network_delay < 0:
+            raise ValueError("a network delay cannot be negative")
         self.server = server
         self.clock = clock
         self.network_delay = network_delay
+        self._delay_ns = round(network_delay * 1_000_000_000)
 
     @property
     def closed(self) -> bool:
@@ -78,9 +85,10 @@ class InProcessLink:
 
     def exchange(self, data: bytes) -> bytes:
         """Send ``data`` to the server; return what it sent back."""
-        if data and not self.server.closed:
-            self.clock.advance(self.network_delay)
-            self.server.receive(data)
+        server = self.server
+        if data and not server.closed:
+            self.clock.advance_ns(self._delay_ns)
+            server.receive(data)
         return self._from_server()
 
     def close(self) -> None:
@@ -92,5 +100,5 @@ class InProcessLink:
     def _from_server(self) -> bytes:
         out = self.server.data_to_send()
         if out:
-            self.clock.advance(self.network_delay)
+            self.clock.advance_ns(self._delay_ns)
         return out
