@@ -17,6 +17,7 @@ from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply
 
 _REPLY_CODE = re.compile(rb"[2-5][0-5][0-9]")
+_ONE_LINE = re.compile(rb"([2-5][0-5][0-9])(?: ([^\r\n]*))?\r?\n")
 _SEPARATORS = (b" ", b"-", b"")
 _ENHANCED_PREFIX = re.compile(r"([245]\.\d{1,3}\.\d{1,3})(?: |$)")
 
@@ -45,6 +46,13 @@ class ReplyParser:
         buffer = self._buffer
         if not buffer:
             return None
+        one_line = buffer[-1:] == b"\n" and buffer.count(b"\n") == 1
+        if one_line and not self._lines and len(buffer) <= MAX_REPLY_LINE:
+            match = _ONE_LINE.fullmatch(buffer)  # the common case: exactly one one-line reply
+            if match is not None:
+                code, text = int(match[1]), (match[2] or b"").decode("utf-8", errors="replace")
+                buffer.clear()  # only now: the match looks into the buffer
+                return build_reply(code, [text])
         while True:
             end = buffer.find(b"\n", 0, MAX_REPLY_LINE + 1)
             if end < 0:
