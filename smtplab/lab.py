@@ -95,7 +95,6 @@ class Lab:
         self.processing_time = processing_time
         self.name = name
         self.recorders: list[Recorder] = []
-        self.servers: list[ServerSession] = []
 
     def connect(self, client_name: str = "client.example.net") -> Session:
         """Open a new session; the server's greeting is in ``session.greeting``."""
@@ -114,7 +113,6 @@ class Lab:
             advance=self.clock.advance,
         )
         self.recorders.append(recorder)
-        self.servers.append(server)
         link = InProcessLink(server, self.clock, self.network_delay)
         return Session(
             link,
