@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from smtplab.protocol.events import Reply
+
 
 def _demo(args: argparse.Namespace) -> int:
     from smtplab.lab import Lab
@@ -37,10 +39,9 @@ def format_transcript(frame) -> str:  # type: ignore[no-untyped-def]
         if row.kind == "command":
             said = f"{row.verb} {row.argument}".rstrip()
         elif row.kind == "reply":
-            enhanced = f" {row.enhanced}" if isinstance(row.enhanced, str) else ""
-            first, *rest = str(row.text).split("\n")
-            said = f"{row.code}{enhanced} {first}"
-            said += "".join(f"\n{'':>23}{row.code}{enhanced} {line}" for line in rest)
+            enhanced = row.enhanced if isinstance(row.enhanced, str) else None
+            wire = str(Reply(int(row.code), str(row.text), enhanced))  # "250-..." lines
+            said = wire.replace("\n", "\n" + " " * 23)
         elif row.kind == "data":
             said = f"<message: {row.size} octets, {row.lines} lines> then <CRLF>.<CRLF>"
         elif row.kind == "connect":
@@ -67,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # e.g. `smtplab demo | head`: the reader has all it wanted
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -78,3 +78,10 @@ def test_reply_to_bytes(reply: Reply, wire: bytes) -> None:
 def test_bad_reply_values_are_refused_clearly(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Reply(*args)
+
+
+def test_str_shows_the_reply_as_on_the_wire() -> None:
+    # RFC 5321 4.2.1: every line but the last has a hyphen after the code.
+    assert str(Reply(250, "mx\nPIPELINING\nSIZE 10")) == "250-mx\n250-PIPELINING\n250 SIZE 10"
+    assert str(Reply(550, "no\nsuch user", "5.1.1")) == "550-5.1.1 no\n550 5.1.1 such user"
+    assert str(Reply(250)) == "250"

@@ -86,8 +86,8 @@ class Reply:
         printer.text(str(self))
 
     def __str__(self) -> str:
-        head = f"{self.code} {self.enhanced}" if self.enhanced else str(self.code)
-        return "\n".join(f"{head} {line}".rstrip() for line in self.lines)
+        """The reply's lines as sent, without CRLF: ``250-first`` ... ``250 last``."""
+        return self.to_bytes().decode("utf-8").replace("\r\n", "\n").rstrip("\n")
 
 
 class Event:

@@ -250,8 +250,13 @@ class ServerConnection:
         """The command event (or message) awaiting a reply, if any."""
         return self._owed_event
 
-    def send(self, reply: Reply) -> None:
-        """Queue ``reply`` as the answer to the owed step (or an unprompted 421)."""
+    def send(self, reply: Reply) -> Reply:
+        """Queue ``reply`` as the answer to the owed step (or an unprompted 421).
+
+        Returns the reply as sent: its enhanced status code is dropped unless the extension is
+        in effect (advertised, and the client said EHLO) and the reply is not a 3xx, since
+        RFC 2034 and RFC 3463 define them only then.
+        """
         if self.state is State.CLOSED:
             raise LocalProtocolError("the connection is closed: nothing more can be sent")
         step = self._owed
@@ -264,10 +269,19 @@ class ServerConnection:
             step = "UNSOLICITED"
         elif reply.code < 400:
             self._check_positive(step, reply)
-        if not self.config.enhanced_status_codes and reply.enhanced:
-            reply = dataclasses.replace(reply, enhanced=None)
+        if reply.enhanced and (not self._enhanced_in_effect() or 300 <= reply.code < 400):
+            reply = Reply(reply.code, reply.text)
         self._apply(step, reply)
         self._out += reply.to_bytes()
+        return reply
+
+    def _enhanced_in_effect(self) -> bool:
+        config = self.config
+        return (
+            self.extended
+            and config.enhanced_status_codes
+            and "ENHANCEDSTATUSCODES" in config.extensions
+        )
 
     def _check_positive(self, step: str, reply: Reply) -> None:
         codes = POSITIVE_CODES.get(step)

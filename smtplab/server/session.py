@@ -175,10 +175,9 @@ class ServerSession:
         if self.processing_time and self._advance is not None:
             self._advance(self.processing_time)
         try:
-            self.conn.send(reply)
+            sent = self.conn.send(reply)
         except LocalProtocolError as exc:  # a policy answered what the protocol forbids
             self.errors.append(str(exc))
             self.recorder.note(self.clock(), f"policy reply refused, answered 451: {exc}")
-            reply = LOCAL_ERROR
-            self.conn.send(reply)
-        self.recorder.reply(self.clock(), reply)
+            sent = self.conn.send(LOCAL_ERROR)
+        self.recorder.reply(self.clock(), sent)
