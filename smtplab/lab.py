@@ -118,7 +118,7 @@ class Lab:
             link,
             name=session_id,
             client_name=client_name,
-            transcript=lambda: to_frame(recorder.rows),
+            transcript=lambda: to_frame(recorder.tuples),
         )
 
     def send(
@@ -181,7 +181,7 @@ class Lab:
 
     def transcript(self) -> Any:
         """Every session of this lab as one transcript DataFrame."""
-        return to_frame(row for recorder in self.recorders for row in recorder.rows)
+        return to_frame(row for recorder in self.recorders for row in recorder.tuples)
 
     @property
     def messages(self) -> list[StoredMessage]:

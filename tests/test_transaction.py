@@ -159,3 +159,11 @@ def test_auth_credentials_never_reach_a_row() -> None:
     rec = Recorder("x")
     rec.command(0.0, "AUTH", "PLAIN AGFsaWNlAHNlY3JldA==")
     assert rec.rows[0].argument == "PLAIN ***"
+
+
+def test_row_fields_are_the_schema_columns_in_order() -> None:
+    # The recorder stores plain tuples in Row's order and the frame builder zips them by
+    # position: the three must agree.
+    from smtplab.log.recorder import Row
+
+    assert Row._fields == tuple(COLUMNS)

@@ -17,8 +17,11 @@ def empty_frame() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in COLUMNS.items()})
 
 
-def to_frame(rows: Iterable[Row]) -> pd.DataFrame:
-    """Build a transcript DataFrame from recorder rows (any number of sessions)."""
+def to_frame(rows: Iterable[Row | tuple]) -> pd.DataFrame:
+    """Build a transcript DataFrame from recorder rows (any number of sessions).
+
+    A row is a :class:`Row` or a plain tuple with the same fields in the same order.
+    """
     rows = list(rows)
     if not rows:
         return empty_frame()

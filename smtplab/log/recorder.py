@@ -61,7 +61,9 @@ class Recorder:
         self.client = client
         self.server = server
         self.tls = False
-        self.rows: list[Row] = []
+        # Plain tuples in Row's field order: the garbage collector stops tracking a plain tuple
+        # of strings and numbers, but never a tuple subclass, and a lab keeps millions of rows.
+        self.tuples: list[tuple] = []
         self._awaiting: deque[tuple[int, float]] = deque()  # (seq, time) of unanswered units
 
     def _add(
@@ -79,10 +81,10 @@ class Recorder:
         size: int | None = None,
         lines: int | None = None,
     ) -> int:
-        rows = self.rows
+        rows = self.tuples
         seq = len(rows)
         rows.append(
-            Row(
+            (
                 self.session,
                 seq,
                 time,
@@ -104,6 +106,11 @@ class Recorder:
             )
         )
         return seq
+
+    @property
+    def rows(self) -> list[Row]:
+        """The rows so far, as :class:`Row` named tuples."""
+        return [Row._make(values) for values in self.tuples]
 
     def connect(self, time: float) -> int:
         """The TCP connection opened; the greeting will answer it."""
@@ -147,7 +154,7 @@ class Recorder:
             reply_to, asked = self._awaiting.popleft()
             latency = time - asked
             if verb is None:
-                verb = self.rows[reply_to].verb
+                verb = self.tuples[reply_to][5]  # the verb of the unit it answers
         return self._add(
             time,
             "server",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One SMTP reply: a three-digit code, an optional RFC 3463 enhanced code, and text.
 
@@ -96,7 +96,7 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Command(Event):
     """A command line received by a server.
 
@@ -110,7 +110,7 @@ class Command(Event):
     error: Reply | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hello(Command):
     """HELO or EHLO (RFC 5321 4.1.1.1). ``domain`` is the client's claimed identity."""
 
@@ -122,7 +122,7 @@ class Hello(Command):
         return self.verb == "EHLO"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MailFrom(Command):
     """MAIL FROM:<reverse-path> [parameters] (RFC 5321 4.1.1.2). ``address`` is '' for <>."""
 
@@ -130,7 +130,7 @@ class MailFrom(Command):
     params: dict[str, str | None] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RcptTo(Command):
     """RCPT TO:<forward-path> [parameters] (RFC 5321 4.1.1.3)."""
 
@@ -138,47 +138,47 @@ class RcptTo(Command):
     params: dict[str, str | None] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DataCommand(Command):
     """DATA (RFC 5321 4.1.1.4): the client asks to send the message content."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reset(Command):
     """RSET (RFC 5321 4.1.1.5): abort the current transaction."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verify(Command):
     """VRFY <string> (RFC 5321 4.1.1.6): ask whether a mailbox exists."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Expand(Command):
     """EXPN <string> (RFC 5321 4.1.1.7): ask for the members of a mailing list."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Help(Command):
     """HELP [string] (RFC 5321 4.1.1.8)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Noop(Command):
     """NOOP (RFC 5321 4.1.1.9): do nothing, reply 250."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Quit(Command):
     """QUIT (RFC 5321 4.1.1.10): the server replies 221 and closes."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UnknownCommand(Command):
     """A line that is not a command this server implements (error: 500 or 502)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MessageReceived(Event):
     """The message content, complete after ``<CRLF>.<CRLF>`` (RFC 5321 4.1.1.4).
 
@@ -194,14 +194,14 @@ class MessageReceived(Event):
     error: Reply | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed(Event):
     """The peer closed its side of the connection. ``during_data`` marks a message cut short."""
 
     during_data: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReplyReceived(Event):
     """A client received a complete (possibly multi-line) reply to the command ``verb``.
 

@@ -70,7 +70,7 @@ class InputBuffer:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommandLine:
     """One command line without its line end, and the problem with it, if any."""
 
@@ -171,7 +171,7 @@ _BARE = re.compile(rb"[\r\n]")
 NORMALIZE_BUFFER_LIMIT = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DataEnd:
     """The final ``<CRLF>.<CRLF>`` was read; the message is complete."""
 

@@ -124,7 +124,7 @@ def _ehlo_keywords(config: ServerConfig) -> tuple[str, ...]:
     return tuple(keywords)
 
 
-@dataclass
+@dataclass(slots=True)
 class Envelope:
     """The current mail transaction as the server accepted it so far."""
 

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     """One accepted message with its envelope."""
 
