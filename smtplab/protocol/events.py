@@ -17,6 +17,18 @@ import re
 from dataclasses import dataclass, field
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+_SEEN_ENHANCED: set[str] = set()  # codes already checked: a set lookup is cheaper than a regex
+
+
+def is_enhanced_code(text: str) -> bool:
+    """Whether ``text`` is an RFC 3463 enhanced status code such as ``2.1.5``."""
+    if text in _SEEN_ENHANCED:
+        return True
+    if _ENHANCED.match(text) is None:
+        return False
+    if len(_SEEN_ENHANCED) < 4096:  # bounded: at most 3 * 1000 * 1000 codes exist
+        _SEEN_ENHANCED.add(text)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +47,7 @@ class Reply:
         code = self.code
         if code.__class__ is not int or code < 200 or code > 599:
             raise ValueError(f"reply code must be an int from 200 to 599, not {code!r}")
-        if self.enhanced is not None and not _ENHANCED.match(self.enhanced):
+        if self.enhanced is not None and not is_enhanced_code(self.enhanced):
             raise ValueError(
                 f"enhanced status code must look like '2.1.5' (RFC 3463), not {self.enhanced!r}"
             )

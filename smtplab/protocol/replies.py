@@ -14,12 +14,11 @@ from __future__ import annotations
 import re
 
 from smtplab.protocol.errors import RemoteProtocolError
-from smtplab.protocol.events import Reply
+from smtplab.protocol.events import Reply, is_enhanced_code
 
 _REPLY_CODE = re.compile(rb"[2-5][0-5][0-9]")
 _ONE_LINE = re.compile(rb"([2-5][0-5][0-9])(?: ([^\r\n]*))?\r?\n")
 _SEPARATORS = (b" ", b"-", b"")
-_ENHANCED_PREFIX = re.compile(r"([245]\.\d{1,3}\.\d{1,3})(?: |$)")
 
 #: A reply line may be 512 octets (4.5.3.1.5); accept far longer ones, but not without bound.
 MAX_REPLY_LINE = 64 * 1024
@@ -88,9 +87,11 @@ class ReplyParser:
 def build_reply(code: int, lines: list[str]) -> Reply:
     """A :class:`Reply` from its code and the text of its lines, taking the enhanced code out."""
     enhanced = None
-    match = _ENHANCED_PREFIX.match(lines[0]) if lines[0][1:2] == "." else None
-    if match:  # kept even when its class differs from the code's: analysis flags that
-        enhanced = match.group(1)
+    first = lines[0]
+    candidate = first.split(" ", 1)[0] if first[1:2] == "." else ""
+    if candidate and is_enhanced_code(candidate):
+        # Kept even when its class differs from the code's: analysis flags that.
+        enhanced = candidate
         prefix = enhanced + " "
         lines = [
             line[len(prefix) :] if line.startswith(prefix) else ("" if line == enhanced else line)
