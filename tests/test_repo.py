@@ -22,6 +22,14 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_mypy_is_clean() -> None:
+    mypy = Path(sys.executable).with_name("mypy")
+    if not mypy.exists():
+        pytest.skip("mypy is not installed (it comes with the test extra)")
+    result = subprocess.run([str(mypy)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebooks_are_stored_without_outputs(path: Path) -> None:
     # Notebooks are code: stored clean, so diffs are readable; nbval runs them in the suite.

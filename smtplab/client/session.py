@@ -179,7 +179,7 @@ class Session:
             self.conn.receive_data(data)
         if self._link.closed:
             self.conn.receive_data(b"")
-        replies = []
+        replies: list[Reply] = []
         while True:
             event = self.conn.next_event()
             if event is NEED_DATA or isinstance(event, ConnectionClosed):

@@ -104,6 +104,7 @@ def parse_command(
     every forward-path of the transaction (RFC 6531 3.4).
     """
     verb, argument = split_command(line)
+    error: Reply | None
     if verb in ("EHLO", "HELO"):
         domain = argument.strip()
         if not domain or " " in domain or not DOMAIN_OR_LITERAL.fullmatch(domain):
@@ -116,14 +117,12 @@ def parse_command(
         )
     if verb == "RCPT":
         return _parse_mail_or_rcpt(RcptTo, "TO:", argument, extensions, extended, max_size, utf8)
-    if verb in ("DATA", "RSET", "QUIT"):
-        kind = {"DATA": DataCommand, "RSET": Reset, "QUIT": Quit}[verb]
+    if verb in _NO_ARGUMENT:
         error = syntax_error(f"Syntax: {verb} (no argument)") if argument.strip() else None
-        return kind(verb, argument, error)
-    if verb in ("VRFY", "EXPN"):
-        kind = Verify if verb == "VRFY" else Expand
+        return _NO_ARGUMENT[verb](verb, argument, error)
+    if verb in _NEEDS_ARGUMENT:
         error = syntax_error(f"Syntax: {verb} <string>") if not argument.strip() else None
-        return kind(verb, argument, error)
+        return _NEEDS_ARGUMENT[verb](verb, argument, error)
     if verb == "NOOP":
         return Noop(verb, argument)  # "any parameter string specified" is ignored (4.1.1.9)
     if verb == "HELP":
@@ -133,6 +132,10 @@ def parse_command(
     if not verb:
         return UnknownCommand(verb, argument, Reply(500, "Syntax error: empty command", "5.5.2"))
     return UnknownCommand(verb, argument, Reply(500, "Command unrecognized", "5.5.2"))
+
+
+_NO_ARGUMENT: dict[str, type[Command]] = {"DATA": DataCommand, "RSET": Reset, "QUIT": Quit}
+_NEEDS_ARGUMENT: dict[str, type[Command]] = {"VRFY": Verify, "EXPN": Expand}
 
 
 def _parse_mail_or_rcpt(
