@@ -15,7 +15,7 @@ from smtplab.lab import Lab, SendResult
 from smtplab.log.frame import concat
 from smtplab.protocol import LineEndings, LocalProtocolError, RemoteProtocolError, Reply, State
 from smtplab.protocol.codes import explain
-from smtplab.protocol.server import ServerConfig
+from smtplab.protocol.config import ServerConfig
 from smtplab.server import Context, Mailboxes, MemoryStore, Policy
 
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ Everything runs on a virtual clock: the same calls give the same transcript ever
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -86,7 +87,7 @@ class Lab:
     ) -> None:
         config = config or ServerConfig()
         if line_endings is not None:
-            config = ServerConfig(**{**config.__dict__, "line_endings": LineEndings(line_endings)})
+            config = dataclasses.replace(config, line_endings=LineEndings(line_endings))
         self.policy = policy or Mailboxes()
         self.config = config
         self.store = store or MemoryStore()

@@ -1,6 +1,7 @@
 """The sans-IO SMTP core: bytes in, events out; replies in, bytes out. No I/O, no clocks."""
 
 from smtplab.protocol.client import ClientConnection
+from smtplab.protocol.config import ServerConfig
 from smtplab.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from smtplab.protocol.events import (
     NEED_DATA,
@@ -25,7 +26,7 @@ from smtplab.protocol.events import (
 )
 from smtplab.protocol.framing import LineEndings, dot_stuff
 from smtplab.protocol.replies import parse_reply
-from smtplab.protocol.server import ServerConfig, ServerConnection
+from smtplab.protocol.server import ServerConnection
 from smtplab.protocol.states import CONNECT, DATA_END, ON_REFUSAL, TRANSITIONS, State
 
 __all__ = [

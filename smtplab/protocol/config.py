@@ -1,0 +1,59 @@
+"""Protocol settings of a server connection: limits, extensions, bare line-end handling.
+
+Settings are what a user writes (``ServerConfig(line_endings="normalize")``); the connection
+logic that obeys them is :mod:`smtplab.protocol.server`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from smtplab.protocol.framing import LineEndings
+
+DEFAULT_EXTENSIONS = frozenset(
+    {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"}
+)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Protocol settings of a server connection (policy lives elsewhere).
+
+    ``extensions`` are the EHLO keywords the server supports; ``max_message_size`` is the SIZE
+    limit (RFC 1870), ``None`` for none.
+    """
+
+    max_command_line: int = 512  # octets with CRLF, RFC 5321 4.5.3.1.4
+    max_text_line: int = 1000  # octets with CRLF, RFC 5321 4.5.3.1.6
+    max_message_size: int | None = 10 * 1024 * 1024
+    max_recipients: int | None = 1000  # RFC 5321 4.5.3.1.8 asks for at least 100
+    line_endings: LineEndings = LineEndings.REJECT
+    extensions: frozenset[str] = DEFAULT_EXTENSIONS
+    enhanced_status_codes: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.line_endings, LineEndings):
+            object.__setattr__(self, "line_endings", LineEndings(self.line_endings))
+        object.__setattr__(self, "extensions", frozenset(e.upper() for e in self.extensions))
+        if self.max_command_line < 512 or self.max_text_line < 1000:
+            raise ValueError("RFC 5321 4.5.3.1 requires limits of at least 512 and 1000 octets")
+        if self.max_recipients is not None and self.max_recipients < 100:
+            raise ValueError("RFC 5321 4.5.3.1.8 requires accepting at least 100 recipients")
+
+    def ehlo_keywords(self) -> list[str]:
+        """The EHLO reply lines after the first, in a stable order (RFC 5321 4.1.1.1)."""
+        return list(_ehlo_keywords(self))
+
+
+@lru_cache(maxsize=32)
+def _ehlo_keywords(config: ServerConfig) -> tuple[str, ...]:
+    keywords = []
+    for name in sorted(config.extensions):
+        if name == "ENHANCEDSTATUSCODES" and not config.enhanced_status_codes:
+            continue
+        if name == "SIZE" and config.max_message_size is not None:
+            keywords.append(f"SIZE {config.max_message_size}")
+        else:
+            keywords.append(name)
+    return tuple(keywords)
