@@ -46,6 +46,9 @@ class Row(NamedTuple):
     lines: int | None = None
 
 
+_VERB = Row._fields.index("verb")
+
+
 class Recorder:
     """Collects the rows of one session."""
 
@@ -154,7 +157,7 @@ class Recorder:
             reply_to, asked = self._awaiting.popleft()
             latency = time - asked
             if verb is None:
-                verb = self.tuples[reply_to][5]  # the verb of the unit it answers
+                verb = self.tuples[reply_to][_VERB]
         return self._add(
             time,
             "server",

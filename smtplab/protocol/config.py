@@ -35,7 +35,10 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.line_endings, LineEndings):
             object.__setattr__(self, "line_endings", LineEndings(self.line_endings))
-        object.__setattr__(self, "extensions", frozenset(e.upper() for e in self.extensions))
+        extensions = frozenset(e.upper() for e in self.extensions)
+        if not self.enhanced_status_codes:  # the flag is a shorthand for leaving the keyword out
+            extensions -= {"ENHANCEDSTATUSCODES"}
+        object.__setattr__(self, "extensions", extensions)
         if self.max_command_line < 512 or self.max_text_line < 1000:
             raise ValueError("RFC 5321 4.5.3.1 requires limits of at least 512 and 1000 octets")
         if self.max_recipients is not None and self.max_recipients < 100:
@@ -50,8 +53,6 @@ class ServerConfig:
 def _ehlo_keywords(config: ServerConfig) -> tuple[str, ...]:
     keywords = []
     for name in sorted(config.extensions):
-        if name == "ENHANCEDSTATUSCODES" and not config.enhanced_status_codes:
-            continue
         if name == "SIZE" and config.max_message_size is not None:
             keywords.append(f"SIZE {config.max_message_size}")
         else:

@@ -167,6 +167,13 @@ def _find_line_break(data: bytearray, start: int) -> int:
 
 _BARE = re.compile(rb"[\r\n]")
 
+
+def only_crlf(data: bytes) -> bool:
+    """Whether every CR and LF in ``data`` is part of a CRLF (no bare line ends)."""
+    crlfs = data.count(b"\r\n")
+    return data.count(b"\n") == crlfs and data.count(b"\r") == crlfs
+
+
 #: Under ``normalize`` with no size limit, how much of a message may wait for its first CRLF.
 NORMALIZE_BUFFER_LIMIT = 64 * 1024 * 1024
 
@@ -231,16 +238,14 @@ class DataReader:
         """Add complete lines (each ending in CRLF), in bulk when no bare CR or LF is there."""
         if not block:
             return
-        crlfs = block.count(b"\r\n")
-        plain = block.count(b"\n") == crlfs and block.count(b"\r") == crlfs
-        if not plain and self.endings is not LineEndings.KEEP:
+        if not only_crlf(block) and self.endings is not LineEndings.KEEP:
             for line in block[:-2].split(b"\r\n"):
                 self._add_line(line, overlong=False)
             return
         # Transparency (4.5.2): the first dot of every line that starts with one is deleted.
         body = block[1:] if block[:1] == b"." else block
         body = body.replace(b"\r\n.", b"\r\n")
-        self._lines += crlfs
+        self._lines += block.count(b"\r\n")
         if max(map(len, body.split(b"\r\n"))) + 2 > self.max_text_line:
             self._fail(Problem.TOO_LONG)
         self._size += len(body)
@@ -306,11 +311,8 @@ def dot_stuff(content: bytes) -> bytes:
     Bare LF and bare CR become CRLF first (as Python's ``smtplib`` does), so the result can
     never contain an early end of data (RFC 5321 4.5.2).
     """
-    crlfs = content.count(b"\r\n")
-    if content.count(b"\n") == crlfs and content.count(b"\r") == crlfs:
-        text = content  # already CRLF throughout: skip the (slower) regular expression
-    else:
-        text = _BARE_EOL.sub(b"\r\n", content)
+    # Already CRLF throughout (the usual case): skip the slower regular expression.
+    text = content if only_crlf(content) else _BARE_EOL.sub(b"\r\n", content)
     if text and not text.endswith(b"\r\n"):
         text += b"\r\n"
     if text.startswith(b"."):

@@ -228,12 +228,7 @@ class ServerConnection:
         return reply
 
     def _enhanced_in_effect(self) -> bool:
-        config = self.config
-        return (
-            self.extended
-            and config.enhanced_status_codes
-            and "ENHANCEDSTATUSCODES" in config.extensions
-        )
+        return self.extended and "ENHANCEDSTATUSCODES" in self.config.extensions
 
     def _check_positive(self, step: str, reply: Reply) -> None:
         codes = POSITIVE_CODES.get(step)

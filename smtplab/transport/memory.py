@@ -15,6 +15,11 @@ from typing import Protocol
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
+def to_ns(seconds: float) -> int:
+    """Seconds as whole nanoseconds."""
+    return round(seconds * 1_000_000_000)
+
+
 class VirtualClock:
     """A clock that moves only when :meth:`advance` is called. Times are POSIX seconds."""
 
@@ -24,18 +29,17 @@ class VirtualClock:
                 raise ValueError("give the start time a timezone, e.g. datetime(..., tzinfo=UTC)")
             start = start.timestamp()
         # Whole nanoseconds, so that a thousand 1 ms steps make exactly one second.
-        self._ns = round(float(start) * 1_000_000_000)
-
-    def __call__(self) -> float:
-        return self._ns / 1_000_000_000
+        self._ns = to_ns(float(start))
 
     def now(self) -> float:
         return self._ns / 1_000_000_000
 
+    __call__ = now  # the clock is passed around as a plain "what time is it" function
+
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("a clock cannot go back")
-        self._ns += round(seconds * 1_000_000_000)
+        self._ns += to_ns(seconds)
 
     def advance_ns(self, nanoseconds: int) -> None:
         """Move on by a whole number of nanoseconds (the transport's fast path)."""
@@ -71,7 +75,7 @@ class InProcessLink:
         self.server = server
         self.clock = clock
         self.network_delay = network_delay
-        self._delay_ns = round(network_delay * 1_000_000_000)
+        self._delay_ns = to_ns(network_delay)
 
     @property
     def closed(self) -> bool:
