@@ -19,10 +19,8 @@ def deliver(content: bytes, endings: str = "reject", **config) -> tuple[list[str
     return replies[4:], harness
 
 
-def test_one_reply_after_the_final_dot_not_one_per_line() -> None:
+def test_one_reply_after_the_final_dot_not_one_per_line(harness: Harness) -> None:
     # RFC 5321 4.1.1.4: the server replies once, after <CRLF>.<CRLF>.
-    harness = Harness()
-    harness.replies()
     assert codes(harness.feed(START)) == OPENING
     for line in (b"Subject: hello\r\n", b"\r\n", b"line one\r\n", b"line two\r\n"):
         assert harness.feed(line) == [], "no reply may come before the final dot"
@@ -109,9 +107,7 @@ def test_dot_not_counted_in_line_length() -> None:
     assert replies == ["250 2.0.0"]
 
 
-def test_overlong_line_split_across_chunks_uses_bounded_memory() -> None:
-    harness = Harness()
-    harness.replies()
+def test_overlong_line_split_across_chunks_uses_bounded_memory(harness: Harness) -> None:
     harness.feed(START)
     for _ in range(200):
         harness.feed(b"y" * 5000)
@@ -126,9 +122,7 @@ def test_message_over_the_size_limit() -> None:
     assert harness.store.messages == []
 
 
-def test_client_closing_mid_data_stores_nothing() -> None:
-    harness = Harness()
-    harness.replies()
+def test_client_closing_mid_data_stores_nothing(harness: Harness) -> None:
     harness.feed(START, b"Subject: cut\r\n\r\nhalf a mess")
     harness.server.receive(b"")
     assert harness.store.messages == []

@@ -167,26 +167,22 @@ CASES = [
 
 
 @pytest.mark.parametrize(("section", "what", "data", "expected"), CASES, ids=[c[1] for c in CASES])
-def test_server_replies(section: str, what: str, data: bytes, expected: list[str]) -> None:
-    harness = Harness()
-    harness.replies()
+def test_server_replies(
+    section: str, what: str, data: bytes, expected: list[str], harness: Harness
+) -> None:
     assert codes(harness.feed(data)) == expected, f"RFC 5321 {section}: {what}"
 
 
-def test_every_command_gets_one_reply_even_split_byte_by_byte() -> None:
+def test_every_command_gets_one_reply_even_split_byte_by_byte(harness: Harness) -> None:
     # RFC 5321 2.3.8 / 4.1.1: lines are framed by CRLF, whatever the TCP segmentation.
     data = EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
     data += b"Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n"
-    harness = Harness()
-    harness.replies()
     replies = harness.feed(*[data[i : i + 1] for i in range(len(data))])
     assert codes(replies) == ["250", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "221 2.0.0"]
 
 
-def test_pipelined_commands_are_answered_in_order() -> None:
+def test_pipelined_commands_are_answered_in_order(harness: Harness) -> None:
     # RFC 2920 3.1: a server answers pipelined commands in order, in one go here.
-    harness = Harness()
-    harness.replies()
     replies = harness.feed(
         EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\n"
         b"RCPT TO:<nobody@example.org>\r\nRCPT TO:<carol@example.org>\r\nDATA\r\n"
@@ -194,10 +190,8 @@ def test_pipelined_commands_are_answered_in_order() -> None:
     assert codes(replies) == ["250", "250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "354"]
 
 
-def test_bytes_after_data_are_content_only_after_354() -> None:
+def test_bytes_after_data_are_content_only_after_354(harness: Harness) -> None:
     # RFC 5321 4.1.1.4: message content follows the 354; a pipelined message is read as data.
-    harness = Harness()
-    harness.replies()
     replies = harness.feed(
         EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nQUIT\r\n.\r\n"
     )
@@ -207,11 +201,9 @@ def test_bytes_after_data_are_content_only_after_354() -> None:
 
 def test_one_hundred_recipients_are_accepted() -> None:
     # RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
-    harness = Harness(policy=None)
-    harness.replies()
-    rcpts = b"".join(b"RCPT TO:<bob+%d@example.org>\r\n" % i for i in range(100))
     from smtplab.server import Policy
 
+    rcpts = b"".join(b"RCPT TO:<bob+%d@example.org>\r\n" % i for i in range(100))
     h = Harness(policy=Policy())
     h.replies()
     replies = h.feed(EHLO + b"MAIL FROM:<a@example.net>\r\n" + rcpts + b"DATA\r\n", b"x\r\n.\r\n")
@@ -246,10 +238,8 @@ def test_limits_are_settings() -> None:
         ServerConfig(max_command_line=100)
 
 
-def test_enhanced_codes_only_once_negotiated() -> None:
+def test_enhanced_codes_only_once_negotiated(harness: Harness) -> None:
     # RFC 2034: after EHLO, when advertised; never on 3xx (RFC 3463 has no class 3).
-    harness = Harness()
-    harness.replies()
     assert codes(harness.feed(b"NOOP\r\n", EHLO, b"NOOP\r\n")) == ["250", "250", "250 2.0.0"]
     plain = Harness(ServerConfig(extensions=frozenset({"PIPELINING", "SIZE"})))
     plain.replies()
@@ -278,19 +268,15 @@ def test_smtputf8_on_mail_allows_utf8_recipients() -> None:
     assert codes(replies) == ["250", "250 2.1.0", "250 2.1.5"]
 
 
-def test_invalid_utf8_gets_a_reply_not_a_replacement_character() -> None:
-    harness = Harness()
-    harness.replies()
+def test_invalid_utf8_gets_a_reply_not_a_replacement_character(harness: Harness) -> None:
     replies = harness.feed(EHLO + b"MAIL FROM:<\xff\xfe@b.example> SMTPUTF8\r\n")
     assert codes(replies) == ["250", "501 5.5.2"]
 
 
-def test_512_octet_line_split_between_cr_and_lf() -> None:
+def test_512_octet_line_split_between_cr_and_lf(harness: Harness) -> None:
     # RFC 5321 4.5.3.1.4: 512 octets with the CRLF, however TCP cuts it.
     line = b"NOOP " + b"x" * 505 + b"\r\n"
     assert len(line) == 512
-    harness = Harness()
-    harness.replies()
     assert codes(harness.feed(line[:-1], line[-1:])) == ["250"]
 
 
