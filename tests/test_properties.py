@@ -8,7 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smtplab.protocol import LineEndings, Reply, ServerConfig, dot_stuff, parse_reply
+from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.framing import DataReader, InputBuffer
+from smtplab.protocol.replies import ReplyParser
 from tests.conftest import EHLO, TRANSACTION, Harness, codes
 
 lines = st.lists(
@@ -51,6 +53,40 @@ def test_reply_round_trips(code: int, text_lines: list[str], detail) -> None:
     assert parsed.code == reply.code
     assert parsed.enhanced == reply.enhanced
     assert parsed.text == reply.text
+
+
+reply_lines = st.lists(
+    st.tuples(
+        st.sampled_from([b"250", b"250", b"451", b"999", b"25"]),
+        st.sampled_from([b" ", b"-", b"", b"x"]),
+        st.sampled_from(
+            [b"", b"OK", b"2.0.0 OK", b"2.0.0", b"4.7.1 later", b"caf\xc3\xa9", b"a\rb"]
+        ),
+        st.sampled_from([b"\r\n", b"\n"]),
+    ).map(b"".join),
+    min_size=1,
+    max_size=5,
+)
+
+
+def _parse(chunks: list[bytes]) -> list[object]:
+    """Every reply (or the error) a parser gives for ``chunks`` fed one after another."""
+    parser, out = ReplyParser(), []
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while (reply := parser.next_reply()) is not None:
+                out.append(reply)
+    except RemoteProtocolError as error:
+        out.append(type(error))
+    return out
+
+
+@given(reply_lines)
+def test_a_reply_parses_the_same_whole_or_byte_by_byte(wire_lines: list[bytes]) -> None:
+    # Whole: the one-match fast path; byte by byte: the line-by-line path (RFC 5321 4.2).
+    wire = b"".join(wire_lines)
+    assert _parse([wire]) == _parse([wire[i : i + 1] for i in range(len(wire))])
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -30,7 +30,14 @@ def test_parse_reply(wire: bytes, reply: Reply) -> None:
 
 @pytest.mark.parametrize(
     "wire",
-    [b"hello\r\n", b"25 OK\r\n", b"600 nope\r\n", b"250x\r\n", b"190 too low\r\n"],
+    [
+        b"hello\r\n",
+        b"25 OK\r\n",
+        b"600 nope\r\n",
+        b"250x\r\n",
+        b"190 too low\r\n",
+        b"250 bare\rCR\r\n",  # RFC 5321 2.3.8: CR only as part of CRLF
+    ],
 )
 def test_not_a_reply_is_the_peers_error(wire: bytes) -> None:
     parser = ReplyParser()
@@ -65,6 +72,8 @@ def test_reply_split_anywhere_is_still_one_reply() -> None:
         (Reply(250, "a\nb"), b"250-a\r\n250 b\r\n"),
         (Reply(550, "a\nb", "5.1.1"), b"550-5.1.1 a\r\n550 5.1.1 b\r\n"),
         (Reply(250), b"250\r\n"),
+        (Reply(250, "a\n\nc", "2.0.0"), b"250-2.0.0 a\r\n250-2.0.0\r\n250 2.0.0 c\r\n"),
+        (Reply(250, "a\n"), b"250-a\r\n250\r\n"),
     ],
 )
 def test_reply_to_bytes(reply: Reply, wire: bytes) -> None:
@@ -73,7 +82,13 @@ def test_reply_to_bytes(reply: Reply, wire: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [((199, "x"), "200 to 599"), ((250, "x", "2.1"), "RFC 3463"), ((250, "a\rb"), "CR")],
+    [
+        ((199, "x"), "200 to 599"),
+        ((250, "x", "2.1"), "RFC 3463"),
+        ((250, "x", "2.1.5\n"), "RFC 3463"),
+        ((250, "x", "2.\u0661.5"), "RFC 3463"),  # an Arabic-Indic digit is not a digit here
+        ((250, "a\rb"), "CR"),
+    ],
 )
 def test_bad_reply_values_are_refused_clearly(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):

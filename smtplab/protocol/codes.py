@@ -166,7 +166,7 @@ _VALID = (
     "'250-a\\r\\n250 b', '5.1.1', or an object with .code (int), .enhanced and .text"
 )
 _LINE = re.compile(r"(\d{3})(?:([ -])(.*)|$)", re.DOTALL)
-_LEADING_ENHANCED = re.compile(r"([245]\.\d{1,3}\.\d{1,3})(?:[ \t]+|$)")
+_LEADING_ENHANCED = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:[ \t]+|$)")
 _ENHANCED_ALONE = re.compile(r"(\d+\.\d+\.\d+)(?:[ \t]+(.*))?", re.DOTALL)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+_ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")  # ASCII digits only (RFC 3463 2)
 _SEEN_ENHANCED: set[str] = set()  # codes already checked: a set lookup is cheaper than a regex
 
 
@@ -24,7 +24,7 @@ def is_enhanced_code(text: str) -> bool:
     """Whether ``text`` is an RFC 3463 enhanced status code such as ``2.1.5``."""
     if text in _SEEN_ENHANCED:
         return True
-    if _ENHANCED.match(text) is None:
+    if _ENHANCED.fullmatch(text) is None:
         return False
     if len(_SEEN_ENHANCED) < 4096:  # bounded: at most 3 * 1000 * 1000 codes exist
         _SEEN_ENHANCED.add(text)
@@ -47,9 +47,14 @@ class Reply:
         code = self.code
         if code.__class__ is not int or code < 200 or code > 599:
             raise ValueError(f"reply code must be an int from 200 to 599, not {code!r}")
-        if self.enhanced is not None and not is_enhanced_code(self.enhanced):
+        enhanced = self.enhanced
+        if (
+            enhanced is not None
+            and enhanced not in _SEEN_ENHANCED
+            and not is_enhanced_code(enhanced)
+        ):
             raise ValueError(
-                f"enhanced status code must look like '2.1.5' (RFC 3463), not {self.enhanced!r}"
+                f"enhanced status code must look like '2.1.5' (RFC 3463), not {enhanced!r}"
             )
         if "\r" in self.text:
             raise ValueError("reply text must not contain CR; separate lines with '\\n'")
@@ -76,22 +81,16 @@ class Reply:
 
     def to_bytes(self) -> bytes:
         """The reply as sent on the wire (RFC 5321 4.2: ``code-text`` lines, then ``code text``)."""
-        if "\n" not in self.text:  # the common case: one line
-            if self.enhanced:
-                body = f"{self.enhanced} {self.text}" if self.text else self.enhanced
-            else:
-                body = self.text
-            return f"{self.code} {body}\r\n".encode() if body else f"{self.code}\r\n".encode()
-        lines = self.lines
-        out = []
-        for index, line in enumerate(lines):
-            sep = " " if index == len(lines) - 1 else "-"
-            body = f"{self.enhanced} {line}" if self.enhanced and line else (self.enhanced or line)
-            if body:
-                out.append(f"{self.code}{sep}{body}\r\n")
-            else:  # "250" alone is a complete reply line (RFC 5321 4.2)
-                out.append(f"{self.code}{sep.strip()}\r\n")
-        return "".join(out).encode("utf-8")
+        code, enhanced = self.code, self.enhanced
+        *lines, last = self.text.split("\n")
+        if enhanced:  # on every line (RFC 2034 4)
+            lines = [f"{enhanced} {line}" if line else enhanced for line in lines]
+            last = f"{enhanced} {last}" if last else enhanced
+        # "250" alone is a complete last line (RFC 5321 4.2); earlier lines keep their hyphen.
+        end = f"{code} {last}\r\n" if last else f"{code}\r\n"
+        if lines:
+            end = "".join([f"{code}-{line}\r\n" for line in lines]) + end
+        return end.encode()
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
         """Notebooks show a reply as it looks on the wire (IPython's pretty-printer hook)."""

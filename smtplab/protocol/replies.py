@@ -17,7 +17,9 @@ from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply, is_enhanced_code
 
 _REPLY_CODE = re.compile(rb"[2-5][0-5][0-9]")
-_ONE_LINE = re.compile(rb"([2-5][0-5][0-9])(?: ([^\r\n]*))?\r?\n")
+# One complete, well-formed reply: "code-text" lines with the same code (the backreference),
+# then "code text" or "code". The usual content of the buffer, parsed in one match.
+_WHOLE_REPLY = re.compile(rb"([2-5][0-5][0-9])(?:-[^\r\n]*\r?\n\1)*(?: ([^\r\n]*))?\r?\n")
 _SEPARATORS = (b" ", b"-", b"")
 
 #: A reply line may be 512 octets (4.5.3.1.5); accept far longer ones, but not without bound.
@@ -45,13 +47,10 @@ class ReplyParser:
         buffer = self._buffer
         if not buffer:
             return None
-        one_line = buffer[-1:] == b"\n" and buffer.count(b"\n") == 1
-        if one_line and not self._lines and len(buffer) <= MAX_REPLY_LINE:
-            match = _ONE_LINE.fullmatch(buffer)  # the common case: exactly one one-line reply
-            if match is not None:
-                code, text = int(match[1]), (match[2] or b"").decode("utf-8", errors="replace")
-                buffer.clear()  # only now: the match looks into the buffer
-                return build_reply(code, [text])
+        if not self._lines and len(buffer) <= MAX_REPLY_LINE and buffer[-1:] == b"\n":
+            reply = _whole_reply(buffer)  # the common case: the buffer holds exactly one reply
+            if reply is not None:
+                return reply
         while True:
             end = buffer.find(b"\n", 0, MAX_REPLY_LINE + 1)
             if end < 0:
@@ -65,6 +64,8 @@ class ReplyParser:
             separator = raw[3:4]
             if separator not in _SEPARATORS or not _REPLY_CODE.fullmatch(raw[:3]):
                 raise RemoteProtocolError(f"not an SMTP reply line: {raw[:80]!r}")
+            if b"\r" in raw:
+                raise RemoteProtocolError(f"bare CR in a reply line (RFC 5321 2.3.8): {raw[:80]!r}")
             code = int(raw[:3])
             lines = self._lines
             if lines and lines[0][0] != code:
@@ -84,6 +85,24 @@ class ReplyParser:
                 raise RemoteProtocolError(f"reply of more than {MAX_REPLY_LINES} lines")
 
 
+def _whole_reply(buffer: bytearray) -> Reply | None:
+    """The reply ``buffer`` holds, if it holds exactly one well-formed reply (then cleared)."""
+    match = _WHOLE_REPLY.fullmatch(buffer)
+    if match is None:
+        return None
+    line_count = buffer.count(b"\n")
+    if line_count == 1:
+        texts = [(match[2] or b"").decode("utf-8", errors="replace")]
+    elif line_count <= MAX_REPLY_LINES:
+        text = buffer.decode("utf-8", errors="replace").replace("\r\n", "\n")
+        texts = [line[4:] for line in text.split("\n")[:-1]]  # each without "250-"
+    else:
+        return None  # the line-by-line path reports it
+    code = int(match[1])
+    buffer.clear()  # only now: the match looks into the buffer
+    return build_reply(code, texts)
+
+
 def build_reply(code: int, lines: list[str]) -> Reply:
     """A :class:`Reply` from its code and the text of its lines, taking the enhanced code out."""
     enhanced = None
@@ -93,11 +112,17 @@ def build_reply(code: int, lines: list[str]) -> Reply:
         # Kept even when its class differs from the code's: analysis flags that.
         enhanced = candidate
         prefix = enhanced + " "
-        lines = [
-            line[len(prefix) :] if line.startswith(prefix) else ("" if line == enhanced else line)
-            for line in lines
-        ]
+        if len(lines) == 1:  # the usual case, without building a new list
+            return Reply(code, _strip(first, prefix, enhanced), enhanced)
+        lines = [_strip(line, prefix, enhanced) for line in lines]
     return Reply(code, "\n".join(lines), enhanced)
+
+
+def _strip(line: str, prefix: str, enhanced: str) -> str:
+    """``line`` without the enhanced code repeated at its start."""
+    if line.startswith(prefix):
+        return line[len(prefix) :]
+    return "" if line == enhanced else line
 
 
 def parse_reply(data: bytes) -> Reply:
