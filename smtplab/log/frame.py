@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -22,25 +23,49 @@ def to_frame(rows: Iterable[Row | tuple]) -> pd.DataFrame:
 
     A row is a :class:`Row` or a plain tuple with the same fields in the same order.
     """
-    rows = list(rows)
+    rows = rows if isinstance(rows, list) else list(rows)
     if not rows:
         return empty_frame()
-    values = dict(zip(COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+    width = len(COLUMNS)
+    if set(map(len, rows)) != {width}:
+        raise ValueError(f"every transcript row must have the {width} fields of the schema")
+    # Columns by slicing one flat list: far cheaper than zip(*rows), whose one iterator per
+    # row keeps the garbage collector busy on big transcripts.
+    flat = list(chain.from_iterable(rows))
     columns: dict[str, Any] = {}
-    for name, dtype in COLUMNS.items():
+    for index, (name, dtype) in enumerate(COLUMNS.items()):
+        values = flat[index::width]
         if name == "time":
             # Float POSIX seconds are exact to about 0.25 microseconds: round to microseconds
             # so that virtual-clock times read as the round numbers they are.
-            micros = np.round(np.asarray(values[name], dtype="float64") * 1e6).astype("int64")
+            micros = np.round(np.asarray(values, dtype="float64") * 1e6).astype("int64")
             column = pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
         elif name == "latency":
-            column = np.round(np.asarray(values[name], dtype="float64"), 6)
+            column = np.round(np.asarray(values, dtype="float64"), 6)
         elif dtype == "category":
-            column = pd.Categorical(values[name])
+            codes, categories = pd.factorize(np.array(values, dtype=object), sort=True)
+            column = pd.Categorical.from_codes(codes, categories=categories)
+        elif dtype in ("Int16", "Int32", "Int64", "boolean"):
+            column = _nullable(name, values, dtype)
         else:
-            column = pd.array(values[name], dtype=dtype)
+            column = pd.array(values, dtype=dtype)
         columns[name] = column
     return pd.DataFrame(columns, copy=False)
+
+
+def _nullable(name: str, values: list[Any], dtype: str) -> Any:
+    """A nullable integer or boolean array from Python values with ``None`` for missing."""
+    array = np.array(values, dtype=object)
+    missing = pd.isna(array)
+    array[missing] = 0
+    if dtype == "boolean":
+        return pd.arrays.BooleanArray(array.astype(bool), missing)
+    numbers = array.astype(np.int64)
+    target = np.dtype(dtype.lower())
+    limits = np.iinfo(target)
+    if len(numbers) and (numbers.min() < limits.min or numbers.max() > limits.max):
+        raise ValueError(f"column {name!r}: a value does not fit the schema's {dtype}")
+    return pd.arrays.IntegerArray(numbers.astype(target), missing)
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
