@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from functools import partial
 from typing import Any
 
 from smtplab.client.session import Session
@@ -31,7 +32,7 @@ from smtplab.server.mailboxes import Mailboxes
 from smtplab.server.policy import Policy
 from smtplab.server.session import ServerSession
 from smtplab.server.store import MemoryStore, StoredMessage
-from smtplab.transport.memory import DEFAULT_START, InProcessLink, VirtualClock
+from smtplab.transport.memory import DEFAULT_START, InProcessLink, VirtualClock, to_ns
 
 SERVER_ADDRESS = "192.0.2.25:25"  # RFC 5737 documentation addresses: never a real host
 
@@ -93,7 +94,12 @@ class Lab:
         self.store = store or MemoryStore()
         self.clock = VirtualClock(start)
         self.network_delay = network_delay
+        if processing_time < 0:
+            raise ValueError("a processing time cannot be negative")
         self.processing_time = processing_time
+        self._processing_pause = (
+            partial(self.clock.advance_ns, to_ns(processing_time)) if processing_time else None
+        )
         self.name = name
         self.recorders: list[Recorder] = []
 
@@ -110,8 +116,7 @@ class Lab:
             clock=self.clock,
             config=self.config,
             client=client,
-            processing_time=self.processing_time,
-            advance=self.clock.advance,
+            before_reply=self._processing_pause,
         )
         self.recorders.append(recorder)
         link = InProcessLink(server, self.clock, self.network_delay)

@@ -317,8 +317,7 @@ def test_a_policy_reply_the_protocol_forbids_becomes_451() -> None:
 
 def test_pipelined_commands_are_stamped_with_their_arrival_time() -> None:
     harness = Harness()
-    harness.server._advance = harness.clock.advance
-    harness.server.processing_time = 0.05
+    harness.server.before_reply = lambda: harness.clock.advance(0.05)
     harness.replies()
     harness.feed(EHLO + b"NOOP\r\nNOOP\r\nNOOP\r\n")
     rows = [r for r in harness.recorder.rows if r.kind in ("command", "reply") and r.seq > 1]

@@ -148,9 +148,8 @@ def _parse_mail_or_rcpt(
     utf8: bool,
 ) -> Command:
     verb = "MAIL" if kind is MailFrom else "RCPT"
-    usage = syntax_error(f"Syntax: {verb} {prefix}<address> [parameters]")
     if argument[: len(prefix)].upper() != prefix:
-        return kind(verb, argument, usage)
+        return kind(verb, argument, syntax_error(f"Syntax: {verb} {prefix}<address> [parameters]"))
     rest = argument[len(prefix) :].lstrip(" ")
     path, param_text = _split_path(rest)
     address, error = _parse_path(kind, path)
@@ -170,6 +169,12 @@ def _split_path(text: str) -> tuple[str, str]:
     if not text.startswith("<"):
         path, _, params = text.partition(" ")
         return path, params
+    if '"' not in text:  # the usual case: no quoted local part, so the first ">" closes
+        end = text.find(">") + 1
+        if end and text[end : end + 1] == " ":
+            return text[:end], text[end + 1 :]
+        if end == len(text):
+            return text, ""
     quoted = escaped = False
     for index, char in enumerate(text):
         if escaped:

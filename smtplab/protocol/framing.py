@@ -90,6 +90,8 @@ class CommandLineReader:
 
     def next_line(self, buf: InputBuffer) -> CommandLine | None:
         data = buf.data
+        if not data:
+            return None  # nothing to read (an empty buffer holds no line, even at EOF)
         pos = self._scan
         if not pos and not self._discarding:  # fast path: a plain line ending in CRLF
             end = data.find(b"\r\n", 0, self.max_length + 1)

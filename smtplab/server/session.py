@@ -45,8 +45,7 @@ class ServerSession:
         clock: Callable[[], float],
         config: ServerConfig | None = None,
         client: str = "unknown",
-        processing_time: float = 0.0,
-        advance: Callable[[float], None] | None = None,
+        before_reply: Callable[[], None] | None = None,
     ) -> None:
         self.conn = ServerConnection(config)
         self.policy = policy
@@ -54,8 +53,8 @@ class ServerSession:
         self.recorder = recorder
         self.clock = clock
         self.client = client
-        self.processing_time = processing_time
-        self._advance = advance
+        # Called before each reply: the in-process transport lets processing time pass.
+        self.before_reply = before_reply
         self.errors: list[str] = []  # exceptions raised by policy hooks, answered with 451
         self._ctx: Context | None = None
 
@@ -172,8 +171,8 @@ class ServerSession:
         return queue_id
 
     def _reply(self, reply: Reply) -> None:
-        if self.processing_time and self._advance is not None:
-            self._advance(self.processing_time)
+        if self.before_reply is not None:
+            self.before_reply()
         try:
             sent = self.conn.send(reply)
         except LocalProtocolError as exc:  # a policy answered what the protocol forbids
