@@ -167,3 +167,12 @@ def test_row_fields_are_the_schema_columns_in_order() -> None:
     from smtplab.log.recorder import Row
 
     assert Row._fields == tuple(COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"network_delay": -0.001}, "network delay"), ({"processing_time": -1}, "processing time")],
+)
+def test_negative_lab_times_are_refused(setting, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        smtplab.Lab(**setting).connect()
