@@ -268,6 +268,16 @@ class ServerConnection:
             self.envelope = Envelope()  # EHLO, RSET, end of data, QUIT: no transaction
             self._data = None
 
+    def close(self) -> None:
+        """Drop the connection without a reply (a crash, a fault): nothing more is sent or read.
+
+        Bytes already queued stay in :meth:`data_to_send`; an unfinished transaction is gone.
+        """
+        self.state = State.CLOSED
+        self._owed, self._owed_event = None, None
+        self._closed_seen = True  # the peer's close needs no event of its own now
+        self.envelope, self._data = Envelope(), None
+
     def data_to_send(self) -> bytes:
         """The bytes queued for the client since the last call."""
         out = bytes(self._out)

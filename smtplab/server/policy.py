@@ -34,6 +34,31 @@ from smtplab.protocol.server import Envelope, ServerConfig
 QUEUE_ID = "{queue_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A reply with extras: sent after ``delay`` seconds (virtual time in-process), and with a
+    ``note`` row in the transcript saying why (fault injection uses both)."""
+
+    reply: Reply
+    delay: float = 0.0
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.delay < 0:
+            raise ValueError("a delay cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Close the connection without replying, as a crashed server or a cut cable would."""
+
+    note: str = ""
+
+
+#: What a hook may return: a reply, a reply with a delay or a note, or no reply at all.
+Decision = Reply | Answer | Drop
+
+
 @dataclass(slots=True)
 class Context:
     """What a hook may know about the session when it decides.
@@ -61,42 +86,42 @@ class Policy:
 
     hostname = "mx.example.org"
 
-    def on_connect(self, ctx: Context) -> Reply:
+    def on_connect(self, ctx: Context) -> Decision:
         return Reply(220, f"{ctx.hostname} ESMTP smtplab")
 
-    def on_hello(self, ctx: Context, event: Hello) -> Reply:
+    def on_hello(self, ctx: Context, event: Hello) -> Decision:
         if not event.extended:
             return Reply(250, ctx.hostname)
         lines = [f"{ctx.hostname} greets {event.domain}", *ctx.config.ehlo_keywords()]
         return Reply(250, "\n".join(lines))
 
-    def on_mail(self, ctx: Context, event: MailFrom) -> Reply:
+    def on_mail(self, ctx: Context, event: MailFrom) -> Decision:
         return Reply(250, f"Sender <{event.address}> OK", "2.1.0")
 
-    def on_rcpt(self, ctx: Context, event: RcptTo) -> Reply:
+    def on_rcpt(self, ctx: Context, event: RcptTo) -> Decision:
         return Reply(250, f"Recipient <{event.address}> OK", "2.1.5")
 
-    def on_data(self, ctx: Context, event: Command) -> Reply:
+    def on_data(self, ctx: Context, event: Command) -> Decision:
         return Reply(354, "End data with <CR><LF>.<CR><LF>")
 
-    def on_message(self, ctx: Context, event: MessageReceived) -> Reply:
+    def on_message(self, ctx: Context, event: MessageReceived) -> Decision:
         """Decide on a complete message; a 250 here means the server stores it first."""
         return Reply(250, f"OK: queued as {QUEUE_ID}", "2.0.0")
 
-    def on_rset(self, ctx: Context, event: Reset) -> Reply:
+    def on_rset(self, ctx: Context, event: Reset) -> Decision:
         return Reply(250, "OK", "2.0.0")
 
-    def on_noop(self, ctx: Context, event: Noop) -> Reply:
+    def on_noop(self, ctx: Context, event: Noop) -> Decision:
         return Reply(250, "OK", "2.0.0")
 
-    def on_vrfy(self, ctx: Context, event: Verify) -> Reply:
+    def on_vrfy(self, ctx: Context, event: Verify) -> Decision:
         # RFC 5321 3.5.3: 252 when the server will not or cannot verify.
         return Reply(252, "Cannot VRFY user, but will accept message and attempt delivery", "2.5.2")
 
-    def on_expn(self, ctx: Context, event: Expand) -> Reply:
+    def on_expn(self, ctx: Context, event: Expand) -> Decision:
         return Reply(502, "EXPN not available", "5.5.1")
 
-    def on_help(self, ctx: Context, event: Help) -> Reply:
+    def on_help(self, ctx: Context, event: Help) -> Decision:
         return Reply(
             214,
             "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP\n"
@@ -104,10 +129,10 @@ class Policy:
             "2.0.0",
         )
 
-    def on_quit(self, ctx: Context, event: Quit) -> Reply:
+    def on_quit(self, ctx: Context, event: Quit) -> Decision:
         return Reply(221, f"{ctx.hostname} closing connection", "2.0.0")
 
-    def reply_for(self, ctx: Context, event: Command | MessageReceived) -> Reply:
+    def reply_for(self, ctx: Context, event: Command | MessageReceived) -> Decision:
         """Dispatch ``event`` to its hook."""
         if isinstance(event, MessageReceived):
             return self.on_message(ctx, event)

@@ -27,8 +27,8 @@ from smtplab.protocol.events import (
 )
 from smtplab.protocol.server import ServerConfig, ServerConnection
 from smtplab.protocol.states import State
-from smtplab.server.policy import QUEUE_ID, Context, Policy
-from smtplab.server.store import MemoryStore, received_header
+from smtplab.server.policy import QUEUE_ID, Answer, Context, Decision, Drop, Policy
+from smtplab.server.store import Store, received_header
 
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing", "4.3.0")
 
@@ -40,12 +40,13 @@ class ServerSession:
         self,
         *,
         policy: Policy,
-        store: MemoryStore,
+        store: Store,
         recorder: Recorder,
         clock: Callable[[], float],
         config: ServerConfig | None = None,
         client: str = "unknown",
         before_reply: Callable[[], None] | None = None,
+        wait: Callable[[float], None] | None = None,
     ) -> None:
         self.conn = ServerConnection(config)
         self.policy = policy
@@ -55,8 +56,11 @@ class ServerSession:
         self.client = client
         # Called before each reply: the in-process transport lets processing time pass.
         self.before_reply = before_reply
+        # Lets time pass for a delayed Answer (the in-process clock's advance).
+        self.wait = wait
         self.errors: list[str] = []  # exceptions raised by policy hooks, answered with 451
         self._ctx: Context | None = None
+        self._close_recorded = False
 
     @property
     def closed(self) -> bool:
@@ -66,10 +70,11 @@ class ServerSession:
         """Record the connection and send the greeting."""
         self.recorder.connect(self.clock())
         greeting = self._decide(None)
-        if greeting.code not in (220, 421, 554):  # RFC 5321 3.1 and 3.8
+        if isinstance(greeting, Reply) and greeting.code not in (220, 421, 554):
+            # RFC 5321 3.1 and 3.8: a greeting is 220, or 554 / 421 to refuse service.
             greeting = Reply(421, "Service not available, closing transmission channel", "4.3.0")
-        self._reply(greeting)
-        if self.closed:
+        self._answer(greeting)
+        if self.closed and not self._close_recorded:
             self.recorder.close(self.clock(), "server")
 
     def receive(self, data: bytes) -> None:
@@ -88,12 +93,13 @@ class ServerSession:
                 return
             if isinstance(event, MessageReceived):
                 self.recorder.data(arrived, event.content, event.size, event.line_count)
-                self._reply(self._message_reply(event))
+                self._answer(self._message_reply(event))
             elif isinstance(event, Command):
                 self.recorder.command(arrived, event.verb, event.argument)
-                self._reply(event.error or self._decide(event))
+                self._answer(event.error or self._decide(event))
             if self.conn.state is State.CLOSED:
-                self.recorder.close(self.clock(), "server")
+                if not self._close_recorded:
+                    self.recorder.close(self.clock(), "server")
                 return
 
     def data_to_send(self) -> bytes:
@@ -119,30 +125,38 @@ class ServerSession:
         ctx.now = self.clock()
         return ctx
 
-    def _decide(self, event: Command | MessageReceived | None) -> Reply:
+    def _decide(self, event: Command | MessageReceived | None) -> Decision:
         """Ask the policy (``None``: for the greeting); a hook that raises gets 451."""
         try:
             if event is None:
-                return self.policy.on_connect(self._context())
-            return self.policy.reply_for(self._context(), event)
+                decision = self.policy.on_connect(self._context())
+            else:
+                decision = self.policy.reply_for(self._context(), event)
+            if not isinstance(decision, Reply | Answer | Drop):
+                raise TypeError(f"a hook must return a Reply, Answer or Drop, not {decision!r}")
+            return decision
         except Exception as exc:  # a bug in a policy must not kill the session
             self.errors.append("".join(traceback.format_exception_only(exc)).strip())
             self.recorder.note(self.clock(), f"policy error, answered 451: {self.errors[-1]}")
             return LOCAL_ERROR
 
-    def _message_reply(self, event: MessageReceived) -> Reply:
+    def _message_reply(self, event: MessageReceived) -> Decision:
         if event.error is not None:
             return event.error
-        reply = self._decide(event)
-        if reply.code != 250:
-            return reply
+        decision = self._decide(event)
+        reply = decision.reply if isinstance(decision, Answer) else decision
+        if not isinstance(reply, Reply) or reply.code != 250:
+            return decision
         try:
             queue_id = self._store(event)
         except Exception as exc:  # the message is not stored: say so, never 250
             self.errors.append(f"store failed: {exc}")
             self.recorder.note(self.clock(), f"store failed, answered 451: {exc}")
             return LOCAL_ERROR
-        return Reply(reply.code, reply.text.replace(QUEUE_ID, queue_id), reply.enhanced)
+        reply = Reply(reply.code, reply.text.replace(QUEUE_ID, queue_id), reply.enhanced)
+        if isinstance(decision, Answer):
+            return Answer(reply, decision.delay, decision.note)
+        return reply
 
     def _store(self, event: MessageReceived) -> str:
         conn, now = self.conn, self.clock()
@@ -169,6 +183,22 @@ class ServerSession:
             self.recorder.session,
         )
         return queue_id
+
+    def _answer(self, decision: Decision) -> None:
+        """Carry out a decision: reply, reply after a delay, or drop the connection."""
+        if isinstance(decision, Drop):
+            self.conn.close()
+            note = f" ({decision.note})" if decision.note else ""
+            self.recorder.close(self.clock(), "server", f"server dropped the connection{note}")
+            self._close_recorded = True
+            return
+        if isinstance(decision, Answer):
+            if decision.note:
+                self.recorder.note(self.clock(), decision.note)
+            if decision.delay and self.wait is not None:
+                self.wait(decision.delay)
+            decision = decision.reply
+        self._reply(decision)
 
     def _reply(self, reply: Reply) -> None:
         if self.before_reply is not None:
