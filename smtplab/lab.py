@@ -15,60 +15,26 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import partial
 from typing import Any
 
-from smtplab.client.session import Session
+from smtplab.client.sender import SendResult, send_message
+from smtplab.client.session import Session, to_bytes
 from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
-from smtplab.protocol.events import Reply
 from smtplab.protocol.framing import LineEndings
 from smtplab.protocol.server import ServerConfig
 from smtplab.server.mailboxes import Mailboxes
 from smtplab.server.policy import Policy
 from smtplab.server.session import ServerSession
-from smtplab.server.store import MemoryStore, StoredMessage
+from smtplab.server.store import MemoryStore, Store, StoredMessage
 from smtplab.transport.memory import DEFAULT_START, InProcessLink, VirtualClock, to_ns
 
 SERVER_ADDRESS = "192.0.2.25:25"  # RFC 5737 documentation addresses: never a real host
-
-
-@dataclass
-class SendResult:
-    """What happened to one message sent with :meth:`Lab.send` (like ``smtplib.sendmail``)."""
-
-    session: str
-    accepted: list[str]
-    refused: dict[str, Reply]
-    reply: Reply  # the reply that decided the outcome: the final dot's, or the failure's
-    delivered: bool
-    replies: list[tuple[str, Reply]] = field(repr=False, default_factory=list)
-    _lab: Lab | None = field(repr=False, default=None)
-
-    def __repr__(self) -> str:
-        parts = [f"SendResult {self.session}:"]
-        if self.delivered:
-            parts.append(f"delivered to {', '.join(self.accepted)};")
-        else:
-            parts.append("not delivered;")
-        for address, reply in self.refused.items():
-            parts.append(f"refused {address} ({reply.code} {reply.enhanced or ''}".rstrip() + ");")
-        parts.append(f"last reply: {self.reply}")
-        return " ".join(parts)
-
-    def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
-        printer.text(repr(self))
-
-    @property
-    def transcript(self) -> Any:
-        """This message's session as a transcript DataFrame."""
-        assert self._lab is not None
-        frame = self._lab.transcript()
-        return frame[frame["session"] == self.session].reset_index(drop=True)
+CLIENT_HOST = "192.0.2.10"  # where lab clients connect from, unless told otherwise
 
 
 class Lab:
@@ -80,7 +46,7 @@ class Lab:
         config: ServerConfig | None = None,
         *,
         line_endings: LineEndings | str | None = None,
-        store: MemoryStore | None = None,
+        store: Store | None = None,
         start: datetime | float = DEFAULT_START,
         network_delay: float = 0.001,
         processing_time: float = 0.0002,
@@ -91,7 +57,7 @@ class Lab:
             config = dataclasses.replace(config, line_endings=LineEndings(line_endings))
         self.policy = policy or Mailboxes()
         self.config = config
-        self.store = store or MemoryStore()
+        self.store = store if store is not None else MemoryStore()  # an empty store is falsy
         self.clock = VirtualClock(start)
         self.network_delay = network_delay
         if processing_time < 0:
@@ -103,11 +69,17 @@ class Lab:
         self.name = name
         self.recorders: list[Recorder] = []
 
-    def connect(self, client_name: str = "client.example.net") -> Session:
-        """Open a new session; the server's greeting is in ``session.greeting``."""
+    def connect(
+        self, client_name: str = "client.example.net", client_address: str = CLIENT_HOST
+    ) -> Session:
+        """Open a new session; the server's greeting is in ``session.greeting``.
+
+        ``client_address`` is the host the client connects from (each session gets its own
+        port); greylisting, for one, recognises a client by it.
+        """
         number = len(self.recorders) + 1
         session_id = f"{self.name}-{number}"
-        client = f"192.0.2.{10 + number % 200}:{49151 + number}"
+        client = f"{client_address}:{49151 + number}"
         recorder = Recorder(session_id, "lab", client=client, server=SERVER_ADDRESS)
         server = ServerSession(
             policy=self.policy,
@@ -117,6 +89,7 @@ class Lab:
             config=self.config,
             client=client,
             before_reply=self._processing_pause,
+            wait=self.clock.advance,
         )
         self.recorders.append(recorder)
         link = InProcessLink(server, self.clock, self.network_delay)
@@ -136,41 +109,43 @@ class Lab:
         *,
         message: str | bytes | EmailMessage | None = None,
         client_name: str = "client.example.net",
+        client_address: str = CLIENT_HOST,
         ehlo: bool = True,
+        follow_redirects: bool = False,
+        retries: int = 0,
+        retry_delay: float = 300.0,
     ) -> SendResult:
         """Send one message in a complete session: EHLO, MAIL, one RCPT each, DATA, QUIT.
 
         Like ``smtplib.sendmail``, refused recipients are reported, not raised; the message
         is delivered to the accepted ones. Without ``message`` one is built from ``subject``
         and ``body`` with the usual headers, dated by the lab's clock.
+
+        ``follow_redirects`` retries a recipient refused with 551 at the forward-path the
+        reply names; ``retries`` sends again, in new sessions after ``retry_delay`` seconds
+        of virtual time (doubling each time), to the recipients that met a 4xx reply - which
+        is how a real mail queue gets past greylisting. See :mod:`smtplab.client.sender`.
         """
         if isinstance(recipients, str):
             recipients = [recipients]
         recipients = list(recipients)
-        session = self.connect(client_name)
-        log: list[tuple[str, Reply]] = [("CONNECT", session.greeting)]
-        result = SendResult(session.name, [], {}, session.greeting, False, log, self)
 
-        def step(verb: str, reply: Reply) -> Reply:
-            log.append((verb, reply))
-            result.reply = reply
-            return reply
+        def content() -> bytes:
+            built = message or self.build_message(mail_from, recipients, subject, body)
+            return to_bytes(built)
 
-        if session.greeting.code == 220:
-            hello = step("EHLO", session.ehlo()) if ehlo else step("HELO", session.helo())
-            if hello.code == 250 and step("MAIL", session.mail(mail_from)).code == 250:
-                for rcpt in recipients:
-                    reply = step("RCPT", session.rcpt(rcpt))
-                    if reply.code in (250, 251):
-                        result.accepted.append(rcpt)
-                    else:
-                        result.refused[rcpt] = reply
-                if result.accepted and step("DATA", session.data()).code == 354:
-                    content = message or self.build_message(mail_from, recipients, subject, body)
-                    result.delivered = step("DATA-END", session.message(content)).code == 250
-        if not session.closed:
-            log.append(("QUIT", session.quit()))
-        return result
+        return send_message(
+            lambda: self.connect(client_name, client_address),
+            mail_from,
+            recipients,
+            content,
+            ehlo=ehlo,
+            follow_redirects=follow_redirects,
+            retries=retries,
+            retry_delay=retry_delay,
+            wait=self.clock.advance,
+            transcript=self.transcript,
+        )
 
     def build_message(
         self, mail_from: str, recipients: list[str], subject: str, body: str

@@ -58,7 +58,9 @@ class Session:
         self.history: list[ReplyReceived] = []
         self._link = link
         self._transcript = transcript
-        self.greeting = self._exchange(link.open())[0]
+        replies = self._exchange(link.open())
+        # The server's first reply; None when it closed the connection without greeting.
+        self.greeting: Reply | None = replies[0] if replies else None
 
     # -- the commands -----------------------------------------------------------------------
 

@@ -1,0 +1,219 @@
+"""Sending one message the way a mail client or relay does: follow-ups included.
+
+:func:`send_message` runs complete sessions (EHLO, MAIL, one RCPT per recipient, DATA, the
+message, QUIT) over any way of connecting, and handles what servers answer besides 250:
+
+* **251** "User not local; will forward to <forward-path>": accepted; the forward-path is
+  reported in :attr:`SendResult.forwarded` (RFC 5321 3.4).
+* **551** "User not local; please try <forward-path>": refused; with ``follow_redirects`` the
+  recipient is tried again at the given forward-path in the same transaction, and the
+  redirect is reported in :attr:`SendResult.redirected` (3.4 leaves this to the client).
+* **4xx**: transient. With ``retries``, the recipients (or the whole message) that met a
+  transient failure are tried again in a new session after a delay that doubles each time,
+  as a mail queue does (4.5.4.1); that is how greylisting is passed. **5xx** is final.
+* A connection that closes without a reply (a crash, a 421 shutdown) counts as transient.
+
+Like ``smtplib.sendmail``, refusals are reported, not raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from smtplab.client.session import Session
+from smtplab.protocol.errors import LocalProtocolError
+from smtplab.protocol.events import Reply
+
+# RFC 5321 3.4: "251 User not local; will forward to <forward-path>", "551 ... try <...>".
+_FORWARD_PATH = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+#: Stands in for the reply that never came when the connection closed first (smtplib raises
+#: SMTPServerDisconnected there). Transient, as RFC 5321 3.8 treats a lost connection; never
+#: in ``SendResult.replies``, which holds only what the server said.
+LOST = Reply(421, "Connection lost before a reply", "4.4.2")
+
+
+@dataclass
+class SendResult:
+    """What happened to one message (possibly over several attempts)."""
+
+    session: str  # the last attempt's session id
+    accepted: list[str]  # recipients the message was delivered to (the dot answered 250)
+    refused: dict[str, Reply]  # recipients it was not delivered to, with the final reason
+    reply: Reply  # the reply that decided the last attempt: the final dot's, or the failure's
+    delivered: bool  # delivered to at least one recipient
+    replies: list[tuple[str, Reply]] = field(repr=False, default_factory=list)
+    forwarded: dict[str, str] = field(default_factory=dict)  # recipient -> forward-path (251)
+    redirected: dict[str, str] = field(default_factory=dict)  # recipient -> tried instead (551)
+    sessions: list[str] = field(default_factory=list)  # every attempt's session id
+    _transcript: Callable[[], Any] | None = field(repr=False, default=None)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.sessions)
+
+    def __repr__(self) -> str:
+        parts = [f"SendResult {', '.join(self.sessions) or self.session}:"]
+        if self.delivered:
+            parts.append(f"delivered to {', '.join(self.accepted)};")
+        else:
+            parts.append("not delivered;")
+        for address, target in self.forwarded.items():
+            parts.append(f"{address} forwarded to {target};")
+        for address, target in self.redirected.items():
+            parts.append(f"{address} redirected to {target};")
+        for address, reply in self.refused.items():
+            parts.append(f"refused {address} ({reply.code} {reply.enhanced or ''}".rstrip() + ");")
+        parts.append(f"last reply: {self.reply}")
+        return " ".join(parts)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
+        printer.text(repr(self))
+
+    @property
+    def transcript(self) -> Any:
+        """The rows of this message's sessions (every attempt) as a transcript DataFrame."""
+        if self._transcript is None:
+            raise LocalProtocolError("this result has no recorded transcript")
+        frame = self._transcript()
+        return frame[frame["session"].isin(self.sessions)].reset_index(drop=True)
+
+
+def forward_path(reply: Reply) -> str | None:
+    """The ``<forward-path>`` a 251 or 551 reply names, if it names one."""
+    found = _FORWARD_PATH.findall(reply.text)
+    return found[-1] if found else None
+
+
+@dataclass
+class _Attempt:
+    """One session's outcome for the recipients it tried."""
+
+    delivered: list[str] = field(default_factory=list)
+    transient: dict[str, Reply] = field(default_factory=dict)
+    permanent: dict[str, Reply] = field(default_factory=dict)
+
+
+def send_message(
+    connect: Callable[[], Session],
+    mail_from: str,
+    recipients: list[str],
+    content: Callable[[], bytes],
+    *,
+    ehlo: bool = True,
+    follow_redirects: bool = False,
+    retries: int = 0,
+    retry_delay: float = 300.0,
+    wait: Callable[[float], None] | None = None,
+    transcript: Callable[[], Any] | None = None,
+) -> SendResult:
+    """Send ``content()`` from ``mail_from`` to ``recipients``; see the module docstring.
+
+    ``connect`` opens a new session; ``wait(seconds)`` lets time pass between attempts (the
+    lab's virtual clock). The n-th retry waits ``retry_delay * 2 ** (n - 1)`` seconds.
+    """
+    if retries < 0 or retry_delay < 0:
+        raise ValueError("retries and retry_delay cannot be negative")
+    if retries and wait is None:
+        raise ValueError("retries need a way to wait between attempts")
+    result = SendResult("", [], {}, LOST, False, _transcript=transcript)
+    pending = list(dict.fromkeys(recipients))  # each address once, in order
+    for attempt in range(retries + 1):
+        if attempt:
+            assert wait is not None
+            wait(retry_delay * 2 ** (attempt - 1))
+        outcome = _one_session(
+            connect(), mail_from, pending, content, ehlo, follow_redirects, result
+        )
+        result.accepted += outcome.delivered
+        result.refused.update(outcome.permanent)
+        pending = list(outcome.transient)
+        if not pending:
+            break
+    result.refused.update(outcome.transient)  # still transient after the last try
+    result.delivered = bool(result.accepted)
+    return result
+
+
+def _one_session(
+    session: Session,
+    mail_from: str,
+    recipients: list[str],
+    content: Callable[[], bytes],
+    ehlo: bool,
+    follow_redirects: bool,
+    result: SendResult,
+) -> _Attempt:
+    outcome = _Attempt()
+    result.session = session.name
+    result.sessions.append(session.name)
+
+    def step(verb: str, send: Callable[[], Reply]) -> Reply:
+        try:
+            reply = send()
+        except LocalProtocolError:  # the connection is gone: no reply to log
+            result.reply = LOST
+            return LOST
+        result.replies.append((verb, reply))
+        result.reply = reply
+        return reply
+
+    def fail_all(reply: Reply, addresses: list[str]) -> None:
+        target = outcome.transient if reply.code < 500 else outcome.permanent
+        target.update(dict.fromkeys(addresses, reply))
+
+    greeting = session.greeting or LOST  # None: closed before greeting
+    if session.greeting is not None:
+        result.replies.append(("CONNECT", greeting))
+    result.reply = greeting
+    if greeting.code != 220:
+        fail_all(greeting, recipients)
+        return _finish(session, outcome, result)
+    hello = step("EHLO", session.ehlo) if ehlo else step("HELO", session.helo)
+    if hello.code != 250:
+        fail_all(hello, recipients)
+        return _finish(session, outcome, result)
+    mail = step("MAIL", lambda: session.mail(mail_from))
+    if mail.code != 250:
+        fail_all(mail, recipients)
+        return _finish(session, outcome, result)
+    accepted: list[str] = []
+    for rcpt in recipients:
+        if session.closed:
+            fail_all(result.reply, [rcpt])
+            continue
+        reply = step("RCPT", partial(session.rcpt, rcpt))
+        if reply.code == 551 and follow_redirects and (target := forward_path(reply)):
+            result.redirected[rcpt] = target
+            reply = step("RCPT", partial(session.rcpt, target))
+            rcpt = target
+        if reply.code in (250, 251):
+            accepted.append(rcpt)
+            if reply.code == 251 and (target := forward_path(reply)):
+                result.forwarded[rcpt] = target
+        else:
+            fail_all(reply, [rcpt])
+    if not accepted:
+        return _finish(session, outcome, result)
+    data = step("DATA", session.data)
+    if data.code != 354:
+        fail_all(data, accepted)
+        return _finish(session, outcome, result)
+    done = step("DATA-END", lambda: session.message(content()))
+    if done.code == 250:
+        outcome.delivered = accepted
+    else:
+        fail_all(done, accepted)
+    return _finish(session, outcome, result)
+
+
+def _finish(session: Session, outcome: _Attempt, result: SendResult) -> _Attempt:
+    if not session.closed:
+        # The server may go away while we say goodbye: nothing is lost then.
+        with contextlib.suppress(LocalProtocolError):
+            result.replies.append(("QUIT", session.quit()))
+    return outcome

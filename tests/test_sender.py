@@ -1,0 +1,76 @@
+"""Sending like a real client: 251 reported, 551 followed, 4xx retried with backoff."""
+
+from __future__ import annotations
+
+import pytest
+
+import smtplab
+from smtplab.client.sender import LOST, forward_path
+from smtplab.server import Fault, Faults, Mailboxes
+
+
+def test_251_forward_path_is_reported() -> None:
+    lab = smtplab.Lab(Mailboxes(forwards={"dave": "dave@elsewhere.example"}))
+    result = lab.send("alice@example.net", "dave@example.org")
+    assert result.delivered and result.forwarded == {"dave@example.org": "dave@elsewhere.example"}
+    rcpt = result.transcript.query("kind == 'reply' and verb == 'RCPT'").iloc[0]
+    assert rcpt["code"] == 251 and "<dave@elsewhere.example>" in rcpt["text"]
+
+
+def test_551_is_followed_only_when_asked() -> None:
+    policy = Mailboxes(
+        domains=["example.org", "new.example"],
+        mailboxes=["alice", "erin@new.example"],
+        moved={"erin@example.org": "erin@new.example"},
+    )
+    plain = smtplab.Lab(policy).send("alice@example.net", "erin@example.org")
+    assert not plain.delivered and plain.refused["erin@example.org"].code == 551
+    lab = smtplab.Lab(policy)
+    result = lab.send("alice@example.net", "erin@example.org", follow_redirects=True)
+    assert result.delivered and result.accepted == ["erin@new.example"]
+    assert result.redirected == {"erin@example.org": "erin@new.example"}
+    rcpts = result.transcript.query("kind == 'command' and verb == 'RCPT'")["argument"].tolist()
+    assert rcpts == ["TO:<erin@example.org>", "TO:<erin@new.example>"]
+    assert lab.messages[0].recipients == ("erin@new.example",)
+
+
+def test_retries_pass_greylisting_in_virtual_time_with_doubling_delays() -> None:
+    lab = smtplab.Lab(Mailboxes(greylist=500))
+    result = lab.send("alice@example.net", "bob@example.org", retries=3, retry_delay=300)
+    # Tries at 0 s, 300 s (too early) and 900 s (300 + 600): accepted on the third.
+    assert result.delivered and result.attempts == 3
+    starts = lab.transcript().query("kind == 'connect'")["time"]
+    gaps = starts.diff().dt.total_seconds().round().tolist()[1:]
+    assert gaps == [300, 600]
+    assert [r.code for verb, r in result.replies if verb == "RCPT"] == [451, 451, 250]
+
+
+def test_permanent_refusals_are_final_and_transients_stay_refused_after_the_last_try() -> None:
+    lab = smtplab.Lab(Mailboxes(greylist=10_000))
+    result = lab.send(
+        "alice@example.net", ["bob@example.org", "nobody@example.org"], retries=1, retry_delay=60
+    )
+    assert result.attempts == 2
+    assert result.refused["nobody@example.org"].code == 550
+    assert result.refused["bob@example.org"].code == 451
+    rcpts = lab.transcript().query("kind == 'command' and verb == 'RCPT'")["argument"].tolist()
+    assert rcpts.count("TO:<nobody@example.org>") == 1
+
+
+def test_a_lost_connection_is_transient_and_the_retry_delivers_exactly_once() -> None:
+    lab = smtplab.Lab(Faults(Mailboxes(), [Fault.drop("DATA-END", times=1)]))
+    result = lab.send("alice@example.net", "bob@example.org", retries=1, retry_delay=60)
+    assert result.delivered and result.attempts == 2
+    assert len(lab.messages) == 1
+    assert all(reply is not LOST for _, reply in result.replies), "only real replies are logged"
+
+
+def test_forward_path_reads_the_address_in_angle_brackets() -> None:
+    reply = smtplab.Reply(551, "User not local; please try <erin@new.example>", "5.1.6")
+    assert forward_path(reply) == "erin@new.example"
+    assert forward_path(smtplab.Reply(551, "User not local")) is None
+
+
+def test_bad_retry_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        smtplab.Lab().send("a@example.net", "bob@example.org", retries=-1)
