@@ -1,6 +1,6 @@
 """Message stores: where the server puts a message before it says 250.
 
-A store's :meth:`MemoryStore.deliver` either keeps the whole message and returns its id, or
+A store's :meth:`Store.deliver` either keeps the whole message and returns its id, or
 raises; the server acknowledges with 250 only after it returned (RFC 5321 4.1.1.4: the 250
 means the server has taken responsibility for the message). A ``Received:`` trace header is
 added at the top, as RFC 5321 4.4 requires of every SMTP server that accepts a message.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -65,15 +66,24 @@ def _rfc5322_date(second: int) -> str:
     return format_datetime(datetime.fromtimestamp(second, UTC))
 
 
-class MemoryStore:
-    """Keeps accepted messages in a list (the lab's default)."""
+class Store:
+    """What the server needs of a message store; subclasses keep the messages somewhere.
+
+    :meth:`deliver` must keep the whole message or raise, never half of it: the server says
+    250 only after it returned, and 451 when it raised.
+    """
 
     def __init__(self) -> None:
-        self.messages: list[StoredMessage] = []
+        self._delivered = 0  # messages delivered through this object (for fresh ids)
+
+    @property
+    def messages(self) -> list[StoredMessage]:
+        """Every stored message, oldest first."""
+        raise NotImplementedError
 
     def new_id(self, session: str, time: float) -> str:
-        """A short id, unique and deterministic (same session and time, same id)."""
-        seed = f"{session}/{time}/{len(self.messages)}".encode()
+        """A short id, unique and deterministic (same session, time and count, same id)."""
+        seed = f"{session}/{time}/{self._delivered}".encode()
         return hashlib.sha1(seed).hexdigest()[:10].upper()
 
     def deliver(
@@ -85,14 +95,19 @@ class MemoryStore:
         time: float,
         session: str,
     ) -> StoredMessage:
+        """Keep the message; return it as stored. Raise (keeping nothing) if that fails."""
         stored = StoredMessage(queue_id, mail_from, tuple(recipients), content, time, session)
-        self.messages.append(stored)
+        self._keep(stored)
+        self._delivered += 1
         return stored
+
+    def _keep(self, message: StoredMessage) -> None:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.messages)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[StoredMessage]:
         return iter(self.messages)
 
     def frame(self) -> Any:
@@ -113,3 +128,18 @@ class MemoryStore:
         ]
         columns = ["id", "session", "time", "mail_from", "recipients", "subject", "size"]
         return pd.DataFrame(rows, columns=columns)
+
+
+class MemoryStore(Store):
+    """Keeps accepted messages in a list (the lab's default)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._messages: list[StoredMessage] = []
+
+    @property
+    def messages(self) -> list[StoredMessage]:
+        return self._messages
+
+    def _keep(self, message: StoredMessage) -> None:
+        self._messages.append(message)
