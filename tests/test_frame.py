@@ -47,5 +47,5 @@ def test_a_row_with_the_wrong_number_of_fields_is_refused_clearly() -> None:
 
 def test_a_value_too_big_for_its_column_is_refused_not_wrapped() -> None:
     # Int16 holds reply codes; 70000 must not silently become 4464.
-    with pytest.raises(ValueError, match="'code'.*Int16"):
+    with pytest.raises(ValueError, match=r"'code'.*Int16"):
         to_frame([row(code=70_000)])
