@@ -16,16 +16,20 @@ from smtplab.log.frame import concat
 from smtplab.protocol import LineEndings, LocalProtocolError, RemoteProtocolError, Reply, State
 from smtplab.protocol.codes import explain
 from smtplab.protocol.config import ServerConfig
-from smtplab.server import Context, Mailboxes, MemoryStore, Policy
+from smtplab.scenarios import run_scenario, scenario, scenarios
+from smtplab.server import Context, Fault, Faults, Mailboxes, MaildirStore, MemoryStore, Policy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Context",
+    "Fault",
+    "Faults",
     "Lab",
     "LineEndings",
     "LocalProtocolError",
     "Mailboxes",
+    "MaildirStore",
     "MemoryStore",
     "Policy",
     "RemoteProtocolError",
@@ -37,4 +41,7 @@ __all__ = [
     "__version__",
     "concat",
     "explain",
+    "run_scenario",
+    "scenario",
+    "scenarios",
 ]

@@ -1,13 +1,16 @@
 """The ``smtplab`` command line.
 
 ``smtplab demo`` runs the first transaction of the course in-process (one message to two
-recipients, one of them unknown) and prints its transcript.
+recipients, one of them unknown) and prints its transcript. ``smtplab scenarios`` lists the
+teaching scenarios, one line each; ``smtplab scenario NAME`` runs one and prints its
+explanation, transcript and what the server stored.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from smtplab.protocol.events import Reply
@@ -30,26 +33,68 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scenarios(args: argparse.Namespace) -> int:
+    from smtplab.scenarios import SCENARIOS
+
+    width = max(map(len, SCENARIOS))
+    for name, scenario in SCENARIOS.items():
+        print(f"{name:<{width}}  {scenario.title}")
+    return 0
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    from smtplab.scenarios import SCENARIOS
+
+    if args.name not in SCENARIOS:
+        print(
+            f"smtplab: no scenario {args.name!r}; `smtplab scenarios` lists them: "
+            + ", ".join(SCENARIOS),
+            file=sys.stderr,
+        )
+        return 2
+    run = SCENARIOS[args.name].run()
+    scenario = run.scenario
+    print(f"{scenario.name}: {scenario.title}")
+    print(textwrap.fill(scenario.explanation.replace("`", ""), width=96))
+    print(f"Read: {scenario.rfc}")
+    print()
+    print(format_transcript(run.transcript))
+    print()
+    stored = run.lab.messages
+    print(f"Stored {len(stored)} message{'s' if len(stored) != 1 else ''}:")
+    for message in stored:
+        recipients = ", ".join(message.recipients)
+        if len(message.recipients) > 3:
+            recipients = (
+                f"{', '.join(message.recipients[:3])} and {len(message.recipients) - 3} more"
+            )
+        print(f"  {message.id} from <{message.mail_from}> to {recipients} ({message.size} octets)")
+    return 0
+
+
 def format_transcript(frame) -> str:  # type: ignore[no-untyped-def]
-    """A transcript as a terminal table: time, who, what was said."""
+    """A transcript as a terminal table: session, milliseconds since the start, who, what."""
+    if not len(frame):
+        return ""
+    offsets = (frame["time"] - frame["time"].iloc[0]).dt.total_seconds() * 1000
+    session_width = max(len(str(s)) for s in frame["session"])
+    time_width = len(f"{offsets.max():.1f}")
     lines = []
-    start = frame["time"].iloc[0] if len(frame) else None
-    for row in frame.itertuples(index=False):
-        offset = (row.time - start).total_seconds() * 1000
+    for row, offset in zip(frame.itertuples(index=False), offsets, strict=True):
+        prefix = f"{row.session!s:>{session_width}} {offset:{time_width}.1f}ms "
+        prefix += "C: " if row.sender == "client" else "S: "
         if row.kind == "command":
             said = f"{row.verb} {row.argument}".rstrip()
         elif row.kind == "reply":
             enhanced = row.enhanced if isinstance(row.enhanced, str) else None
-            wire = str(Reply(int(row.code), str(row.text), enhanced))  # "250-..." lines
-            said = wire.replace("\n", "\n" + " " * 23)
+            said = str(Reply(int(row.code), str(row.text), enhanced))  # "250-..." lines
         elif row.kind == "data":
             said = f"<message: {row.size} octets, {row.lines} lines> then <CRLF>.<CRLF>"
         elif row.kind == "connect":
             said = f"<connect {row.client} -> {row.server}>"
         else:
             said = f"<{row.kind}{': ' + row.text if isinstance(row.text, str) else ''}>"
-        arrow = "C:" if row.sender == "client" else "S:"
-        lines.append(f"{row.session:>8} {offset:8.1f}ms {arrow} {said}")
+        lines.append(prefix + said.replace("\n", "\n" + " " * len(prefix)))
     return "\n".join(lines)
 
 
@@ -63,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--to", action="append", help="a recipient (repeat for more)")
     demo.add_argument("--subject", default="Hello")
     demo.set_defaults(func=_demo)
+    listing = commands.add_parser("scenarios", help="list the teaching scenarios")
+    listing.set_defaults(func=_scenarios)
+    one = commands.add_parser("scenario", help="run one teaching scenario, print its transcript")
+    one.add_argument("name", help="a name from `smtplab scenarios`")
+    one.set_defaults(func=_scenario)
     return parser
 
 

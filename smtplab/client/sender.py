@@ -59,7 +59,7 @@ class SendResult:
     def __repr__(self) -> str:
         parts = [f"SendResult {', '.join(self.sessions) or self.session}:"]
         if self.delivered:
-            parts.append(f"delivered to {', '.join(self.accepted)};")
+            parts.append(f"delivered to {_some(self.accepted)};")
         else:
             parts.append("not delivered;")
         for address, target in self.forwarded.items():
@@ -81,6 +81,13 @@ class SendResult:
             raise LocalProtocolError("this result has no recorded transcript")
         frame = self._transcript()
         return frame[frame["session"].isin(self.sessions)].reset_index(drop=True)
+
+
+def _some(addresses: list[str], shown: int = 5) -> str:
+    """``a, b, c`` - or the first few and how many more, for long lists."""
+    if len(addresses) <= shown:
+        return ", ".join(addresses)
+    return f"{', '.join(addresses[:shown])} and {len(addresses) - shown} more"
 
 
 def forward_path(reply: Reply) -> str | None:
