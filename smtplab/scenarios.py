@@ -67,9 +67,25 @@ class ScenarioRun:
             for code, enhanced in zip(rows["code"], rows["enhanced"], strict=True)
         ]
 
+    def __repr__(self) -> str:
+        stored = len(self.lab.messages)
+        return (
+            f"<ScenarioRun {self.scenario.name}: {', '.join(self.replies)}; "
+            f"{stored} message{'s' if stored != 1 else ''} stored>"
+        )
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
+        printer.text(repr(self))
+
     def _repr_markdown_(self) -> str:
         s = self.scenario
-        return f"**{s.name}** — {s.title}\n\n{s.explanation}\n\n*Read:* {s.rfc}"
+        replies = " ".join(f"`{r}`" for r in self.replies)
+        stored = len(self.lab.messages)
+        return (
+            f"**{s.name}** — {s.title}\n\n{s.explanation}\n\n"
+            f"*Replies:* {replies}  \n*Stored:* {stored} message{'s' if stored != 1 else ''}"
+            f"  \n*Read:* {s.rfc}"
+        )
 
 
 # -- client scripts ------------------------------------------------------------------------
