@@ -109,8 +109,20 @@ def test_a_fault_that_breaks_the_protocol_becomes_451() -> None:
         (lambda: Fault.reply("RCPT", 451, probability=2), "between 0 and 1"),
         (lambda: Fault.delay("RCPT", -1), "negative"),
         (lambda: Fault.drop("RCPT", nth=0), "from 1"),
+        (lambda: Fault.drop("RCPT", command=0), "from 1"),
     ],
 )
 def test_bad_faults_are_refused_clearly(make, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_command_counts_every_command_of_the_session_whatever_its_verb() -> None:
+    # EHLO is command 1, MAIL 2, RCPT 3 and 4: shut down at the 4th command.
+    lab = lab_with(Fault.shutdown("*", command=4))
+    result = lab.send("a@example.net", ["alice@example.org", "bob@example.org"])
+    assert result.refused["bob@example.org"].code == 421
+    assert lab.transcript().query("kind == 'note'")["text"].tolist() == [
+        "fault: answer '421 4.3.2 Service not available, closing transmission channel' "
+        "at * (the session's 4th command)"
+    ]

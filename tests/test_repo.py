@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -46,3 +47,12 @@ def test_core_imports_no_io_or_pandas() -> None:
         for word in forbidden[:-1]:
             assert f"import {word}" not in text and f"from {word} " not in text, (path.name, word)
         assert "print(" not in text, path.name
+
+
+def test_every_python_example_in_the_readme_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 3
+    namespace: dict[str, object] = {}
+    for number, block in enumerate(blocks, 1):
+        exec(compile(block, f"README.md python block {number}", "exec"), namespace)

@@ -28,6 +28,7 @@ from smtplab.protocol.events import Command, MailFrom, MessageReceived, RcptTo, 
 from smtplab.protocol.states import CONNECT, DATA_END
 from smtplab.server.policy import Answer, Context, Decision, Drop, Policy
 
+_COMMANDS = "commands"  # the per-session count of every command (stages are upper case)
 SHUTDOWN = Reply(421, "Service not available, closing transmission channel", "4.3.2")
 
 
@@ -41,6 +42,7 @@ class Fault:
     answer: Reply | None = None  # for "reply" (and "delay" with a reply of its own)
     seconds: float = 0.0  # for "delay"
     nth: int | None = None  # only the n-th time this stage comes up in a session (from 1)
+    command: int | None = None  # only the session's n-th command (from 1; not the greeting/dot)
     address: str | None = None  # only for this MAIL / RCPT / VRFY address (any case)
     probability: float = 1.0  # fire with this probability (seeded: reproducible)
     times: int | None = None  # fire at most this many times over all sessions
@@ -52,8 +54,10 @@ class Fault:
             raise ValueError("a fault's probability must be between 0 and 1")
         if self.seconds < 0:
             raise ValueError("a delay cannot be negative")
-        if self.nth is not None and self.nth < 1:
-            raise ValueError("nth counts from 1")
+        if (self.nth is not None and self.nth < 1) or (
+            self.command is not None and self.command < 1
+        ):
+            raise ValueError("nth and command count from 1")
 
     @classmethod
     def reply(
@@ -86,6 +90,8 @@ class Fault:
         where = [f"at {self.stage}"]
         if self.nth is not None:
             where.append(f"the {_ordinal(self.nth)} time")
+        if self.command is not None:
+            where.append(f"(the session's {_ordinal(self.command)} command)")
         if self.address is not None:
             where.append(f"for <{self.address}>")
         if self.probability < 1:
@@ -122,8 +128,11 @@ class Faults(Policy):
     ) -> Decision:
         counts = self._stage_counts.setdefault(ctx.session, {})
         counts[stage] = nth = counts.get(stage, 0) + 1
+        if stage not in (CONNECT, DATA_END):
+            counts[_COMMANDS] = counts.get(_COMMANDS, 0) + 1
+        command = counts.get(_COMMANDS, 0) if stage not in (CONNECT, DATA_END) else None
         for fault in self.faults:
-            if not self._matches(fault, stage, nth, address):
+            if not self._matches(fault, stage, nth, command, address):
                 continue
             self.fired.append((ctx.session, fault))
             left = self._left[id(fault)]
@@ -140,10 +149,14 @@ class Faults(Policy):
             return Answer(inner, fault.seconds, note)
         return decide()
 
-    def _matches(self, fault: Fault, stage: str, nth: int, address: str | None) -> bool:
+    def _matches(
+        self, fault: Fault, stage: str, nth: int, command: int | None, address: str | None
+    ) -> bool:
         if fault.stage not in ("*", stage):
             return False
         if fault.nth is not None and fault.nth != nth:
+            return False
+        if fault.command is not None and fault.command != command:
             return False
         if fault.address is not None and (address or "").lower() != fault.address.lower():
             return False

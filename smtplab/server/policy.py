@@ -7,7 +7,11 @@ policy runs in-process, over TCP and in tests alike (in the spirit of aiosmtpd's
 ``handle_RCPT``).
 
 Subclass :class:`Policy` and override the hooks you need; each gets a :class:`Context` (who
-is talking, the transaction so far, the time) and the command event.
+is talking, the transaction so far, the time) and the command event, and returns a
+:class:`~smtplab.protocol.events.Reply` - or an :class:`Answer` (a reply after a delay, with
+a note row in the transcript) or :class:`Drop` (close without replying), which is how
+:mod:`smtplab.server.faults` injects failures. Most behaviours need no subclass:
+:class:`~smtplab.server.mailboxes.Mailboxes` takes them as settings.
 """
 
 from __future__ import annotations
