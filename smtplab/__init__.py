@@ -18,6 +18,7 @@ from smtplab.protocol.codes import explain
 from smtplab.protocol.config import ServerConfig
 from smtplab.scenarios import run_scenario, scenario, scenarios
 from smtplab.server import Context, Fault, Faults, Mailboxes, MaildirStore, MemoryStore, Policy
+from smtplab.transport.tcp import ServerThread, TcpServer
 
 __version__ = "0.1.0"
 
@@ -36,8 +37,10 @@ __all__ = [
     "Reply",
     "SendResult",
     "ServerConfig",
+    "ServerThread",
     "Session",
     "State",
+    "TcpServer",
     "__version__",
     "concat",
     "explain",

@@ -31,6 +31,7 @@ from smtplab.server.policy import QUEUE_ID, Answer, Context, Decision, Drop, Pol
 from smtplab.server.store import Store, received_header
 
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing", "4.3.0")
+TOO_MANY_ERRORS = Reply(421, "Too many errors, closing connection", "4.7.0")
 
 
 class ServerSession:
@@ -47,6 +48,7 @@ class ServerSession:
         client: str = "unknown",
         before_reply: Callable[[], None] | None = None,
         wait: Callable[[float], None] | None = None,
+        error_limit: int | None = None,
     ) -> None:
         self.conn = ServerConnection(config)
         self.policy = policy
@@ -59,6 +61,10 @@ class ServerSession:
         # Lets time pass for a delayed Answer (the in-process clock's advance).
         self.wait = wait
         self.errors: list[str] = []  # exceptions raised by policy hooks, answered with 451
+        # After this many 4xx/5xx replies the session is closed with 421 4.7.0, as Postfix's
+        # smtpd_hard_error_limit does: a client that keeps failing is broken or probing.
+        self.error_limit = error_limit
+        self.error_replies = 0
         self._ctx: Context | None = None
         self._close_recorded = False
 
@@ -104,6 +110,18 @@ class ServerSession:
 
     def data_to_send(self) -> bytes:
         return self.conn.data_to_send()
+
+    def shutdown(self, reply: Reply, note: str = "") -> None:
+        """Say ``reply`` (a 421) unprompted and close: an idle timeout, too many errors, the
+        server stopping. RFC 5321 3.8 allows a 421 at any time."""
+        if self.closed:
+            return
+        if note:
+            self.recorder.note(self.clock(), note)
+        self._reply(reply)
+        if not self._close_recorded:
+            self.recorder.close(self.clock(), "server")
+            self._close_recorded = True
 
     def _context(self) -> Context:
         """The context for a hook call, brought up to date (one object per session)."""
@@ -210,3 +228,7 @@ class ServerSession:
             self.recorder.note(self.clock(), f"policy reply refused, answered 451: {exc}")
             sent = self.conn.send(LOCAL_ERROR)
         self.recorder.reply(self.clock(), sent)
+        if sent.code >= 400 and sent.code != 421 and self.error_limit is not None:
+            self.error_replies += 1
+            if self.error_replies >= self.error_limit:
+                self.shutdown(TOO_MANY_ERRORS, f"{self.error_replies} error replies: closing")
