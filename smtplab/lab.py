@@ -51,6 +51,7 @@ class Lab:
         network_delay: float = 0.001,
         processing_time: float = 0.0002,
         name: str = "lab",
+        error_limit: int | None = None,
     ) -> None:
         config = config or ServerConfig()
         if line_endings is not None:
@@ -67,6 +68,7 @@ class Lab:
             partial(self.clock.advance_ns, to_ns(processing_time)) if processing_time else None
         )
         self.name = name
+        self.error_limit = error_limit  # 421 4.7.0 after this many error replies (None: never)
         self.recorders: list[Recorder] = []
 
     def connect(
@@ -90,6 +92,7 @@ class Lab:
             client=client,
             before_reply=self._processing_pause,
             wait=self.clock.advance,
+            error_limit=self.error_limit,
         )
         self.recorders.append(recorder)
         link = InProcessLink(server, self.clock, self.network_delay)
@@ -130,9 +133,16 @@ class Lab:
             recipients = [recipients]
         recipients = list(recipients)
 
+        built: list[bytes] = []
+
         def content() -> bytes:
-            built = message or self.build_message(mail_from, recipients, subject, body)
-            return to_bytes(built)
+            # Built once, when first needed: every retry sends the same message (the same
+            # Message-ID and Date, so a receiver can tell a duplicate, RFC 5322 3.6.4).
+            if not built:
+                built.append(
+                    to_bytes(message or self.build_message(mail_from, recipients, subject, body))
+                )
+            return built[0]
 
         return send_message(
             lambda: self.connect(client_name, client_address),

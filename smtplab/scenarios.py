@@ -199,9 +199,11 @@ _SCENARIOS = [
     ),
     Scenario(
         "relay-denied",
-        "A recipient in someone else's domain: 554 5.7.1 Relay access denied",
+        "A recipient in someone else's domain: 550 5.7.1 Relay access denied",
         "A server accepts mail for its own domains only (or from clients it trusts); "
-        "anything else would make it an *open relay*. `5.7.1`: delivery not authorized.",
+        "anything else would make it an *open relay*. RFC 5321 asks for `550` when a server "
+        "declines to relay for policy reasons (Postfix says `554`: `relay_code=554`); "
+        "`5.7.1`: delivery not authorized.",
         "RFC 5321 3.6.2, 7.1",
         lambda: {},
         _send("someone@elsewhere.example"),

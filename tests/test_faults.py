@@ -126,3 +126,25 @@ def test_command_counts_every_command_of_the_session_whatever_its_verb() -> None
         "fault: answer '421 4.3.2 Service not available, closing transmission channel' "
         "at * (the session's 4th command)"
     ]
+
+
+def test_command_counts_include_commands_the_protocol_rejected() -> None:
+    lab = lab_with(Fault.shutdown("*", command=3))
+    session = lab.connect()
+    session.ehlo()  # 1
+    assert session.send("FOO bar").code == 500  # 2: rejected by the protocol, still counted
+    assert session.mail("a@example.net").code == 421  # 3
+
+
+def test_a_faults_policy_shared_by_two_labs_counts_each_session_apart() -> None:
+    policy = Faults(Mailboxes(), [Fault.reply("RCPT", 452, "Too many", "4.5.3", nth=2)])
+    for lab in (smtplab.Lab(policy), smtplab.Lab(policy)):  # both have a session "lab-1"
+        result = lab.send("a@example.net", ["alice@example.org", "bob@example.org"])
+        assert result.accepted == ["alice@example.org"]
+        assert result.refused["bob@example.org"].code == 452
+
+
+def test_a_connect_fault_that_is_no_greeting_becomes_421() -> None:
+    # RFC 5321 3.1: a greeting is 220, 421 or 554; anything else is the fault's mistake.
+    session = lab_with(Fault.reply("CONNECT", 250, "hi")).connect()
+    assert session.greeting is not None and session.greeting.code == 421

@@ -41,12 +41,14 @@ def test_moved_user_is_551_with_the_address_to_try() -> None:
 
 
 def test_relay_refusal_code_is_a_setting_and_relay_domains_are_accepted() -> None:
-    assert rcpt_replies(Mailboxes(), "x@elsewhere.example") == ["554 5.7.1"]
-    assert rcpt_replies(Mailboxes(relay_code=550), "x@elsewhere.example") == ["550 5.7.1"]
+    # RFC 5321 3.6.2: "If it declines to relay ... for policy reasons, a 550 response SHOULD
+    # be returned"; Postfix says 554 (relay_domains_reject_code), a setting away.
+    assert rcpt_replies(Mailboxes(), "x@elsewhere.example") == ["550 5.7.1"]
+    assert rcpt_replies(Mailboxes(relay_code=554), "x@elsewhere.example") == ["554 5.7.1"]
     relaying = Mailboxes(relay_domains=["partner.example"])
     assert rcpt_replies(relaying, "x@partner.example", "x@other.example") == [
         "250 2.1.5",
-        "554 5.7.1",
+        "550 5.7.1",
     ]
     with pytest.raises(ValueError, match="550 or 554"):
         Mailboxes(relay_code=451)
@@ -119,9 +121,9 @@ def test_quota_refuses_a_message_that_does_not_fit_with_552_then_452_when_used_u
         ("info", "250 2.1.5"),
         ("dave", "251 2.1.5"),
         ("erin", "551 5.1.6"),
-        ("staff", "252 2.5.2"),
+        ("staff", "252 2.0.0"),
         ("nobody", "550 5.1.1"),
-        ("someone@elsewhere.example", "252 2.5.2"),
+        ("someone@elsewhere.example", "252 2.0.0"),
     ],
 )
 def test_vrfy_answers_as_rfc_5321_3_5_describes(argument: str, expected: str) -> None:
@@ -145,3 +147,30 @@ def test_expn_lists_members_one_per_line_and_is_502_without_lists() -> None:
     plain = smtplab.Lab().connect()
     plain.ehlo()
     assert codes([plain.expn("staff")]) == ["502 5.5.1"]
+
+
+def test_a_quota_is_charged_once_per_mailbox_and_only_for_stored_messages(tmp_path) -> None:
+    policy = Mailboxes(aliases={"robert": "bob"}, quotas={"bob": 10_000})
+    lab = smtplab.Lab(policy)
+    result = lab.send("a@example.net", ["bob@example.org", "robert@example.org"], body="x" * 100)
+    assert result.delivered
+    size = lab.transcript().query("kind == 'data'")["size"].iloc[0]
+    assert policy.quotas["bob"] == 10_000 - size  # bob and his alias: one mailbox, one charge
+
+    class Broken(smtplab.MemoryStore):
+        def _keep(self, message):  # type: ignore[no-untyped-def]
+            raise OSError("disk full")
+
+    failing = smtplab.Lab(Mailboxes(quotas={"bob": 10_000}), store=Broken())
+    assert failing.send("a@example.net", "bob@example.org").reply.code == 451
+    assert failing.policy.quotas["bob"] == 10_000  # type: ignore[attr-defined]
+
+
+def test_a_declared_size_over_the_quota_is_refused_at_rcpt_for_that_recipient_only() -> None:
+    session = smtplab.Lab(Mailboxes(quotas={"bob": 1000})).connect()
+    session.ehlo()
+    session.mail("a@example.net", SIZE="5000")
+    assert codes([session.rcpt("bob@example.org"), session.rcpt("alice@example.org")]) == [
+        "452 4.2.2",
+        "250 2.1.5",
+    ]

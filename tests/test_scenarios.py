@@ -20,7 +20,7 @@ EXPECTED = {
     "unknown-recipient": [*HELLO, "250 2.1.5", "550 5.1.1", *DELIVERED],
     "forwarding-251": [*HELLO, "251 2.1.5", *DELIVERED],
     "redirect-551": [*HELLO, "551 5.1.6", "250 2.1.5", *DELIVERED],
-    "relay-denied": [*HELLO, "554 5.7.1", *BYE],
+    "relay-denied": [*HELLO, "550 5.7.1", *BYE],
     "greylisting": [*HELLO, "451 4.7.1", *BYE, *HELLO, "250 2.1.5", *DELIVERED],
     "mailbox-full": [*HELLO, "452 4.2.2", *BYE, *HELLO, "250 2.1.5", "354", "552 5.2.2", *BYE],
     "message-too-large": [
@@ -50,7 +50,7 @@ EXPECTED = {
         "250 2.1.5",
         "251 2.1.5",
         "551 5.1.6",
-        "252 2.5.2",
+        "252 2.0.0",
         "550 5.1.1",
         "250 2.1.5",
         *BYE,

@@ -74,3 +74,47 @@ def test_forward_path_reads_the_address_in_angle_brackets() -> None:
 def test_bad_retry_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         smtplab.Lab().send("a@example.net", "bob@example.org", retries=-1)
+
+
+def test_every_retry_sends_the_same_message() -> None:
+    # carol's first try is deferred; bob gets the message at once, carol 5 minutes later.
+    later = Fault.reply("RCPT", 451, "Try later", "4.3.0", address="carol@example.org", times=1)
+    lab = smtplab.Lab(Faults(Mailboxes(), [later]))
+    result = lab.send(
+        "alice@example.net", ["bob@example.org", "carol@example.org"], retries=1, retry_delay=300
+    )
+    assert result.attempts == 2 and result.accepted == ["bob@example.org", "carol@example.org"]
+    to_bob, to_carol = (m.message for m in lab.messages)
+    # One message, one Message-ID and Date (RFC 5322 3.6.4): a receiver can spot duplicates.
+    assert to_bob["Message-ID"] == to_carol["Message-ID"]
+    assert to_bob["Date"] == to_carol["Date"]
+
+
+def test_a_redirect_to_an_address_already_asked_for_is_not_added_twice() -> None:
+    policy = Mailboxes(
+        domains=["example.org", "new.example"],
+        mailboxes=["alice", "erin@new.example"],
+        moved={"erin@example.org": "erin@new.example"},
+    )
+    lab = smtplab.Lab(policy)
+    result = lab.send(
+        "a@example.net", ["erin@example.org", "erin@new.example"], follow_redirects=True
+    )
+    assert lab.messages[0].recipients == ("erin@new.example",)
+    assert result.redirected == {"erin@example.org": "erin@new.example"}
+
+
+def test_a_refused_redirect_is_reported_for_the_address_given() -> None:
+    lab = smtplab.Lab(Mailboxes(moved={"erin": "erin@elsewhere.example"}))
+    result = lab.send("a@example.net", "erin@example.org", follow_redirects=True)
+    assert result.refused["erin@example.org"].code == 550  # the target is not relayed
+    assert result.redirected == {"erin@example.org": "erin@elsewhere.example"}
+
+
+def test_an_unsolicited_421_after_an_error_reply_does_not_hide_it() -> None:
+    # error_limit: the 2nd error reply is followed by 421 4.7.0 and the close (as Postfix does).
+    lab = smtplab.Lab(error_limit=2)
+    result = lab.send("a@example.net", ["nobody@example.org", "ghost@example.org"], retries=1)
+    assert result.refused["nobody@example.org"].code == 550
+    assert result.refused["ghost@example.org"].code == 550, "the 550, not the 421 after it"
+    assert result.attempts == 1, "550s are final: nothing to retry"

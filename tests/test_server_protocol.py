@@ -158,10 +158,10 @@ CASES = [
         ["250", "250 2.1.0", "250 2.1.5"],
     ),
     (
-        "3.6",
-        "other domains are not relayed",
+        "3.6.2",
+        "other domains are not relayed: 550 for a policy refusal",
         EHLO + b"MAIL FROM:<a@example.net>\r\nRCPT TO:<x@elsewhere.example>\r\n",
-        ["250", "250 2.1.0", "554 5.7.1"],
+        ["250", "250 2.1.0", "550 5.7.1"],
     ),
 ]
 

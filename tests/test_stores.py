@@ -117,3 +117,20 @@ def test_an_empty_store_given_to_a_lab_is_the_one_it_uses(tmp_path: Path) -> Non
     assert len(store) == 0  # empty, hence falsy: the lab must still use it
     lab = smtplab.Lab(store=store)
     assert lab.store is store
+
+
+def test_message_headers_that_look_like_an_envelope_stay_in_the_message(tmp_path: Path) -> None:
+    store = MaildirStore(tmp_path / "Maildir")
+    content = b"Delivered-To: old@example.org\r\nReturn-Path: <evil@example.net>\r\n\r\nbody\r\n"
+    store.deliver("ABC123", "alice@example.net", ["bob@example.org"], content, 1.0, "s-1")
+    (message,) = store.messages
+    assert (message.mail_from, message.recipients) == ("alice@example.net", ("bob@example.org",))
+    assert message.content == content
+
+
+def test_two_maildir_stores_on_one_directory_never_reuse_an_id(tmp_path: Path) -> None:
+    first, second = MaildirStore(tmp_path / "Maildir"), MaildirStore(tmp_path / "Maildir")
+    for store in (first, second):
+        queue_id = store.new_id("s-1", 1.0)
+        store.deliver(queue_id, "a@example.net", ["bob@example.org"], MESSAGE, 1.0, "s-1")
+    assert len({m.id for m in first.messages}) == 2

@@ -194,16 +194,20 @@ def _one_session(
             fail_all(result.reply, [rcpt])
             continue
         reply = step("RCPT", partial(session.rcpt, rcpt))
+        delivered_to = rcpt
         if reply.code == 551 and follow_redirects and (target := forward_path(reply)):
+            asked = {a.lower() for a in (*recipients, *result.redirected.values())}
             result.redirected[rcpt] = target
+            if target.lower() in asked:
+                continue  # already a recipient of this message: not added twice
             reply = step("RCPT", partial(session.rcpt, target))
-            rcpt = target
+            delivered_to = target
         if reply.code in (250, 251):
-            accepted.append(rcpt)
+            accepted.append(delivered_to)
             if reply.code == 251 and (target := forward_path(reply)):
-                result.forwarded[rcpt] = target
+                result.forwarded[delivered_to] = target
         else:
-            fail_all(reply, [rcpt])
+            fail_all(reply, [rcpt])  # a refusal is reported for the address the user gave
     if not accepted:
         return _finish(session, outcome, result)
     data = step("DATA", session.data)

@@ -174,7 +174,9 @@ class Session:
         replies = self._exchange(self._link.exchange(self.conn.data_to_send()))
         if not replies:
             raise LocalProtocolError("the server closed the connection without replying")
-        return replies[-1]
+        # The first reply answers the command; any after it are unsolicited (a 421 closing
+        # the session after too many errors, RFC 5321 3.8) and stay in ``history``.
+        return replies[0]
 
     def _exchange(self, data: bytes) -> list[Reply]:
         if data:

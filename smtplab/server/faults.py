@@ -28,7 +28,6 @@ from smtplab.protocol.events import Command, MailFrom, MessageReceived, RcptTo, 
 from smtplab.protocol.states import CONNECT, DATA_END
 from smtplab.server.policy import Answer, Context, Decision, Drop, Policy
 
-_COMMANDS = "commands"  # the per-session count of every command (stages are upper case)
 SHUTDOWN = Reply(421, "Service not available, closing transmission channel", "4.3.2")
 
 
@@ -108,7 +107,6 @@ class Faults(Policy):
         self.hostname = policy.hostname
         self.random = random.Random(seed)
         self.fired: list[tuple[str, Fault]] = []  # (session, fault), in order
-        self._stage_counts: dict[str, dict[str, int]] = {}  # session -> stage -> times seen
         self._left = {id(f): f.times for f in self.faults}
 
     def on_connect(self, ctx: Context) -> Decision:
@@ -126,11 +124,8 @@ class Faults(Policy):
     def _apply(
         self, ctx: Context, stage: str, address: str | None, decide: Callable[[], Decision]
     ) -> Decision:
-        counts = self._stage_counts.setdefault(ctx.session, {})
-        counts[stage] = nth = counts.get(stage, 0) + 1
-        if stage not in (CONNECT, DATA_END):
-            counts[_COMMANDS] = counts.get(_COMMANDS, 0) + 1
-        command = counts.get(_COMMANDS, 0) if stage not in (CONNECT, DATA_END) else None
+        nth = ctx.counts.get(stage, 1)  # the session counts every step, rejected ones too
+        command = ctx.commands if stage not in (CONNECT, DATA_END) else None
         for fault in self.faults:
             if not self._matches(fault, stage, nth, command, address):
                 continue

@@ -28,6 +28,7 @@ from smtplab.protocol.commands import printable
 from smtplab.protocol.events import Expand, MessageReceived, RcptTo, Reply, Verify
 from smtplab.server.greylist import Greylist
 from smtplab.server.policy import QUEUE_ID, Context, Decision, Policy
+from smtplab.server.store import StoredMessage
 
 DEFAULT_DOMAIN = "example.org"
 DEFAULT_MAILBOXES = ("alice", "bob", "carol", "postmaster")
@@ -47,7 +48,7 @@ class Mailboxes(Policy):
         forwards: Mapping[str, str] | None = None,
         moved: Mapping[str, str] | None = None,
         relay_domains: Iterable[str] = (),
-        relay_code: int = 554,
+        relay_code: int = 550,
         greylist: float | None = None,
         full: Iterable[str] = (),
         quotas: Mapping[str, int] | None = None,
@@ -56,7 +57,8 @@ class Mailboxes(Policy):
         ``aliases`` name -> mailbox it delivers to; ``lists`` name -> members (EXPN shows
         them); ``forwards`` name -> address the server forwards to (251); ``moved`` name ->
         address the client should try instead (551); ``relay_domains`` remote domains this
-        server relays for; ``relay_code`` 554 (Postfix's default) or 550 for the others;
+        server relays for; ``relay_code`` for the others: 550, as RFC 5321 3.6.2 asks of a
+        server that declines to relay for policy reasons, or 554, Postfix's default;
         ``greylist`` seconds a new (client, sender, recipient) must wait before its retry is
         accepted; ``full`` mailboxes that answer 452 4.2.2; ``quotas`` octets each mailbox can
         still take (552 5.2.2 for a message that does not fit).
@@ -143,7 +145,7 @@ class Mailboxes(Policy):
             target = self._target(self.moved, address)
             return Reply(551, f"User not local; please try <{target}>", "5.1.6")
         mailbox = self.mailbox_of(address)
-        if mailbox is not None and (mailbox in self.full or self.quotas.get(mailbox, 1) <= 0):
+        if mailbox is not None and self._no_room(mailbox, ctx.envelope.mail_params.get("SIZE")):
             return Reply(452, f"<{address}>: Recipient address rejected: Mailbox full", "4.2.2")
         if self.greylist is not None:
             wait = self.greylist.check(ctx.client, ctx.envelope.mail_from or "", address, ctx.now)
@@ -160,23 +162,42 @@ class Mailboxes(Policy):
             return Reply(251, f"User not local; will forward to <{target}>", "2.1.5")
         return Reply(250, f"Recipient <{address}> OK", "2.1.5")
 
+    def _no_room(self, mailbox: str, declared_size: str | None) -> bool:
+        """Full, or without room for the size MAIL declared (SIZE=, RFC 1870)."""
+        if mailbox in self.full:
+            return True
+        if mailbox not in self.quotas:
+            return False
+        needed = int(declared_size) if declared_size and declared_size.isdigit() else 1
+        return self.quotas[mailbox] < needed
+
+    def _charged(self, recipients: Iterable[str]) -> list[str]:
+        """The distinct mailboxes with a quota that these recipients deliver to."""
+        mailboxes = (self.mailbox_of(r) for r in recipients)
+        return list(dict.fromkeys(m for m in mailboxes if m in self.quotas))
+
     def on_message(self, ctx: Context, event: MessageReceived) -> Reply:
-        """552 5.2.2 when the message does not fit a recipient's remaining quota."""
-        charged = []
-        for recipient in ctx.envelope.recipients:
-            mailbox = self.mailbox_of(recipient)
-            if mailbox in self.quotas:
-                if event.size > self.quotas[mailbox]:
-                    return Reply(
-                        552,
-                        f"<{recipient}>: Mailbox full: the message needs {event.size} octets, "
-                        f"{self.quotas[mailbox]} are left",
-                        "5.2.2",
-                    )
-                charged.append(mailbox)
-        for mailbox in charged:
-            self.quotas[mailbox] -= event.size
+        """552 5.2.2 when the message does not fit a recipient mailbox's remaining quota.
+
+        One reply answers the message for all its recipients (RFC 5321 4.1.1.4), so one full
+        mailbox refuses it for everyone; real servers accept and bounce for that mailbox
+        later, and LMTP (RFC 2033) answers per recipient. A client that declares ``SIZE=``
+        in MAIL is told at RCPT instead (452 4.2.2), for that recipient alone.
+        """
+        for mailbox in self._charged(ctx.envelope.recipients):
+            if event.size > self.quotas[mailbox]:
+                return Reply(
+                    552,
+                    f"<{mailbox}>: Mailbox full: the message needs {event.size} octets, "
+                    f"{self.quotas[mailbox]} are left",
+                    "5.2.2",
+                )
         return Reply(250, f"OK: queued as {QUEUE_ID}", "2.0.0")
+
+    def on_delivered(self, ctx: Context, event: MessageReceived, stored: StoredMessage) -> None:
+        """Charge each quota once per message (its size as received), once it is stored."""
+        for mailbox in self._charged(stored.recipients):
+            self.quotas[mailbox] -= event.size
 
     def on_vrfy(self, ctx: Context, event: Verify) -> Reply:
         """RFC 5321 3.5: 250 a mailbox, 251/551 not local, 252 cannot say, 550 unknown."""
@@ -197,10 +218,10 @@ class Mailboxes(Policy):
             moved = self._target(self.moved, target)
             return Reply(551, f"User not local; please try <{moved}>", "5.1.6")
         if kind == "list":
-            return Reply(252, f"<{target}> is a mailing list; EXPN shows its members", "2.5.2")
+            return Reply(252, f"<{target}> is a mailing list; EXPN shows its members", "2.0.0")
         if kind == "unknown":
             return Reply(550, f"<{target}>: User unknown", "5.1.1")
-        return Reply(252, f"<{target}> is not local; cannot verify", "2.5.2")
+        return Reply(252, f"<{target}> is not local; cannot verify", "2.0.0")
 
     def on_expn(self, ctx: Context, event: Expand) -> Decision:
         """RFC 5321 3.5.2: a list's members, one per line of a multi-line 250.

@@ -20,12 +20,12 @@ from __future__ import annotations
 import mailbox
 import os
 import re
+import warnings
 from pathlib import Path
 
 from smtplab.server.store import Store, StoredMessage
 
 _NAME = re.compile(r"(\d+)\.M(\d{6})Q([0-9A-Z]+)\.")
-_ENVELOPE_FIELDS = (b"return-path", b"delivered-to", b"x-smtplab-session")
 
 
 class MaildirStore(Store):
@@ -57,6 +57,15 @@ class MaildirStore(Store):
         with self.maildir.get_file(key) as file:  # raw bytes (get_bytes translates line ends)
             return file.read()
 
+    def new_id(self, session: str, time: float) -> str:
+        """As :meth:`Store.new_id`, but never an id a file in this Maildir already has (two
+        stores may share a directory)."""
+        while True:
+            queue_id = super().new_id(session, time)
+            if not any(self.path.glob(f"*/*Q{queue_id}.*")):
+                return queue_id
+            self._delivered += 1
+
     def _keep(self, message: StoredMessage) -> None:
         seconds, micros = divmod(round(message.time * 1e6), 1_000_000)
         name = f"{seconds}.M{micros:06d}Q{message.id}.{self.hostname}"
@@ -80,7 +89,10 @@ class MaildirStore(Store):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_directory(new.parent)
+        try:
+            _fsync_directory(new.parent)
+        except OSError as error:  # the message is in new/ already: a 451 now would duplicate it
+            warnings.warn(f"Maildir {self.path}: fsync of new/ failed: {error}", stacklevel=2)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -92,19 +104,28 @@ def _fsync_directory(path: Path) -> None:
 
 
 def _parse(data: bytes, queue_id: str, time: float) -> StoredMessage:
-    """A stored file back into a :class:`StoredMessage`: envelope fields off the top."""
-    mail_from, recipients, session = "", [], ""
-    while True:
-        line, sep, rest = data.partition(b"\r\n")
-        name, colon, value = line.partition(b":")
-        if not sep or not colon or name.lower() not in _ENVELOPE_FIELDS:
-            break
-        text = value.strip().decode("utf-8", "replace")
-        if name.lower() == b"return-path":
-            mail_from = text.strip("<>")
-        elif name.lower() == b"delivered-to":
-            recipients.append(text)
-        else:
-            session = text
-        data = rest
-    return StoredMessage(queue_id, mail_from, tuple(recipients), data, time, session)
+    """A stored file back into a :class:`StoredMessage`: the envelope block off the top.
+
+    The block is exactly what :meth:`MaildirStore._keep` writes - ``Return-Path``, then one
+    ``Delivered-To`` per recipient, then ``X-Smtplab-Session`` last - so header fields of the
+    message itself, whatever they are called, are never taken for the envelope.
+    """
+    lines = data.split(b"\r\n")
+    index, mail_from, recipients, session = 0, "", [], ""
+    if lines and lines[0].lower().startswith(b"return-path:"):
+        mail_from = _value(lines[0]).strip("<>")
+        index = 1
+        while index < len(lines) and lines[index].lower().startswith(b"delivered-to:"):
+            recipients.append(_value(lines[index]))
+            index += 1
+        if index < len(lines) and lines[index].lower().startswith(b"x-smtplab-session:"):
+            session = _value(lines[index])
+            index += 1
+        else:  # not our envelope block after all: keep the file whole
+            index, mail_from, recipients = 0, "", []
+    content = b"\r\n".join(lines[index:])
+    return StoredMessage(queue_id, mail_from, tuple(recipients), content, time, session)
+
+
+def _value(line: bytes) -> str:
+    return line.partition(b":")[2].strip().decode("utf-8", "replace")

@@ -16,7 +16,7 @@ a note row in the transcript) or :class:`Drop` (close without replying), which i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from smtplab.protocol.events import (
     Command,
@@ -33,6 +33,7 @@ from smtplab.protocol.events import (
     Verify,
 )
 from smtplab.protocol.server import Envelope, ServerConfig
+from smtplab.server.store import StoredMessage
 
 #: Placeholder in an end-of-data reply that the server replaces with the stored message's id.
 QUEUE_ID = "{queue_id}"
@@ -79,6 +80,10 @@ class Context:
     config: ServerConfig
     now: float  # POSIX seconds (virtual time in-process)
     session: str  # the session id
+    # How many times each step came up in this session so far, this one included (CONNECT,
+    # EHLO, ..., DATA-END), and how many commands were received, rejected ones included.
+    counts: dict[str, int] = field(default_factory=dict)
+    commands: int = 0
 
 
 class Policy:
@@ -112,6 +117,9 @@ class Policy:
         """Decide on a complete message; a 250 here means the server stores it first."""
         return Reply(250, f"OK: queued as {QUEUE_ID}", "2.0.0")
 
+    def on_delivered(self, ctx: Context, event: MessageReceived, stored: StoredMessage) -> None:
+        """``event``'s message was stored as ``stored`` and is about to be acknowledged."""
+
     def on_rset(self, ctx: Context, event: Reset) -> Decision:
         return Reply(250, "OK", "2.0.0")
 
@@ -120,7 +128,7 @@ class Policy:
 
     def on_vrfy(self, ctx: Context, event: Verify) -> Decision:
         # RFC 5321 3.5.3: 252 when the server will not or cannot verify.
-        return Reply(252, "Cannot VRFY user, but will accept message and attempt delivery", "2.5.2")
+        return Reply(252, "Cannot VRFY user, but will accept message and attempt delivery", "2.0.0")
 
     def on_expn(self, ctx: Context, event: Expand) -> Decision:
         return Reply(502, "EXPN not available", "5.5.1")

@@ -26,9 +26,9 @@ from smtplab.protocol.events import (
     Reply,
 )
 from smtplab.protocol.server import ServerConfig, ServerConnection
-from smtplab.protocol.states import State
+from smtplab.protocol.states import CONNECT, DATA_END, State
 from smtplab.server.policy import QUEUE_ID, Answer, Context, Decision, Drop, Policy
-from smtplab.server.store import Store, received_header
+from smtplab.server.store import Store, StoredMessage, received_header
 
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing", "4.3.0")
 TOO_MANY_ERRORS = Reply(421, "Too many errors, closing connection", "4.7.0")
@@ -67,6 +67,8 @@ class ServerSession:
         self.error_replies = 0
         self._ctx: Context | None = None
         self._close_recorded = False
+        self._counts: dict[str, int] = {}  # step -> times it came up (for policies, faults)
+        self._commands = 0
 
     @property
     def closed(self) -> bool:
@@ -75,8 +77,10 @@ class ServerSession:
     def start(self) -> None:
         """Record the connection and send the greeting."""
         self.recorder.connect(self.clock())
+        self._count(CONNECT)
         greeting = self._decide(None)
-        if isinstance(greeting, Reply) and greeting.code not in (220, 421, 554):
+        reply = greeting.reply if isinstance(greeting, Answer) else greeting
+        if isinstance(reply, Reply) and reply.code not in (220, 421, 554):
             # RFC 5321 3.1 and 3.8: a greeting is 220, or 554 / 421 to refuse service.
             greeting = Reply(421, "Service not available, closing transmission channel", "4.3.0")
         self._answer(greeting)
@@ -99,9 +103,12 @@ class ServerSession:
                 return
             if isinstance(event, MessageReceived):
                 self.recorder.data(arrived, event.content, event.size, event.line_count)
+                self._count(DATA_END)
                 self._answer(self._message_reply(event))
             elif isinstance(event, Command):
                 self.recorder.command(arrived, event.verb, event.argument)
+                self._commands += 1
+                self._count(event.verb)
                 self._answer(event.error or self._decide(event))
             if self.conn.state is State.CLOSED:
                 if not self._close_recorded:
@@ -123,6 +130,9 @@ class ServerSession:
             self.recorder.close(self.clock(), "server")
             self._close_recorded = True
 
+    def _count(self, step: str) -> None:
+        self._counts[step] = self._counts.get(step, 0) + 1
+
     def _context(self) -> Context:
         """The context for a hook call, brought up to date (one object per session)."""
         conn, ctx = self.conn, self._ctx
@@ -136,11 +146,13 @@ class ServerSession:
                 config=conn.config,
                 now=0.0,
                 session=self.recorder.session,
+                counts=self._counts,
             )
         ctx.client_domain = conn.client_domain
         ctx.extended = conn.extended
         ctx.envelope = conn.envelope
         ctx.now = self.clock()
+        ctx.commands = self._commands
         return ctx
 
     def _decide(self, event: Command | MessageReceived | None) -> Decision:
@@ -166,17 +178,23 @@ class ServerSession:
         if not isinstance(reply, Reply) or reply.code != 250:
             return decision
         try:
-            queue_id = self._store(event)
+            stored = self._store(event)
         except Exception as exc:  # the message is not stored: say so, never 250
             self.errors.append(f"store failed: {exc}")
             self.recorder.note(self.clock(), f"store failed, answered 451: {exc}")
             return LOCAL_ERROR
+        queue_id = stored.id
+        try:
+            self.policy.on_delivered(self._context(), event, stored)
+        except Exception as exc:  # stored already: the 250 stands, the hook's bug is noted
+            self.errors.append("".join(traceback.format_exception_only(exc)).strip())
+            self.recorder.note(self.clock(), f"policy error after delivery: {self.errors[-1]}")
         reply = Reply(reply.code, reply.text.replace(QUEUE_ID, queue_id), reply.enhanced)
         if isinstance(decision, Answer):
             return Answer(reply, decision.delay, decision.note)
         return reply
 
-    def _store(self, event: MessageReceived) -> str:
+    def _store(self, event: MessageReceived) -> StoredMessage:
         conn, now = self.conn, self.clock()
         envelope = conn.envelope
         queue_id = self.store.new_id(self.recorder.session, now)
@@ -192,7 +210,7 @@ class ServerSession:
             recipient=envelope.recipients[0] if len(envelope.recipients) == 1 else None,
             time=now,
         )
-        self.store.deliver(
+        return self.store.deliver(
             queue_id,
             envelope.mail_from or "",
             list(envelope.recipients),
@@ -200,7 +218,6 @@ class ServerSession:
             now,
             self.recorder.session,
         )
-        return queue_id
 
     def _answer(self, decision: Decision) -> None:
         """Carry out a decision: reply, reply after a delay, or drop the connection."""
