@@ -3,7 +3,8 @@
 ``smtplab demo`` runs the first transaction of the course in-process (one message to two
 recipients, one of them unknown) and prints its transcript. ``smtplab scenarios`` lists the
 teaching scenarios, one line each; ``smtplab scenario NAME`` runs one and prints its
-explanation, transcript and what the server stored.
+explanation, transcript and what the server stored. ``smtplab serve`` runs the server on a TCP
+port for real clients (see :mod:`smtplab.serve`).
 """
 
 from __future__ import annotations
@@ -113,7 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
     one = commands.add_parser("scenario", help="run one teaching scenario, print its transcript")
     one.add_argument("name", help="a name from `smtplab scenarios`")
     one.set_defaults(func=_scenario)
+    serve = commands.add_parser(
+        "serve", help="run an SMTP server on a TCP port until Ctrl-C, recording every session"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=2525, help="TCP port (2525)")
+    serve.add_argument("--scenario", help="serve a teaching scenario's server settings")
+    serve.add_argument("--maildir", help="store messages in this Maildir (default: memory)")
+    serve.add_argument("--transcript", help="write the transcript here on stop (.csv, .parquet)")
+    serve.add_argument(
+        "--idle-timeout", type=float, default=300.0, help="seconds before 421 4.4.2 (300)"
+    )
+    serve.add_argument(
+        "--max-sessions", type=int, default=100, help="sessions at once; more get 421 (100)"
+    )
+    serve.set_defaults(func=_serve)
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from smtplab.serve import main as serve_main
+
+    return serve_main(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

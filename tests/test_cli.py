@@ -30,3 +30,48 @@ def test_demo_with_own_recipients() -> None:
         check=True,
     ).stdout
     assert "Delivered to carol@example.org" in out
+
+
+def test_serve_runs_until_sigterm_and_writes_the_transcript(tmp_path) -> None:
+    import signal
+    import smtplib
+    import socket
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transcript = tmp_path / "served.csv"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "smtplab", "serve", "--port", str(port), "--scenario",
+         "unknown-recipient", "--transcript", str(transcript)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        assert "listening on 127.0.0.1:" in server.stdout.readline()
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            refused = client.sendmail(
+                "a@example.net",
+                ["bob@example.org", "nobody@example.org"],
+                b"Subject: x\r\n\r\nhi\r\n",
+            )
+        assert refused["nobody@example.org"][0] == 550
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=20)
+    assert server.returncode == 0, err
+    assert "1 sessions, 1 messages stored" in out
+    import pandas as pd
+
+    rows = pd.read_csv(transcript)
+    assert set(rows["source"]) == {"tcp"}
+    assert 550 in rows["code"].tolist()
+
+
+def test_serve_refuses_a_bad_transcript_name_before_listening(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "smtplab", "serve", "--transcript", str(tmp_path / "t.xlsx")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert ".csv or .parquet" in done.stderr

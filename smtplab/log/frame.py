@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,3 +95,32 @@ def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return empty_frame()
     return conform(pd.concat(frames, ignore_index=True))
+
+
+TABLE_FORMATS = (".csv", ".parquet")
+
+
+def check_table_path(path: str | Path) -> Path:
+    """``path`` if a transcript can be written there (by extension), else a clear ValueError.
+
+    Call it before long work, so a typo or a missing Parquet engine is reported at once.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_FORMATS:
+        raise ValueError(f"{path}: write a table as .csv or .parquet, not {suffix or 'no suffix'}")
+    if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ValueError(f"{path}: Parquet needs pyarrow (pip install pyarrow), or use .csv")
+    if not path.parent.exists():
+        raise ValueError(f"{path}: the directory {path.parent} does not exist")
+    return path
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a transcript (or any table) to .csv or .parquet, chosen by the extension."""
+    path = check_table_path(path)
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path

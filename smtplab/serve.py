@@ -1,0 +1,86 @@
+"""``smtplab serve``: a TCP server in the foreground until SIGINT or SIGTERM.
+
+It serves the lab's default server, or a teaching scenario's server settings, stores messages in
+memory or a Maildir, and on stop writes the transcript (.csv or .parquet) and says how many
+sessions it saw and messages it stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from smtplab.log.frame import check_table_path, write_table
+from smtplab.server.maildir import MaildirStore
+from smtplab.server.store import MemoryStore, Store
+from smtplab.transport.tcp import TcpServer
+
+
+def build_server(
+    host: str,
+    port: int,
+    scenario: str | None = None,
+    maildir: str | Path | None = None,
+    **options: Any,
+) -> TcpServer:
+    """A TcpServer with a scenario's policy and config (or the defaults) and a store."""
+    settings: dict[str, Any] = {}
+    if scenario is not None:
+        from smtplab.scenarios import scenario as find_scenario
+
+        settings = find_scenario(scenario).settings()
+    store: Store = MaildirStore(maildir) if maildir is not None else MemoryStore()
+    config = settings.get("config")
+    if settings.get("line_endings") is not None:
+        raise ValueError("scenarios that change line endings cannot be served yet")
+    return TcpServer(settings.get("policy"), config, store=store, host=host, port=port, **options)
+
+
+async def serve(server: TcpServer, transcript: Path | None = None, grace: float = 5.0) -> int:
+    """Run ``server`` until SIGINT/SIGTERM; then write ``transcript``. Returns an exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    print(
+        f"smtplab: listening on {server.host}:{server.port} "
+        f"(policy {type(server.policy).__name__}); Ctrl-C or SIGTERM to stop",
+        flush=True,
+    )
+    await stop.wait()
+    print(f"smtplab: stopping: open transactions get up to {grace:g} s", flush=True)
+    await server.stop(grace)
+    frame = server.transcript()
+    sessions = frame["session"].nunique() if len(frame) else 0
+    stored = len(server.store.messages)
+    print(f"smtplab: {sessions} sessions, {stored} messages stored", flush=True)
+    if transcript is not None:
+        write_table(frame, transcript)
+        print(f"smtplab: transcript written to {transcript} ({len(frame)} rows)", flush=True)
+    return 0
+
+
+def main(args: Any) -> int:
+    """The ``serve`` subcommand (arguments from :mod:`smtplab.cli`)."""
+    try:
+        transcript = check_table_path(args.transcript) if args.transcript else None
+        server = build_server(
+            args.host,
+            args.port,
+            args.scenario,
+            args.maildir,
+            idle_timeout=args.idle_timeout,
+            max_sessions=args.max_sessions,
+        )
+    except (ValueError, KeyError) as error:
+        print(f"smtplab serve: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(server, transcript))
+    except OSError as error:  # the port is taken, or not ours to bind
+        print(f"smtplab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
