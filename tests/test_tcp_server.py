@@ -258,9 +258,9 @@ def test_vanished_clients_leave_no_task_or_file_descriptor_behind() -> None:
             raw.sock.sendall(b"Subject: cut\r\n\r\nhalf a mess")
             raw.close()  # gone mid-DATA, without QUIT
         deadline = time.monotonic() + 5
-        while server._active and time.monotonic() < deadline:
+        while server._connections and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not server._active, "every session task ended"
+        assert not server._connections, "every session task ended"
         assert open_descriptors() <= before, "every socket closed"
     assert server.messages == []
     closes = server.transcript().query("kind == 'close'")["text"].tolist()

@@ -21,7 +21,6 @@ middle of a transaction finish for a grace period, then says ``421 4.3.2`` to th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import threading
 import time
@@ -40,7 +39,6 @@ from smtplab.server.store import MemoryStore, Store, StoredMessage
 IDLE = Reply(421, "Idle for too long, closing connection", "4.4.2")
 BUSY = Reply(421, "Too many connections, try again later", "4.7.0")
 STOPPING = Reply(421, "Server shutting down, closing connection", "4.3.2")
-READ_SIZE = 64 * 1024
 
 
 def _endpoint(address: Any) -> str:
@@ -76,7 +74,7 @@ class TcpServer:
         self.recorders: list[Recorder] = []
         self._numbers = itertools.count(1)
         self._server: asyncio.Server | None = None
-        self._active: dict[asyncio.Task[None], ServerSession] = {}
+        self._connections: set[_Connection] = set()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -84,7 +82,8 @@ class TcpServer:
         """Listen; returns once the port is bound (``self.port`` then holds it)."""
         if self._server is not None:
             raise RuntimeError("the server is already running")
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -93,16 +92,20 @@ class TcpServer:
             return
         self._server.close()
         in_transaction = (State.MAIL, State.RCPT, State.DATA)
-        for task, session in list(self._active.items()):
-            if session.conn.state not in in_transaction:
-                task.cancel()  # between transactions: nothing to finish, say 421 now
-        pending = list(self._active)
-        if pending:
+        for connection in list(self._connections):
+            if connection.session.conn.state not in in_transaction:
+                connection.shutdown(STOPPING)  # between transactions: nothing to finish
+        if self._connections:
+            pending = [c.done for c in self._connections]
             _, late = await asyncio.wait(pending, timeout=grace)
-            for task in late:
-                task.cancel()
+            for connection in list(self._connections):
+                if connection.done in late:
+                    connection.shutdown(STOPPING)
             if late:
-                await asyncio.wait(late)
+                _, stuck = await asyncio.wait(late, timeout=grace)
+                for connection in list(self._connections):
+                    if connection.done in stuck:
+                        connection.transport.abort()  # a peer that does not even read
         await self._server.wait_closed()
         self._server = None
 
@@ -120,100 +123,148 @@ class TcpServer:
     def messages(self) -> list[StoredMessage]:
         return list(self.store.messages)
 
-    # -- one connection ---------------------------------------------------------------------
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        client = _endpoint(writer.get_extra_info("peername"))
-        local = _endpoint(writer.get_extra_info("sockname"))
-        recorder = Recorder(f"{self.name}-{next(self._numbers)}", "tcp", client, local)
-        self.recorders.append(recorder)
-        if len(self._active) >= self.max_sessions:
-            await self._refuse(recorder, writer)
-            return
-        # Replies the policy delays wait here, in order, before anything after them is sent.
-        held: list[tuple[bytes, float]] = []
+class _Connection(asyncio.Protocol):
+    """One TCP connection: bytes in to the session, its replies out, timers around it."""
 
-        def clock() -> float:
-            return time.time() + sum(delay for _, delay in held)
+    def __init__(self, server: TcpServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.transport: asyncio.Transport
+        self.session: ServerSession
+        # Replies a policy delays: the bytes before each delay, then the delay, in order.
+        self.held: list[tuple[bytes, float]] = []
+        self.releasing: asyncio.TimerHandle | None = None  # a delay being waited out
+        self.backlog: list[bytes] = []  # input that arrived while a delay was waited out
+        self.last_input = self.loop.time()
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.refused = False  # over max_sessions: greeted with 421, no session
 
-        def wait(seconds: float) -> None:
-            held.append((session.data_to_send(), seconds))
+    # -- asyncio's callbacks ----------------------------------------------------------------
 
-        session = ServerSession(
-            policy=self.policy,
-            store=self.store,
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        server = self.server
+        client = _endpoint(transport.get_extra_info("peername"))
+        local = _endpoint(transport.get_extra_info("sockname"))
+        recorder = Recorder(f"{server.name}-{next(server._numbers)}", "tcp", client, local)
+        server.recorders.append(recorder)
+        self.session = ServerSession(
+            policy=server.policy,
+            store=server.store,
             recorder=recorder,
-            clock=clock,
-            config=self.config,
+            clock=self._clock,
+            config=server.config,
             client=client,
-            wait=wait,
-            error_limit=self.error_limit,
+            wait=self._wait,
+            error_limit=server.error_limit,
         )
-        task = asyncio.current_task()
-        assert task is not None
-        self._active[task] = session
-        try:
-            session.start()
-            await self._flush(session, writer, held)
-            while not session.closed:
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_SIZE), self.idle_timeout)
-                except TimeoutError:
-                    session.shutdown(IDLE, f"no command for {self.idle_timeout:g} s")
-                    await self._flush(session, writer, held)
-                    break
-                except ConnectionError:
-                    data = b""
-                session.receive(data)  # b"": the client closed
-                await self._flush(session, writer, held)
-                if not data:
-                    break
-        except asyncio.CancelledError:
-            session.shutdown(STOPPING, "the server is stopping")
-            with contextlib.suppress(Exception):
-                writer.write(session.data_to_send())
-            raise
-        except ConnectionError:
-            if not session.closed:
-                session.receive(b"")  # the client went away while we wrote: record it
-        finally:
-            del self._active[task]
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        if len(server._connections) >= server.max_sessions:
+            self._refuse(recorder)
+            return
+        server._connections.add(self)
+        self.session.start()
+        self._send()
+        self.idle_timer = self.loop.call_later(server.idle_timeout, self._check_idle)
 
-    async def _flush(
-        self,
-        session: ServerSession,
-        writer: asyncio.StreamWriter,
-        held: list[tuple[bytes, float]],
-    ) -> None:
-        while held:
-            chunk, delay = held.pop(0)
-            if chunk:
-                writer.write(chunk)
-                await writer.drain()
-            await asyncio.sleep(delay)
-        out = session.data_to_send()
+    def data_received(self, data: bytes) -> None:
+        self.last_input = self.loop.time()
+        if self.releasing is not None:  # a delayed reply is on its way: keep order
+            self.backlog.append(data)
+            return
+        self.session.receive(data)
+        self._send()
+
+    def eof_received(self) -> bool:
+        if self.releasing is not None:
+            self.backlog.append(b"")
+            return True  # keep the transport open until the held replies are out
+        self.session.receive(b"")
+        self._send()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self.idle_timer, self.releasing):
+            if timer is not None:
+                timer.cancel()
+        if not self.refused and not self.session.closed:
+            self.session.receive(b"")  # gone without QUIT (or while we wrote): record it
+        self.server._connections.discard(self)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _clock(self) -> float:
+        return time.time() + sum(delay for _, delay in self.held)
+
+    def _wait(self, seconds: float) -> None:
+        self.held.append((self.session.data_to_send(), seconds))
+
+    def _send(self) -> None:
+        if self.held:
+            if self.releasing is None:
+                self.transport.pause_reading()
+                self._release_next()
+            return
+        out = self.session.data_to_send()
         if out:
-            writer.write(out)
-            await writer.drain()
+            self.transport.write(out)
+        if self.session.closed:
+            self.transport.close()  # after the buffered replies are written
 
-    async def _refuse(self, recorder: Recorder, writer: asyncio.StreamWriter) -> None:
+    def _release_next(self) -> None:
+        chunk, delay = self.held.pop(0)
+        if chunk:
+            self.transport.write(chunk)
+        self.releasing = self.loop.call_later(delay, self._after_delay)
+
+    def _after_delay(self) -> None:
+        self.releasing = None
+        if self.held:
+            self._release_next()
+            return
+        self._send()
+        if self.transport.is_closing():
+            return
+        self.transport.resume_reading()
+        backlog, self.backlog = self.backlog, []
+        for data in backlog:
+            if data:
+                self.data_received(data)
+            elif self.releasing is None:
+                self.eof_received()
+                self.transport.close()
+            else:
+                self.backlog.append(data)
+
+    def shutdown(self, reply: Reply, note: str = "") -> None:
+        """Say ``reply`` (a 421) and close, now or right after any reply being delayed."""
+        if self.transport.is_closing():
+            return
+        self.session.shutdown(reply, note or "the server is stopping")
+        self._send()
+
+    def _check_idle(self) -> None:
+        idle = self.server.idle_timeout
+        quiet = self.loop.time() - self.last_input
+        if quiet < idle:
+            self.idle_timer = self.loop.call_later(idle - quiet, self._check_idle)
+        elif self.releasing is None:
+            self.shutdown(IDLE, f"no command for {idle:g} s")
+
+    def _refuse(self, recorder: Recorder) -> None:
         """Over ``max_sessions``: greet with 421 and close, recorded like any session."""
+        self.refused = True
         now = time.time()
         recorder.connect(now)
         recorder.reply(now, BUSY)
-        recorder.close(now, "server", f"more than {self.max_sessions} sessions at once")
-        try:
-            writer.write(BUSY.to_bytes())
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        recorder.close(now, "server", f"more than {self.server.max_sessions} sessions at once")
+        self.transport.write(BUSY.to_bytes())
+        self.transport.close()
+        self.done.set_result(None)
 
 
 class ServerThread:
