@@ -90,6 +90,8 @@ class Mailboxes(Policy):
     def _find(self, table: Collection[str], address: str) -> str | None:
         """The key of ``table`` that ``address`` matches: the whole address, or its local
         part when the domain is local."""
+        if not table:
+            return None
         address = address.lower()
         if address in table:
             return address

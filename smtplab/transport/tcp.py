@@ -198,7 +198,9 @@ class _Connection(asyncio.Protocol):
     # -- sending ----------------------------------------------------------------------------
 
     def _clock(self) -> float:
-        return time.time() + sum(delay for _, delay in self.held)
+        if not self.held:
+            return time.time()
+        return time.time() + sum(delay for _, delay in self.held)  # when the reply will go
 
     def _wait(self, seconds: float) -> None:
         self.held.append((self.session.data_to_send(), seconds))
