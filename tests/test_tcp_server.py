@@ -265,3 +265,43 @@ def test_vanished_clients_leave_no_task_or_file_descriptor_behind() -> None:
     assert server.messages == []
     closes = server.transcript().query("kind == 'close'")["text"].tolist()
     assert len(closes) == 20 and all("during DATA" in text for text in closes)
+
+
+def test_smtplib_sends_smtputf8_addresses_and_they_arrive_intact() -> None:
+    # RFC 6531: with SMTPUTF8 in MAIL, addresses may be UTF-8.
+    message = "Subject: Grüße\r\nFrom: jörg@example.net\r\n\r\nHallo Bøb\r\n".encode()
+    with (
+        ServerThread(TcpServer(Mailboxes(mailboxes=["bøb"]))) as server,
+        smtplib.SMTP("127.0.0.1", server.port) as client,
+    ):
+        client.ehlo()
+        assert client.has_extn("smtputf8")
+        refused = client.sendmail(
+            "jörg@example.net", ["bøb@example.org"], message, mail_options=["SMTPUTF8"]
+        )
+    assert refused == {}
+    (stored,) = server.messages
+    assert (stored.mail_from, stored.recipients) == ("jörg@example.net", ("bøb@example.org",))
+    assert stored.content.endswith(message)
+    assert b"with UTF8SMTP" in stored.content  # RFC 6531 4.3: the Received protocol
+
+
+def test_aiosmtplib_sends_to_a_server_in_the_same_event_loop() -> None:
+    aiosmtplib = pytest.importorskip("aiosmtplib")
+    from email.message import EmailMessage
+
+    async def main() -> TcpServer:
+        server = TcpServer()
+        await server.start()
+        email = EmailMessage()
+        email["From"], email["To"], email["Subject"] = "alice@example.net", "bob@example.org", "aio"
+        email.set_content("sent by aiosmtplib\n.a leading dot\n")
+        errors, _ = await aiosmtplib.send(email, hostname="127.0.0.1", port=server.port)
+        assert errors == {}
+        await server.stop()
+        return server
+
+    server = asyncio.run(main())
+    (stored,) = server.messages
+    assert stored.message["Subject"] == "aio"
+    assert b"\r\n.a leading dot\r\n" in stored.content
