@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
+from smtplab.protocol import dsn
 from smtplab.protocol.events import (
     Command,
     DataCommand,
@@ -227,6 +228,8 @@ def _parse_params(
         if not extended or known.get(name) not in extensions:
             # 555: "MAIL FROM/RCPT TO parameters not recognized or not implemented" (4.2.3)
             return params, Reply(555, f"Parameter {name} not recognized", "5.5.4")
+        if name in params:  # e.g. RFC 3461 4: "MUST NOT appear more than once"
+            return params, syntax_error(f"Parameter {name} given twice")
         params[name] = value
     return params, _check_params(params, max_size)
 
@@ -242,4 +245,5 @@ def _check_params(params: dict[str, str | None], max_size: int | None) -> Reply 
         return syntax_error("Bad BODY parameter: BODY=7BIT or BODY=8BITMIME (RFC 6152)")
     if "SMTPUTF8" in params and params["SMTPUTF8"] is not None:
         return syntax_error("SMTPUTF8 takes no value (RFC 6531)")
-    return None
+    problem = dsn.check_mail(params) or dsn.check_rcpt(params)
+    return syntax_error(problem) if problem else None

@@ -12,7 +12,7 @@ from functools import lru_cache
 from smtplab.protocol.framing import LineEndings
 
 DEFAULT_EXTENSIONS = frozenset(
-    {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"}
+    {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN"}
 )
 
 

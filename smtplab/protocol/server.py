@@ -83,6 +83,8 @@ class Envelope:
     mail_from: str | None = None
     mail_params: dict[str, str | None] = field(default_factory=dict)
     recipients: list[str] = field(default_factory=list)
+    # ESMTP parameters of each accepted recipient that had any (DSN's NOTIFY, ORCPT).
+    rcpt_params: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
 
 class ServerConnection:
@@ -259,6 +261,8 @@ class ServerConnection:
             self.envelope = Envelope(event.address, event.params)
         elif isinstance(event, RcptTo):
             self.envelope.recipients.append(event.address)
+            if event.params:
+                self.envelope.rcpt_params[event.address] = event.params
         if self.state is State.DATA and previous is not State.DATA:
             config = self.config
             self._data = DataReader(

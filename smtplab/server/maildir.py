@@ -71,6 +71,10 @@ class MaildirStore(Store):
         name = f"{seconds}.M{micros:06d}Q{message.id}.{self.hostname}"
         envelope = [f"Return-Path: <{message.mail_from}>"]
         envelope += [f"Delivered-To: {rcpt}" for rcpt in message.recipients]
+        if message.mail_params:
+            envelope.append(f"X-Smtplab-Mail-Params: {_params_text(message.mail_params)}")
+        for rcpt, params in message.rcpt_params.items():
+            envelope.append(f"X-Smtplab-Rcpt-Params: <{rcpt}> {_params_text(params)}")
         envelope.append(f"X-Smtplab-Session: {message.session}")
         data = ("\r\n".join(envelope) + "\r\n").encode() + message.content
         tmp, new = self.path / "tmp" / name, self.path / "new" / name
@@ -106,26 +110,57 @@ def _fsync_directory(path: Path) -> None:
 def _parse(data: bytes, queue_id: str, time: float) -> StoredMessage:
     """A stored file back into a :class:`StoredMessage`: the envelope block off the top.
 
-    The block is exactly what :meth:`MaildirStore._keep` writes - ``Return-Path``, then one
-    ``Delivered-To`` per recipient, then ``X-Smtplab-Session`` last - so header fields of the
+    The block is exactly what :meth:`MaildirStore._keep` writes - ``Return-Path``, one
+    ``Delivered-To`` per recipient, the ESMTP parameters if any (``X-Smtplab-Mail-Params``,
+    ``X-Smtplab-Rcpt-Params``), then ``X-Smtplab-Session`` last - so header fields of the
     message itself, whatever they are called, are never taken for the envelope.
     """
     lines = data.split(b"\r\n")
     index, mail_from, recipients, session = 0, "", [], ""
+    mail_params: dict[str, str | None] = {}
+    rcpt_params: dict[str, dict[str, str | None]] = {}
+
+    def field_is(name: bytes) -> bool:
+        return index < len(lines) and lines[index].lower().startswith(name + b":")
+
     if lines and lines[0].lower().startswith(b"return-path:"):
         mail_from = _value(lines[0]).strip("<>")
         index = 1
-        while index < len(lines) and lines[index].lower().startswith(b"delivered-to:"):
+        while field_is(b"delivered-to"):
             recipients.append(_value(lines[index]))
             index += 1
-        if index < len(lines) and lines[index].lower().startswith(b"x-smtplab-session:"):
+        if field_is(b"x-smtplab-mail-params"):
+            mail_params = _params(_value(lines[index]))
+            index += 1
+        while field_is(b"x-smtplab-rcpt-params"):
+            # "<address> NAME=value ...": parameters hold no spaces, so the last "> " closes
+            # the address even when a quoted local part has one.
+            rcpt, _, text = _value(lines[index]).rpartition("> ")
+            rcpt_params[rcpt[1:]] = _params(text)
+            index += 1
+        if field_is(b"x-smtplab-session"):
             session = _value(lines[index])
             index += 1
         else:  # not our envelope block after all: keep the file whole
-            index, mail_from, recipients = 0, "", []
+            index, mail_from, recipients, mail_params, rcpt_params = 0, "", [], {}, {}
     content = b"\r\n".join(lines[index:])
-    return StoredMessage(queue_id, mail_from, tuple(recipients), content, time, session)
+    return StoredMessage(
+        queue_id, mail_from, tuple(recipients), content, time, session, mail_params, rcpt_params
+    )
 
 
 def _value(line: bytes) -> str:
     return line.partition(b":")[2].strip().decode("utf-8", "replace")
+
+
+def _params_text(params: dict[str, str | None]) -> str:
+    """ESMTP parameters as sent: ``SIZE=120 SMTPUTF8`` (values never hold spaces)."""
+    return " ".join(name if value is None else f"{name}={value}" for name, value in params.items())
+
+
+def _params(text: str) -> dict[str, str | None]:
+    params: dict[str, str | None] = {}
+    for word in text.split():
+        name, equals, value = word.partition("=")
+        params[name] = value if equals else None
+    return params

@@ -217,6 +217,8 @@ class ServerSession:
             header + event.content,
             now,
             self.recorder.session,
+            envelope.mail_params,
+            envelope.rcpt_params,
         )
 
     def _answer(self, decision: Decision) -> None:

@@ -12,7 +12,7 @@ import email
 import email.policy
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -30,6 +30,10 @@ class StoredMessage:
     content: bytes  # as stored: Received header, then the message as received
     time: float  # POSIX seconds when it was accepted
     session: str
+    # ESMTP parameters of MAIL (SIZE, BODY, SMTPUTF8, RET, ENVID) and of each recipient that
+    # had any (NOTIFY, ORCPT; RFC 3461), as the client sent them.
+    mail_params: dict[str, str | None] = field(default_factory=dict)
+    rcpt_params: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -94,9 +98,20 @@ class Store:
         content: bytes,
         time: float,
         session: str,
+        mail_params: dict[str, str | None] | None = None,
+        rcpt_params: dict[str, dict[str, str | None]] | None = None,
     ) -> StoredMessage:
         """Keep the message; return it as stored. Raise (keeping nothing) if that fails."""
-        stored = StoredMessage(queue_id, mail_from, tuple(recipients), content, time, session)
+        stored = StoredMessage(
+            queue_id,
+            mail_from,
+            tuple(recipients),
+            content,
+            time,
+            session,
+            dict(mail_params or {}),
+            {rcpt: dict(params) for rcpt, params in (rcpt_params or {}).items()},
+        )
         self._keep(stored)
         self._delivered += 1
         return stored
