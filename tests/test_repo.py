@@ -56,3 +56,12 @@ def test_every_python_example_in_the_readme_runs() -> None:
     namespace: dict[str, object] = {}
     for number, block in enumerate(blocks, 1):
         exec(compile(block, f"README.md python block {number}", "exec"), namespace)
+
+
+def test_the_readme_shows_what_smtplab_demo_prints() -> None:
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("```\n$ smtplab demo\n", 1)[1].split("```", 1)[0]
+    printed = subprocess.run(
+        [sys.executable, "-m", "smtplab", "demo"], capture_output=True, text=True, check=True
+    ).stdout
+    assert shown == printed
