@@ -40,12 +40,28 @@ def build_server(
 
 
 async def serve(server: TcpServer, transcript: Path | None = None, grace: float = 5.0) -> int:
-    """Run ``server`` until SIGINT/SIGTERM; then write ``transcript``. Returns an exit code."""
+    """Run ``server`` until SIGINT/SIGTERM; then write ``transcript``. Returns an exit code.
+
+    A second signal while stopping cuts the grace period short.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+        elif stopping:
+            print("smtplab: stopping now", flush=True)
+            stopping[0].cancel()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await server.start()
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await server.start()
+    except OSError as error:  # the port is taken, or not ours to bind
+        print(f"smtplab serve: cannot listen on {server.address}: {error}", file=sys.stderr)
+        return 1
     print(
         f"smtplab: listening on {server.host}:{server.port} "
         f"(policy {type(server.policy).__name__}); Ctrl-C or SIGTERM to stop",
@@ -53,14 +69,23 @@ async def serve(server: TcpServer, transcript: Path | None = None, grace: float 
     )
     await stop.wait()
     print(f"smtplab: stopping: open transactions get up to {grace:g} s", flush=True)
-    await server.stop(grace)
+    stopping.append(asyncio.create_task(server.stop(grace)))
+    try:
+        await stopping[0]
+    except asyncio.CancelledError:
+        await server.stop(0)  # the second signal: 421 to everyone, now
     frame = server.transcript()
     sessions = frame["session"].nunique() if len(frame) else 0
     stored = len(server.store.messages)
     print(f"smtplab: {sessions} sessions, {stored} messages stored", flush=True)
-    if transcript is not None:
+    if transcript is None:
+        return 0
+    try:
         write_table(frame, transcript)
-        print(f"smtplab: transcript written to {transcript} ({len(frame)} rows)", flush=True)
+    except (OSError, ValueError) as error:
+        print(f"smtplab serve: could not write the transcript: {error}", file=sys.stderr)
+        return 1
+    print(f"smtplab: transcript written to {transcript} ({len(frame)} rows)", flush=True)
     return 0
 
 
@@ -76,11 +101,10 @@ def main(args: Any) -> int:
             idle_timeout=args.idle_timeout,
             max_sessions=args.max_sessions,
         )
+    except OSError as error:  # e.g. --maildir names a file
+        print(f"smtplab serve: {error}", file=sys.stderr)
+        return 2
     except (ValueError, KeyError) as error:
         print(f"smtplab serve: {error.args[0] if error.args else error}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(serve(server, transcript))
-    except OSError as error:  # the port is taken, or not ours to bind
-        print(f"smtplab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
-        return 1
+    return asyncio.run(serve(server, transcript))

@@ -75,3 +75,14 @@ def test_serve_refuses_a_bad_transcript_name_before_listening(tmp_path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert ".csv or .parquet" in done.stderr
+
+
+def test_serve_explains_a_maildir_that_is_a_file(tmp_path) -> None:
+    not_a_dir = tmp_path / "mail"
+    not_a_dir.write_text("I am a file")
+    done = subprocess.run(
+        [sys.executable, "-m", "smtplab", "serve", "--maildir", str(not_a_dir)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "Not a directory" in done.stderr and "Traceback" not in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import smtplib
 import socket
@@ -305,3 +306,104 @@ def test_aiosmtplib_sends_to_a_server_in_the_same_event_loop() -> None:
     (stored,) = server.messages
     assert stored.message["Subject"] == "aio"
     assert b"\r\n.a leading dot\r\n" in stored.content
+
+
+def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() -> None:
+    with ServerThread(TcpServer(junk_limit=None, error_limit=None)) as server:
+        raw = Raw(server.port)
+        raw.sock.setblocking(False)
+        deadline = time.monotonic() + 3
+        noops = b"NOOP\r\n" * 10_000
+        while time.monotonic() < deadline:
+            try:
+                raw.sock.send(noops)
+            except BlockingIOError:
+                time.sleep(0.05)  # the server stopped reading: the kernel buffers are full
+        # Once the kernel's buffers are full both ways, the server stops reading and
+        # processing: the transcript and the write buffer stop growing.
+        rows, settled = -1, time.monotonic() + 10
+        while time.monotonic() < settled:
+            before = len(server.recorders[0].tuples)
+            time.sleep(0.5)
+            rows = len(server.recorders[0].tuples)
+            if rows == before:
+                break
+        assert len(server.recorders[0].tuples) == rows, "still processing a client that never reads"
+        (connection,) = server._connections
+        assert connection.transport.get_write_buffer_size() < 1_000_000
+        raw.close()
+
+
+def test_a_client_that_never_reads_its_last_replies_is_cut_off(monkeypatch) -> None:
+    import smtplab.transport.tcp as tcp
+
+    monkeypatch.setattr(tcp, "LINGER", 0.5)
+    with ServerThread(TcpServer(idle_timeout=0.3, junk_limit=None)) as server:
+        raw = Raw(server.port)
+        raw.sock.setblocking(False)
+        for _ in range(200):  # fill the buffers with replies nobody reads
+            with contextlib.suppress(BlockingIOError):
+                raw.sock.send(b"NOOP\r\n" * 2000)
+        deadline = time.monotonic() + 10
+        while server._connections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not server._connections, "the slot is free again"
+        raw.close()
+
+
+def test_the_idle_timer_survives_a_delayed_reply() -> None:
+    policy = Faults(Mailboxes(), [Fault.delay("EHLO", 0.6)])
+    with ServerThread(TcpServer(policy, idle_timeout=0.4)) as server:
+        raw = Raw(server.port)
+        raw.read_replies(1)
+        started = time.monotonic()
+        assert raw.talk(b"EHLO x.example\r\n", 1) == [b"250"]
+        assert raw.read_replies(1) == [b"421"]  # idle after the delayed reply, not during it
+        assert time.monotonic() - started >= 0.6 + 0.4 - 0.05
+        raw.close()
+
+
+def test_a_broken_decision_gets_451_not_a_dead_connection() -> None:
+    from smtplab import Reply
+    from smtplab.server import Answer, Policy
+
+    class Nested(Policy):
+        def on_noop(self, ctx, event):
+            return Answer(Answer(Reply(250, "OK", "2.0.0"), 0.1), 0.1)  # type: ignore[arg-type]
+
+        def on_rset(self, ctx, event):
+            return Answer("not a reply")  # type: ignore[arg-type]
+
+    with ServerThread(TcpServer(Nested())) as server:
+        raw = Raw(server.port)
+        raw.read_replies(1)
+        assert raw.talk(b"EHLO x.example\r\nNOOP\r\nRSET\r\nQUIT\r\n", 4) == [
+            b"250", b"250", b"451", b"221",
+        ]  # fmt: skip
+        raw.close()
+    noop = server.transcript().query("kind == 'reply' and verb == 'NOOP'").iloc[0]
+    assert noop["latency"] >= 0.2  # both delays
+
+
+def test_stop_says_421_as_soon_as_a_transaction_ends() -> None:
+    thread = ServerThread(TcpServer(), grace=10)
+    server = thread.start()
+    busy = Raw(server.port)
+    busy.read_replies(1)
+    busy.talk(b"EHLO x.example\r\nMAIL FROM:<a@example.net>\r\n", 2)
+    busy.talk(b"RCPT TO:<bob@example.org>\r\nDATA\r\n", 2)
+    stopper = ServerThreadStopper(thread)
+    started = time.monotonic()
+    assert busy.talk(b"Subject: x\r\n\r\nlast one\r\n.\r\n", 2) == [b"250", b"421"]
+    assert time.monotonic() - started < 5, "not the whole grace period"
+    stopper.join()
+    busy.close()
+
+
+def test_junk_commands_beyond_the_limit_count_as_errors() -> None:
+    with ServerThread(TcpServer(junk_limit=3, error_limit=2)) as server:
+        raw = Raw(server.port)
+        raw.read_replies(1)
+        got = raw.talk(b"NOOP\r\n" * 6, 6)
+        raw.close()
+    assert got == [b"250", b"250", b"250", b"250", b"250", b"421"]

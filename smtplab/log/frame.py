@@ -111,8 +111,10 @@ def check_table_path(path: str | Path) -> Path:
         raise ValueError(f"{path}: write a table as .csv or .parquet, not {suffix or 'no suffix'}")
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise ValueError(f"{path}: Parquet needs pyarrow (pip install pyarrow), or use .csv")
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise ValueError(f"{path}: the directory {path.parent} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a file name")
     return path
 
 

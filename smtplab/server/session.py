@@ -32,6 +32,7 @@ from smtplab.server.store import Store, StoredMessage, received_header
 
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing", "4.3.0")
 TOO_MANY_ERRORS = Reply(421, "Too many errors, closing connection", "4.7.0")
+JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP"})
 
 
 class ServerSession:
@@ -49,6 +50,7 @@ class ServerSession:
         before_reply: Callable[[], None] | None = None,
         wait: Callable[[float], None] | None = None,
         error_limit: int | None = None,
+        junk_limit: int | None = None,
     ) -> None:
         self.conn = ServerConnection(config)
         self.policy = policy
@@ -65,6 +67,10 @@ class ServerSession:
         # smtpd_hard_error_limit does: a client that keeps failing is broken or probing.
         self.error_limit = error_limit
         self.error_replies = 0
+        # Beyond this many NOOP/RSET/VRFY/EXPN/HELP, each counts as an error too (Postfix's
+        # smtpd_junk_command_limit): a client cannot keep a session busy with junk forever.
+        self.junk_limit = junk_limit
+        self.junk_commands = 0
         self._ctx: Context | None = None
         self._close_recorded = False
         self._counts: dict[str, int] = {}  # step -> times it came up (for policies, faults)
@@ -110,6 +116,10 @@ class ServerSession:
                 self._commands += 1
                 self._count(event.verb)
                 self._answer(event.error or self._decide(event))
+                if event.verb in JUNK_COMMANDS and self.junk_limit is not None:
+                    self.junk_commands += 1
+                    if self.junk_commands > self.junk_limit:
+                        self._count_error()
             if self.conn.state is State.CLOSED:
                 if not self._close_recorded:
                     self.recorder.close(self.clock(), "server")
@@ -162,9 +172,7 @@ class ServerSession:
                 decision = self.policy.on_connect(self._context())
             else:
                 decision = self.policy.reply_for(self._context(), event)
-            if not isinstance(decision, Reply | Answer | Drop):
-                raise TypeError(f"a hook must return a Reply, Answer or Drop, not {decision!r}")
-            return decision
+            return _validated(decision)
         except Exception as exc:  # a bug in a policy must not kill the session
             self.errors.append("".join(traceback.format_exception_only(exc)).strip())
             self.recorder.note(self.clock(), f"policy error, answered 451: {self.errors[-1]}")
@@ -247,7 +255,29 @@ class ServerSession:
             self.recorder.note(self.clock(), f"policy reply refused, answered 451: {exc}")
             sent = self.conn.send(LOCAL_ERROR)
         self.recorder.reply(self.clock(), sent)
-        if sent.code >= 400 and sent.code != 421 and self.error_limit is not None:
-            self.error_replies += 1
-            if self.error_replies >= self.error_limit:
-                self.shutdown(TOO_MANY_ERRORS, f"{self.error_replies} error replies: closing")
+        if sent.code >= 400 and sent.code != 421:
+            self._count_error()
+
+    def _count_error(self) -> None:
+        if self.error_limit is None or self.closed:
+            return
+        self.error_replies += 1
+        if self.error_replies >= self.error_limit:
+            self.shutdown(TOO_MANY_ERRORS, f"{self.error_replies} errors: closing")
+
+
+def _validated(decision: object) -> Decision:
+    """``decision`` if a hook may return it; an Answer holding an Answer (a wrapper policy
+    around a delaying one) is flattened, the delays adding up."""
+    if isinstance(decision, Answer):
+        inner: object = decision.reply
+        if isinstance(inner, Answer):
+            flat = _validated(inner)
+            assert isinstance(flat, Answer)
+            return Answer(flat.reply, flat.delay + decision.delay, decision.note or flat.note)
+        if not isinstance(inner, Reply):
+            raise TypeError(f"an Answer must hold a Reply, not {inner!r}")
+        return decision
+    if isinstance(decision, Reply | Drop):
+        return decision
+    raise TypeError(f"a hook must return a Reply, Answer or Drop, not {decision!r}")

@@ -13,7 +13,8 @@ as ``smtplib`` talks to it from the same process::
 
 Facing real clients, it listens on 127.0.0.1 unless told otherwise and protects itself as
 Postfix's smtpd does: an idle client is told ``421 4.4.2`` and disconnected, a session that
-collects ``error_limit`` error replies gets ``421 4.7.0``, connections beyond ``max_sessions``
+collects ``error_limit`` error replies gets ``421 4.7.0`` (NOOP, RSET, VRFY, EXPN and HELP
+beyond ``junk_limit`` count as errors, as in Postfix), connections beyond ``max_sessions``
 are greeted with ``421 4.7.0`` and closed, and :meth:`TcpServer.stop` lets sessions in the
 middle of a transaction finish for a grace period, then says ``421 4.3.2`` to the rest.
 """
@@ -24,6 +25,7 @@ import asyncio
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from smtplab.log.frame import to_frame
@@ -39,6 +41,9 @@ from smtplab.server.store import MemoryStore, Store, StoredMessage
 IDLE = Reply(421, "Idle for too long, closing connection", "4.4.2")
 BUSY = Reply(421, "Too many connections, try again later", "4.7.0")
 STOPPING = Reply(421, "Server shutting down, closing connection", "4.3.2")
+INTERNAL = Reply(421, "Local error in processing, closing connection", "4.3.0")
+IN_TRANSACTION = (State.MAIL, State.RCPT, State.DATA)
+LINGER = 10.0  # seconds a closing connection may take to read its last replies
 
 
 def _endpoint(address: Any) -> str:
@@ -60,6 +65,7 @@ class TcpServer:
         name: str = "tcp",
         idle_timeout: float = 300.0,
         error_limit: int | None = 20,
+        junk_limit: int | None = 100,
         max_sessions: int = 100,
     ) -> None:
         self.policy = policy if policy is not None else Mailboxes()
@@ -70,11 +76,13 @@ class TcpServer:
         self.name = name
         self.idle_timeout = idle_timeout
         self.error_limit = error_limit
+        self.junk_limit = junk_limit
         self.max_sessions = max_sessions
         self.recorders: list[Recorder] = []
         self._numbers = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self.stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -91,9 +99,9 @@ class TcpServer:
         if self._server is None:
             return
         self._server.close()
-        in_transaction = (State.MAIL, State.RCPT, State.DATA)
+        self.stopping = True  # sessions that finish a transaction now are told 421 at once
         for connection in list(self._connections):
-            if connection.session.conn.state not in in_transaction:
+            if connection.session.conn.state not in IN_TRANSACTION:
                 connection.shutdown(STOPPING)  # between transactions: nothing to finish
         if self._connections:
             pending = [c.done for c in self._connections]
@@ -108,6 +116,7 @@ class TcpServer:
                         connection.transport.abort()  # a peer that does not even read
         await self._server.wait_closed()
         self._server = None
+        self.stopping = False
 
     @property
     def address(self) -> str:
@@ -125,7 +134,14 @@ class TcpServer:
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP connection: bytes in to the session, its replies out, timers around it."""
+    """One TCP connection: bytes in to the session, its replies out, timers around it.
+
+    Reading pauses while a delayed reply is held (replies stay in order) and while the
+    client does not read what it is sent (asyncio's pause_writing), so a client can never
+    make the server buffer without bound. Once the session is over, the socket closes after
+    the last reply is written - or is aborted after ``LINGER`` seconds if the client never
+    reads it.
+    """
 
     def __init__(self, server: TcpServer) -> None:
         self.server = server
@@ -136,9 +152,11 @@ class _Connection(asyncio.Protocol):
         # Replies a policy delays: the bytes before each delay, then the delay, in order.
         self.held: list[tuple[bytes, float]] = []
         self.releasing: asyncio.TimerHandle | None = None  # a delay being waited out
-        self.backlog: list[bytes] = []  # input that arrived while a delay was waited out
+        self.backlog: list[bytes] = []  # input that arrived while reading was paused
+        self.writes_blocked = False  # the client is not reading: asyncio asked us to pause
         self.last_input = self.loop.time()
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.linger_timer: asyncio.TimerHandle | None = None
         self.refused = False  # over max_sessions: greeted with 421, no session
 
     # -- asyncio's callbacks ----------------------------------------------------------------
@@ -160,33 +178,39 @@ class _Connection(asyncio.Protocol):
             client=client,
             wait=self._wait,
             error_limit=server.error_limit,
+            junk_limit=server.junk_limit,
         )
         if len(server._connections) >= server.max_sessions:
             self._refuse(recorder)
             return
         server._connections.add(self)
-        self.session.start()
-        self._send()
+        self._guarded(self.session.start)
         self.idle_timer = self.loop.call_later(server.idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
-        self.last_input = self.loop.time()
-        if self.releasing is not None:  # a delayed reply is on its way: keep order
-            self.backlog.append(data)
+        if self.releasing is not None or self.writes_blocked:
+            self.backlog.append(data)  # answered in order once the way is clear
             return
-        self.session.receive(data)
-        self._send()
+        self._guarded(lambda: self.session.receive(data))
+        self.last_input = self.loop.time()
 
     def eof_received(self) -> bool:
-        if self.releasing is not None:
+        if self.releasing is not None or self.writes_blocked:
             self.backlog.append(b"")
             return True  # keep the transport open until the held replies are out
-        self.session.receive(b"")
-        self._send()
+        self._guarded(lambda: self.session.receive(b""))
         return False
 
+    def pause_writing(self) -> None:
+        self.writes_blocked = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writes_blocked = False
+        self._drain_backlog()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self.idle_timer, self.releasing):
+        for timer in (self.idle_timer, self.releasing, self.linger_timer):
             if timer is not None:
                 timer.cancel()
         if not self.refused and not self.session.closed:
@@ -194,6 +218,38 @@ class _Connection(asyncio.Protocol):
         self.server._connections.discard(self)
         if not self.done.done():
             self.done.set_result(None)
+
+    # -- processing -------------------------------------------------------------------------
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the session, then send. A bug must not take the server down, nor
+        leave the client waiting: it gets 421 4.3.0 and the session is closed."""
+        try:
+            work()
+            if self.server.stopping and self.session.conn.state not in IN_TRANSACTION:
+                self.session.shutdown(STOPPING, "the server is stopping")
+        except Exception as error:
+            note = f"internal error, closing with 421: {error!r}"
+            try:
+                self.session.shutdown(INTERNAL, note)
+            except Exception:  # the session itself is broken: say it on the wire anyway
+                self.session.conn.close()
+                self.transport.write(INTERNAL.to_bytes())
+        self._send()
+
+    def _drain_backlog(self) -> None:
+        """Feed input that waited, for as long as nothing makes us wait again."""
+        while self.backlog and self.releasing is None and not self.writes_blocked:
+            data = self.backlog.pop(0)
+            if self.transport.is_closing():
+                return
+            if data:
+                self.data_received(data)
+            elif not self.eof_received():  # True: it waits in the backlog again
+                self.transport.close()
+        clear = not self.backlog and self.releasing is None and not self.writes_blocked
+        if clear and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -214,8 +270,10 @@ class _Connection(asyncio.Protocol):
         out = self.session.data_to_send()
         if out:
             self.transport.write(out)
-        if self.session.closed:
-            self.transport.close()  # after the buffered replies are written
+        if self.session.closed and not self.transport.is_closing():
+            self.transport.close()  # after the buffered replies are written...
+            # ...unless the client never reads them: then it is cut off.
+            self.linger_timer = self.loop.call_later(LINGER, self.transport.abort)
 
     def _release_next(self) -> None:
         chunk, delay = self.held.pop(0)
@@ -229,32 +287,22 @@ class _Connection(asyncio.Protocol):
             self._release_next()
             return
         self._send()
-        if self.transport.is_closing():
-            return
-        self.transport.resume_reading()
-        backlog, self.backlog = self.backlog, []
-        for data in backlog:
-            if data:
-                self.data_received(data)
-            elif self.releasing is None:
-                self.eof_received()
-                self.transport.close()
-            else:
-                self.backlog.append(data)
+        self.last_input = self.loop.time()  # waiting for our reply is not idling
+        if not self.transport.is_closing():
+            self._drain_backlog()
 
     def shutdown(self, reply: Reply, note: str = "") -> None:
         """Say ``reply`` (a 421) and close, now or right after any reply being delayed."""
         if self.transport.is_closing():
             return
-        self.session.shutdown(reply, note or "the server is stopping")
-        self._send()
+        self._guarded(lambda: self.session.shutdown(reply, note or "the server is stopping"))
 
     def _check_idle(self) -> None:
         idle = self.server.idle_timeout
         quiet = self.loop.time() - self.last_input
-        if quiet < idle:
-            self.idle_timer = self.loop.call_later(idle - quiet, self._check_idle)
-        elif self.releasing is None:
+        if quiet < idle or self.releasing is not None:  # a reply of ours is still pending
+            self.idle_timer = self.loop.call_later(max(idle - quiet, 0.1), self._check_idle)
+        else:
             self.shutdown(IDLE, f"no command for {idle:g} s")
 
     def _refuse(self, recorder: Recorder) -> None:
@@ -266,6 +314,7 @@ class _Connection(asyncio.Protocol):
         recorder.close(now, "server", f"more than {self.server.max_sessions} sessions at once")
         self.transport.write(BUSY.to_bytes())
         self.transport.close()
+        self.linger_timer = self.loop.call_later(LINGER, self.transport.abort)
         self.done.set_result(None)
 
 
