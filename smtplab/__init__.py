@@ -11,6 +11,7 @@ pandas row, and learn what each reply means::
 """
 
 from smtplab.client.session import Session
+from smtplab.client.tcp import connect
 from smtplab.lab import Lab, SendResult
 from smtplab.log.frame import concat
 from smtplab.protocol import LineEndings, LocalProtocolError, RemoteProtocolError, Reply, State
@@ -43,6 +44,7 @@ __all__ = [
     "TcpServer",
     "__version__",
     "concat",
+    "connect",
     "explain",
     "run_scenario",
     "scenario",

@@ -4,7 +4,9 @@
 recipients, one of them unknown) and prints its transcript. ``smtplab scenarios`` lists the
 teaching scenarios, one line each; ``smtplab scenario NAME`` runs one and prints its
 explanation, transcript and what the server stored. ``smtplab serve`` runs the server on a TCP
-port for real clients (see :mod:`smtplab.serve`).
+port for real clients (see :mod:`smtplab.serve`); ``smtplab send`` sends one message to any
+SMTP server over TCP and prints the transcript, exiting 1 when it was not accepted for every
+recipient.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 from smtplab.protocol.events import Reply
 
@@ -129,7 +132,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-sessions", type=int, default=100, help="sessions at once; more get 421 (100)"
     )
     serve.set_defaults(func=_serve)
+    send = commands.add_parser(
+        "send", help="send one message to an SMTP server over TCP and print the transcript"
+    )
+    send.add_argument("--server", required=True, help="host:port of the SMTP server")
+    send.add_argument("--from", dest="sender", required=True, help="the envelope sender")
+    send.add_argument("--to", action="append", required=True, help="a recipient (repeat)")
+    send.add_argument("--subject", default="Hello")
+    body = send.add_mutually_exclusive_group()
+    body.add_argument("--body", default="Hello from smtplab.\n", help="the message text")
+    body.add_argument("--body-file", help="send this file as the whole message (headers too)")
+    send.add_argument("--transcript", help="also write the transcript here (.csv, .parquet)")
+    send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
+    send.set_defaults(func=_send)
     return parser
+
+
+def _send(args: argparse.Namespace) -> int:
+    from smtplab.client.tcp import send
+    from smtplab.log.frame import check_table_path, write_table
+
+    try:
+        transcript = check_table_path(args.transcript) if args.transcript else None
+        message = Path(args.body_file).read_bytes() if args.body_file else None
+        result = send(
+            args.server,
+            args.sender,
+            args.to,
+            args.subject,
+            args.body,
+            message=message,
+            timeout=args.timeout,
+        )
+    except (ValueError, OSError) as error:  # a bad address or file, an unreachable server
+        print(f"smtplab send: {error}", file=sys.stderr)
+        return 2
+    frame = result.transcript
+    print(format_transcript(frame))
+    print()
+    if transcript is not None:
+        write_table(frame, transcript)
+    if result.delivered:
+        print(f"Accepted for {', '.join(result.accepted)}: {result.reply}")
+    for address, reply in result.refused.items():
+        print(f"Refused {address}: {reply}")
+    return 0 if result.delivered and not result.refused else 1
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -38,6 +38,8 @@ class Link(Protocol):
 
     def exchange(self, data: bytes) -> bytes: ...
 
+    def read(self) -> bytes: ...
+
     def close(self) -> None: ...
 
 
@@ -58,7 +60,7 @@ class Session:
         self.history: list[ReplyReceived] = []
         self._link = link
         self._transcript = transcript
-        replies = self._exchange(link.open())
+        replies = self._collect(link.open())
         # The server's first reply; None when it closed the connection without greeting.
         self.greeting: Reply | None = replies[0] if replies else None
 
@@ -132,7 +134,7 @@ class Session:
         """Send bytes exactly as given; return every reply the server sent back."""
         self._check_open()
         self.conn.send_raw(data)
-        return self._exchange(self._link.exchange(self.conn.data_to_send()))
+        return self._collect(self._link.exchange(self.conn.data_to_send()))
 
     def close(self) -> None:
         """Drop the connection without QUIT (what a crashed client does)."""
@@ -171,12 +173,25 @@ class Session:
 
     def _one(self) -> Reply:
         self._check_open()
-        replies = self._exchange(self._link.exchange(self.conn.data_to_send()))
+        replies = self._collect(self._link.exchange(self.conn.data_to_send()))
         if not replies:
             raise LocalProtocolError("the server closed the connection without replying")
         # The first reply answers the command; any after it are unsolicited (a 421 closing
         # the session after too many errors, RFC 5321 3.8) and stay in ``history``.
         return replies[0]
+
+    def _collect(self, data: bytes) -> list[Reply]:
+        """The replies in ``data``, reading more while replies are still owed (over TCP a
+        reply may come in pieces; in-process it is all there at once)."""
+        replies = self._exchange(data)
+        while self.conn.waiting and not self._link.closed:
+            more = self._link.read()
+            if not more:
+                break
+            replies += self._exchange(more)
+        if self.conn.state is State.CLOSED and not self._link.closed:
+            self._link.close()  # after 221 or 421 the server is gone: hang up too
+        return replies
 
     def _exchange(self, data: bytes) -> list[Reply]:
         if data:

@@ -95,6 +95,10 @@ class InProcessLink:
             server.receive(data)
         return self._from_server()
 
+    def read(self) -> bytes:
+        """Anything more the server sent (in-process it answers at once: usually nothing)."""
+        return self._from_server()
+
     def close(self) -> None:
         """The client closes its side (a no-op once the server has closed)."""
         if not self.server.closed:

@@ -1,0 +1,186 @@
+"""The client over TCP: the step-by-step :class:`~smtplab.client.session.Session` on a socket.
+
+``smtplab.connect("127.0.0.1", 2525)`` returns the same session object a lab gives, talking
+to any SMTP server - smtplab's own, aiosmtpd, Postfix - and recording the conversation from
+its bytes (source ``tcp``, the client's view: a reply is stamped when it arrives)::
+
+    session = smtplab.connect("127.0.0.1", 2525)
+    session.ehlo(); session.mail("alice@example.net"); session.rcpt("bob@example.org")
+    session.data(); session.message("Subject: hi\\n\\nhello\\n"); session.quit()
+    session.transcript
+
+It is a blocking client: in a notebook, run the server in a :class:`~smtplab.ServerThread`
+(or use any server in another process).
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from collections.abc import Iterable
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from smtplab.client.sender import SendResult, send_message
+from smtplab.client.session import Session, to_bytes
+from smtplab.log.frame import to_frame
+from smtplab.log.recorder import Recorder
+from smtplab.log.wire import WireRecorder
+
+_numbers = itertools.count(1)
+
+
+def _endpoint(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class TcpLink:
+    """A blocking TCP connection that records what goes over it (a :class:`Session` link)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 60.0, name: str | None = None):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.name = name or f"client-{next(_numbers)}"
+        self.recorder = Recorder(self.name, "tcp")
+        self.wire = WireRecorder(self.recorder)
+        self._sock: socket.socket | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def open(self) -> bytes:
+        """Connect; return what the server says first (its greeting)."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as error:
+            raise ConnectionError(f"cannot connect to {self.host}:{self.port}: {error}") from None
+        self._sock = sock
+        self.recorder.client = _endpoint(sock.getsockname())
+        self.recorder.server = _endpoint(sock.getpeername())
+        self.wire.connected(time.time())
+        return self.read()
+
+    def exchange(self, data: bytes) -> bytes:
+        """Send ``data``; return what the server sends back first (maybe not all of it)."""
+        if self._closed or self._sock is None:
+            return b""
+        try:
+            self._sock.sendall(data)
+        except OSError:
+            self._lost("the connection broke while sending")
+            return b""
+        self.wire.sent(data, time.time())
+        return self.read()
+
+    def read(self) -> bytes:
+        """Wait for more bytes from the server (``b""``: it closed the connection)."""
+        if self._closed or self._sock is None:
+            return b""
+        try:
+            data = self._sock.recv(65536)
+        except TimeoutError:
+            raise TimeoutError(
+                f"no reply from {self.host}:{self.port} within {self.timeout:g} s"
+            ) from None
+        except OSError:
+            data = b""
+        if data:
+            self.wire.received(data, time.time())
+        else:
+            self._lost("server closed the connection")
+        return data
+
+    def close(self) -> None:
+        if not self._closed and self._sock is not None:
+            self._sock.close()
+            self._closed = True
+            self.wire.closed(time.time(), "client")
+
+    def _lost(self, text: str) -> None:
+        self._closed = True
+        if self._sock is not None:
+            self._sock.close()
+        self.wire.closed(time.time(), "server", text)
+
+    def transcript(self) -> Any:
+        return to_frame(self.recorder.tuples)
+
+
+def connect(
+    host: str,
+    port: int = 25,
+    *,
+    client_name: str = "client.example.net",
+    timeout: float = 60.0,
+    name: str | None = None,
+) -> Session:
+    """Open a recorded client session to the SMTP server at ``host:port``."""
+    link = TcpLink(host, port, timeout, name)
+    session = Session(link, name=link.name, client_name=client_name, transcript=link.transcript)
+    return session
+
+
+def send(
+    server: str,
+    mail_from: str,
+    recipients: str | Iterable[str],
+    subject: str = "Hello",
+    body: str = "Hello from smtplab.\n",
+    *,
+    message: str | bytes | EmailMessage | None = None,
+    client_name: str = "client.example.net",
+    follow_redirects: bool = False,
+    retries: int = 0,
+    retry_delay: float = 300.0,
+    timeout: float = 60.0,
+) -> SendResult:
+    """Send one message to the SMTP server at ``server`` (``host:port``), as ``Lab.send`` does
+    in-process: refusals reported, 551 followed on request, 4xx retried (in real time)."""
+    host, _, port_text = server.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise ValueError(f"server must be host:port, not {server!r}")
+    host = host.strip("[]")  # [::1]:25
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    recipients = list(recipients)
+    links: list[TcpLink] = []
+
+    def open_session() -> Session:
+        link = TcpLink(host, int(port_text), timeout)
+        links.append(link)
+        return Session(link, name=link.name, client_name=client_name, transcript=link.transcript)
+
+    built: list[bytes] = []
+
+    def content() -> bytes:
+        if not built:
+            built.append(to_bytes(message or plain_message(mail_from, recipients, subject, body)))
+        return built[0]
+
+    return send_message(
+        open_session,
+        mail_from,
+        recipients,
+        content,
+        follow_redirects=follow_redirects,
+        retries=retries,
+        retry_delay=retry_delay,
+        wait=time.sleep,
+        transcript=lambda: to_frame(row for link in links for row in link.recorder.tuples),
+    )
+
+
+def plain_message(mail_from: str, recipients: list[str], subject: str, body: str) -> EmailMessage:
+    """A plain-text message with Date, From, To, Subject and Message-ID, dated now."""
+    msg = EmailMessage()
+    msg["Date"] = formatdate(localtime=False)
+    msg["From"] = mail_from or "<>"
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="smtplab.invalid")
+    msg.set_content(body)
+    return msg

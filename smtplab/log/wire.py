@@ -1,0 +1,73 @@
+"""Recording a conversation from its bytes: what a client sent, what the server answered.
+
+The server records from its own events (:mod:`smtplab.server.session`). A client talking to
+a real server over TCP has only the bytes, so :class:`WireRecorder` reads them as RFC 5321
+frames them - command lines, message data up to ``<CRLF>.<CRLF>`` after a 354, replies - and
+turns them into the same transcript rows, each reply paired with the unit it answers.
+"""
+
+from __future__ import annotations
+
+from smtplab.log.recorder import Recorder
+from smtplab.protocol.errors import RemoteProtocolError
+from smtplab.protocol.replies import ReplyParser
+
+_DATA_END = b"\r\n.\r\n"
+
+
+class WireRecorder:
+    """Feeds :meth:`sent` and :meth:`received` bytes into a :class:`Recorder`."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self._out = bytearray()  # client bytes not yet a complete unit
+        self._replies = ReplyParser()
+        self._in_data = False  # the server said 354: client bytes are message content
+        self._awaiting: list[str] = []  # verbs sent whose replies have not come, in order
+
+    def connected(self, time: float) -> None:
+        self.recorder.connect(time)
+        self._awaiting.append("CONNECT")
+
+    def sent(self, data: bytes, time: float) -> None:
+        self._out += data
+        while self._out:
+            if self._in_data:
+                end = (b"\r\n" + self._out).find(_DATA_END)
+                if end < 0:
+                    return
+                content = bytes(self._out[:end])  # without the final dot line
+                del self._out[: end + 3]
+                self._in_data = False
+                unstuffed = content.replace(b"\r\n.", b"\r\n")
+                if unstuffed.startswith(b"."):
+                    unstuffed = unstuffed[1:]
+                self.recorder.data(time, unstuffed)
+                self._awaiting.append("DATA-END")
+                continue
+            line, found, _ = bytes(self._out).partition(b"\r\n")
+            if not found:
+                return
+            del self._out[: len(line) + 2]
+            text = line.decode("utf-8", "replace")
+            verb, _, argument = text.partition(" ")
+            self.recorder.command(time, verb.upper(), argument)
+            self._awaiting.append(verb.upper())
+
+    def received(self, data: bytes, time: float) -> None:
+        self._replies.feed(data)
+        while True:
+            try:
+                reply = self._replies.next_reply()
+            except RemoteProtocolError as error:
+                self.recorder.note(time, f"not an SMTP reply: {error}")
+                return
+            if reply is None:
+                return
+            verb = self._awaiting.pop(0) if self._awaiting else None
+            self.recorder.reply(time, reply)
+            if verb == "DATA" and reply.code == 354:
+                self._in_data = True
+
+    def closed(self, time: float, by: str, text: str = "") -> None:
+        self.recorder.close(time, by, text)
