@@ -415,3 +415,14 @@ def test_junk_commands_beyond_the_limit_count_as_errors() -> None:
         got = raw.talk(b"NOOP\r\n" * 6, 6)
         raw.close()
     assert got == [b"250", b"250", b"250", b"250", b"250", b"421"]
+
+
+def test_one_close_row_per_session_whoever_ends_it(server: TcpServer) -> None:
+    raw = Raw(server.port)
+    raw.read_replies(1)
+    assert raw.talk(b"QUIT\r\n", 1) == [b"221"]
+    raw.sock.sendall(b"NOOP\r\n")  # after QUIT: ignored
+    raw.close()
+    time.sleep(0.3)
+    closes = server.transcript().query("kind == 'close'")
+    assert closes["sender"].tolist() == ["server"]

@@ -90,8 +90,8 @@ class ServerSession:
             # RFC 5321 3.1 and 3.8: a greeting is 220, or 554 / 421 to refuse service.
             greeting = Reply(421, "Service not available, closing transmission channel", "4.3.0")
         self._answer(greeting)
-        if self.closed and not self._close_recorded:
-            self.recorder.close(self.clock(), "server")
+        if self.closed:
+            self._record_close("server")
 
     def receive(self, data: bytes) -> None:
         """Take bytes from the client (``b""``: it closed) and answer all complete commands."""
@@ -105,7 +105,7 @@ class ServerSession:
                 text = "client closed the connection"
                 if event.during_data:
                     text += " during DATA: the partial message was discarded"
-                self.recorder.close(self.clock(), "client", text)
+                self._record_close("client", text)
                 return
             if isinstance(event, MessageReceived):
                 self.recorder.data(arrived, event.content, event.size, event.line_count)
@@ -121,8 +121,7 @@ class ServerSession:
                     if self.junk_commands > self.junk_limit:
                         self._count_error()
             if self.conn.state is State.CLOSED:
-                if not self._close_recorded:
-                    self.recorder.close(self.clock(), "server")
+                self._record_close("server")
                 return
 
     def data_to_send(self) -> bytes:
@@ -136,9 +135,13 @@ class ServerSession:
         if note:
             self.recorder.note(self.clock(), note)
         self._reply(reply)
+        self._record_close("server")
+
+    def _record_close(self, by: str, text: str = "") -> None:
+        """One close row per session, whoever notices the end first."""
         if not self._close_recorded:
-            self.recorder.close(self.clock(), "server")
             self._close_recorded = True
+            self.recorder.close(self.clock(), by, text)
 
     def _count(self, step: str) -> None:
         self._counts[step] = self._counts.get(step, 0) + 1
@@ -234,8 +237,7 @@ class ServerSession:
         if isinstance(decision, Drop):
             self.conn.close()
             note = f" ({decision.note})" if decision.note else ""
-            self.recorder.close(self.clock(), "server", f"server dropped the connection{note}")
-            self._close_recorded = True
+            self._record_close("server", f"server dropped the connection{note}")
             return
         if isinstance(decision, Answer):
             if decision.note:
