@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--maildir", help="store messages in this Maildir (default: memory)")
     serve.add_argument("--transcript", help="write the transcript here on stop (.csv, .parquet)")
     serve.add_argument(
+        "--tls", action="store_true", help="offer STARTTLS with the lab certificate (RFC 3207)"
+    )
+    serve.add_argument(
         "--idle-timeout", type=float, default=300.0, help="seconds before 421 4.4.2 (300)"
     )
     serve.add_argument(

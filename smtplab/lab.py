@@ -54,6 +54,10 @@ class Lab:
         error_limit: int | None = None,
     ) -> None:
         config = config or ServerConfig()
+        if "STARTTLS" in config.extensions:
+            raise ValueError(
+                "the in-process lab has no TLS: use smtplab.TcpServer(tls=True) for STARTTLS"
+            )
         if line_endings is not None:
             config = dataclasses.replace(config, line_endings=LineEndings(line_endings))
         self.policy = policy or Mailboxes()

@@ -100,6 +100,7 @@ def main(args: Any) -> int:
             args.maildir,
             idle_timeout=args.idle_timeout,
             max_sessions=args.max_sessions,
+            tls=args.tls,
         )
     except OSError as error:  # e.g. --maildir names a file
         print(f"smtplab serve: {error}", file=sys.stderr)

@@ -170,6 +170,11 @@ class Recorder:
             latency=latency,
         )
 
+    def tls_started(self, time: float, text: str) -> int:
+        """TLS is on from here (STARTTLS, RFC 3207): this and every later row has ``tls``."""
+        self.tls = True
+        return self._add(time, "server", "tls", text=text)
+
     def close(self, time: float, sender: str, text: str = "") -> int:
         """The connection closed; ``sender`` is the side that closed it."""
         self._awaiting.clear()

@@ -27,6 +27,7 @@ from smtplab.protocol.events import (
     RcptTo,
     Reply,
     Reset,
+    StartTls,
     UnknownCommand,
     Verify,
 )
@@ -128,6 +129,9 @@ def parse_command(
         return Noop(verb, argument)  # "any parameter string specified" is ignored (4.1.1.9)
     if verb == "HELP":
         return Help(verb, argument)
+    if verb == "STARTTLS" and "STARTTLS" in extensions:
+        error = syntax_error("Syntax: STARTTLS (no argument)") if argument.strip() else None
+        return StartTls(verb, argument, error)  # RFC 3207 4
     if verb in KNOWN_UNIMPLEMENTED:
         return UnknownCommand(verb, argument, Reply(502, "Command not implemented", "5.5.1"))
     if not verb:

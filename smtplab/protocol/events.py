@@ -185,6 +185,11 @@ class Quit(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class StartTls(Command):
+    """STARTTLS (RFC 3207): after a 220 reply, the connection continues under TLS."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownCommand(Command):
     """A line that is not a command this server implements (error: 500 or 502)."""
 

@@ -38,6 +38,8 @@ from smtplab.protocol.events import (
     MessageReceived,
     RcptTo,
     Reply,
+    StartTls,
+    UnknownCommand,
 )
 from smtplab.protocol.framing import (
     CommandLineReader,
@@ -103,6 +105,10 @@ class ServerConnection:
         self._owed: str | None = CONNECT  # the step whose reply is owed, if any
         self._owed_event: Event | None = None
         self._closed_seen = False
+        # STARTTLS (RFC 3207): ``tls_pending`` from the 220 until the driver has switched the
+        # transport to TLS and called :meth:`tls_started`; no plaintext is read meanwhile.
+        self.tls = False
+        self.tls_pending = False
 
     # -- input ------------------------------------------------------------------------------
 
@@ -112,7 +118,7 @@ class ServerConnection:
 
     def next_event(self) -> Event:
         """The next event, :data:`NEED_DATA`, or :data:`PAUSED` while a reply is owed."""
-        if self._owed is not None:
+        if self._owed is not None or self.tls_pending:
             return PAUSED
         if self.state is State.CLOSED:
             return self._closed(during_data=False) if self._in.eof else NEED_DATA
@@ -161,7 +167,11 @@ class ServerConnection:
             config.max_message_size,
             utf8="SMTPUTF8" in envelope.mail_params,
         )
-        sequence_error = self._sequence_error(event.verb)
+        sequence_error = (
+            None if isinstance(event, UnknownCommand) else self._sequence_error(event.verb)
+        )
+        if isinstance(event, StartTls) and self.tls:
+            sequence_error = Reply(503, "TLS already active (RFC 3207 4.2)", "5.5.1")
         if (
             sequence_error is None
             and event.error is None
@@ -255,6 +265,14 @@ class ServerConnection:
             if self.state is not previous:  # a refused final dot, a 421: no transaction left
                 self.envelope, self._data = Envelope(), None
             return
+        if isinstance(event, StartTls):
+            # RFC 3207 4.2: forget everything the client said, and discard whatever it sent
+            # after STARTTLS in plaintext (pipelined commands there are an injection attack,
+            # CVE-2011-0411): TLS starts at the byte after this command's line.
+            self.client_domain, self.extended = None, False
+            self._in.data.clear()
+            self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
+            self.tls_pending = True
         if isinstance(event, Hello):
             self.client_domain, self.extended = event.domain, event.extended
         if isinstance(event, MailFrom):
@@ -271,6 +289,12 @@ class ServerConnection:
         elif self.state in (State.READY, State.CONNECTED, State.CLOSED):
             self.envelope = Envelope()  # EHLO, RSET, end of data, QUIT: no transaction
             self._data = None
+
+    def tls_started(self) -> None:
+        """The transport now runs TLS (after our 220 to STARTTLS): read commands again."""
+        if not self.tls_pending:
+            raise LocalProtocolError("TLS can start only after a 220 reply to STARTTLS")
+        self.tls_pending, self.tls = False, True
 
     def close(self) -> None:
         """Drop the connection without a reply (a crash, a fault): nothing more is sent or read.

@@ -51,6 +51,8 @@ def _build() -> dict[tuple[State, str], State]:
         table[(state, "QUIT")] = State.CLOSED
     for state in (State.MAIL, State.RCPT):
         table[(state, "RSET")] = State.READY  # RSET aborts the transaction (4.1.1.5)
+    # RFC 3207 4.2: after TLS starts, everything said before is forgotten: EHLO again.
+    table[(State.READY, "STARTTLS")] = State.CONNECTED
     table[(State.READY, "MAIL")] = State.MAIL
     table[(State.MAIL, "RCPT")] = State.RCPT
     table[(State.RCPT, "RCPT")] = State.RCPT
@@ -87,6 +89,7 @@ POSITIVE_CODES: dict[str, frozenset[int]] = {
     "HELP": frozenset({211, 214}),
     "NOOP": frozenset({250}),
     "QUIT": frozenset({221}),
+    "STARTTLS": frozenset({220}),
 }
 
 

@@ -30,6 +30,7 @@ from smtplab.protocol.events import (
     RcptTo,
     Reply,
     Reset,
+    StartTls,
     Verify,
 )
 from smtplab.protocol.server import Envelope, ServerConfig
@@ -84,6 +85,7 @@ class Context:
     # EHLO, ..., DATA-END), and how many commands were received, rejected ones included.
     counts: dict[str, int] = field(default_factory=dict)
     commands: int = 0
+    tls: bool = False  # the session runs under TLS (after STARTTLS)
 
 
 class Policy:
@@ -101,7 +103,10 @@ class Policy:
     def on_hello(self, ctx: Context, event: Hello) -> Decision:
         if not event.extended:
             return Reply(250, ctx.hostname)
-        lines = [f"{ctx.hostname} greets {event.domain}", *ctx.config.ehlo_keywords()]
+        keywords = ctx.config.ehlo_keywords()
+        if ctx.tls:  # RFC 3207 4.2: not offered again once TLS is on
+            keywords = [k for k in keywords if k != "STARTTLS"]
+        lines = [f"{ctx.hostname} greets {event.domain}", *keywords]
         return Reply(250, "\n".join(lines))
 
     def on_mail(self, ctx: Context, event: MailFrom) -> Decision:
@@ -141,6 +146,9 @@ class Policy:
             "2.0.0",
         )
 
+    def on_starttls(self, ctx: Context, event: StartTls) -> Decision:
+        return Reply(220, "Ready to start TLS", "2.0.0")
+
     def on_quit(self, ctx: Context, event: Quit) -> Decision:
         return Reply(221, f"{ctx.hostname} closing connection", "2.0.0")
 
@@ -163,4 +171,5 @@ _HOOKS = {
     "EXPN": "on_expn",
     "HELP": "on_help",
     "QUIT": "on_quit",
+    "STARTTLS": "on_starttls",
 }

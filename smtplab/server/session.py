@@ -166,6 +166,7 @@ class ServerSession:
         ctx.envelope = conn.envelope
         ctx.now = self.clock()
         ctx.commands = self._commands
+        ctx.tls = conn.tls
         return ctx
 
     def _decide(self, event: Command | MessageReceived | None) -> Decision:

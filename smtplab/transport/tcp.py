@@ -22,7 +22,9 @@ middle of a transaction finish for a grace period, then says ``421 4.3.2`` to th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +39,7 @@ from smtplab.server.mailboxes import Mailboxes
 from smtplab.server.policy import Policy
 from smtplab.server.session import ServerSession
 from smtplab.server.store import MemoryStore, Store, StoredMessage
+from smtplab.transport.certs import server_context
 
 IDLE = Reply(421, "Idle for too long, closing connection", "4.4.2")
 BUSY = Reply(421, "Too many connections, try again later", "4.7.0")
@@ -67,9 +70,16 @@ class TcpServer:
         error_limit: int | None = 20,
         junk_limit: int | None = 100,
         max_sessions: int = 100,
+        tls: bool | ssl.SSLContext = False,
     ) -> None:
         self.policy = policy if policy is not None else Mailboxes()
         self.config = config if config is not None else ServerConfig()
+        # STARTTLS (RFC 3207): True for the lab certificate (made on first use), or a context.
+        self.tls_context: ssl.SSLContext | None = None
+        if tls:
+            self.tls_context = tls if isinstance(tls, ssl.SSLContext) else server_context()
+            extensions = self.config.extensions | {"STARTTLS"}
+            self.config = dataclasses.replace(self.config, extensions=extensions)
         self.store = store if store is not None else MemoryStore()
         self.host = host
         self.port = port  # the real port once started (port 0 picks a free one)
@@ -270,10 +280,37 @@ class _Connection(asyncio.Protocol):
         out = self.session.data_to_send()
         if out:
             self.transport.write(out)
+        if self.session.conn.tls_pending and self.server.tls_context is not None:
+            # The 220 to STARTTLS is out: not one more plaintext byte is read (RFC 3207 4.2).
+            self.transport.pause_reading()
+            self.loop.create_task(self._start_tls(self.server.tls_context))
+            return
         if self.session.closed and not self.transport.is_closing():
             self.transport.close()  # after the buffered replies are written...
             # ...unless the client never reads them: then it is cut off.
             self.linger_timer = self.loop.call_later(LINGER, self.transport.abort)
+
+    async def _start_tls(self, context: ssl.SSLContext) -> None:
+        session = self.session
+        try:
+            transport = await self.loop.start_tls(
+                self.transport, self, context, server_side=True, ssl_handshake_timeout=30
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as error:
+            session.recorder.note(time.time(), f"TLS handshake failed: {error}")
+            session.conn.close()
+            session.receive(b"")  # records the close
+            self.transport.abort()
+            return
+        if transport is None:  # the connection went away during the handshake
+            return
+        self.transport = transport
+        session.conn.tls_started()
+        tls = transport.get_extra_info("ssl_object")
+        cipher = tls.cipher()[0] if tls is not None and tls.cipher() else "?"
+        version = tls.version() if tls is not None else "?"
+        session.recorder.tls_started(time.time(), f"{version} {cipher}")
+        self.last_input = self.loop.time()
 
     def _release_next(self) -> None:
         chunk, delay = self.held.pop(0)
