@@ -135,3 +135,35 @@ def test_the_core_forgets_the_session_and_discards_plaintext_after_starttls() ->
     assert conn.next_event() is PAUSED  # until the transport runs TLS
     conn.tls_started()
     assert conn.next_event() is NEED_DATA  # the pipelined MAIL is gone
+
+
+def test_smtplab_client_starttls_both_sides_record_tls() -> None:
+    import smtplab
+
+    with ServerThread(TcpServer(tls=True)) as server:
+        session = smtplab.connect("127.0.0.1", server.port)
+        session.ehlo()
+        assert "STARTTLS" in session.extensions
+        assert session.starttls(client_context()).code == 220
+        assert session.extensions == {}, "forgotten: EHLO again"
+        session.ehlo()
+        assert "STARTTLS" not in session.extensions
+        session.mail("alice@example.net")
+        session.rcpt("bob@example.org")
+        session.data()
+        assert session.message(MESSAGE).code == 250
+        session.quit()
+    for frame in (session.transcript, server.transcript()):
+        tls_seq = frame.query("kind == 'tls'")["seq"].iloc[0]
+        assert frame[frame["seq"] > tls_seq]["tls"].all()
+        assert not frame[frame["seq"] < tls_seq]["tls"].any()
+    assert server.messages[0].content.endswith(MESSAGE)
+
+
+def test_the_in_process_session_cannot_starttls() -> None:
+    import smtplab
+
+    session = smtplab.Lab().connect()
+    session.ehlo()
+    with pytest.raises(smtplab.LocalProtocolError, match="TLS"):
+        session.starttls()

@@ -17,6 +17,7 @@ answer mistakes (503, 500, 501 ...).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -115,6 +116,21 @@ class Session:
     def help(self, topic: str = "") -> Reply:
         self.conn.help(topic)
         return self._one()
+
+    def starttls(self, context: ssl.SSLContext | None = None) -> Reply:
+        """STARTTLS (RFC 3207): on 220 the connection continues under TLS; EHLO again.
+
+        Without ``context`` the server's certificate is not verified, as ``smtplib`` does for
+        opportunistic TLS; pass ``ssl.create_default_context(cafile=...)`` to verify it.
+        """
+        start_tls = getattr(self._link, "start_tls", None)
+        if start_tls is None:
+            raise LocalProtocolError("this connection cannot run TLS (the in-process lab has none)")
+        self.conn.starttls()
+        reply = self._one()
+        if reply.code == 220:
+            start_tls(context)
+        return reply
 
     def quit(self) -> Reply:
         """QUIT: the server replies 221 and closes the connection."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from email.message import EmailMessage
@@ -93,6 +94,24 @@ class TcpLink:
         else:
             self._lost("server closed the connection")
         return data
+
+    def start_tls(self, context: ssl.SSLContext | None = None) -> None:
+        """Continue under TLS (after the server's 220 to STARTTLS)."""
+        if self._sock is None or self._closed:
+            raise ConnectionError("the connection is closed")
+        if context is None:  # opportunistic, like smtplib: encrypted, not authenticated
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        try:
+            self._sock = context.wrap_socket(self._sock, server_hostname=self.host)
+        except (ssl.SSLError, OSError) as error:
+            self._lost(f"TLS handshake failed: {error}")
+            raise ConnectionError(f"TLS with {self.host}:{self.port} failed: {error}") from None
+        cipher = self._sock.cipher()
+        self.recorder.tls_started(
+            time.time(), f"{self._sock.version()} {cipher[0] if cipher else '?'}"
+        )
 
     def close(self) -> None:
         if not self._closed and self._sock is not None:

@@ -103,6 +103,10 @@ class ClientConnection:
     def quit(self) -> None:
         self.send_command("QUIT")
 
+    def starttls(self) -> None:
+        """STARTTLS (RFC 3207); after its 220 the transport must switch to TLS."""
+        self.send_command("STARTTLS")
+
     def send_command(self, verb: str, argument: str = "") -> None:
         """Queue one command line after checking it is in sequence."""
         verb = verb.upper()
@@ -216,8 +220,8 @@ class ClientConnection:
         )
         if step == "EHLO" and reply.code == 250:
             self.extensions = _parse_ehlo(reply.lines[1:])
-        elif step in ("HELO", "EHLO"):
-            self.extensions = {}
+        elif step in ("HELO", "EHLO") or (step == "STARTTLS" and reply.code == 220):
+            self.extensions = {}  # after STARTTLS: forgotten, EHLO again (RFC 3207 4.2)
         return ReplyReceived(step, reply)
 
 
