@@ -24,6 +24,7 @@ class WireRecorder:
         self._replies = ReplyParser()
         self._in_data = False  # the server said 354: client bytes are message content
         self._awaiting: list[str] = []  # verbs sent whose replies have not come, in order
+        self._auth_continues = False  # a 334 answered AUTH: the next line holds credentials
 
     def connected(self, time: float) -> None:
         self.recorder.connect(time)
@@ -49,9 +50,14 @@ class WireRecorder:
             if not found:
                 return
             del self._out[: len(line) + 2]
+            if self._auth_continues:  # RFC 4954: a SASL response, never recorded in clear
+                self._auth_continues = False
+                self.recorder.command(time, "AUTH", "***")
+                self._awaiting.append("AUTH")
+                continue
             text = line.decode("utf-8", "replace")
             verb, _, argument = text.partition(" ")
-            self.recorder.command(time, verb.upper(), argument)
+            self.recorder.command(time, verb.upper(), argument)  # redacts AUTH's argument
             self._awaiting.append(verb.upper())
 
     def received(self, data: bytes, time: float) -> None:
@@ -68,6 +74,7 @@ class WireRecorder:
             self.recorder.reply(time, reply)
             if verb == "DATA" and reply.code == 354:
                 self._in_data = True
+            self._auth_continues = verb == "AUTH" and reply.code == 334
 
     def closed(self, time: float, by: str, text: str = "") -> None:
         self.recorder.close(time, by, text)

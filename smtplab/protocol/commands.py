@@ -16,6 +16,7 @@ from collections.abc import Collection
 
 from smtplab.protocol import dsn
 from smtplab.protocol.events import (
+    Auth,
     Command,
     DataCommand,
     Expand,
@@ -129,6 +130,12 @@ def parse_command(
         return Noop(verb, argument)  # "any parameter string specified" is ignored (4.1.1.9)
     if verb == "HELP":
         return Help(verb, argument)
+    if verb == "AUTH" and "AUTH" in extensions:
+        mechanism, _, initial = argument.strip().partition(" ")
+        shown = f"{mechanism} ***" if initial else mechanism  # credentials stay out of sight
+        if not mechanism:
+            return Auth(verb, shown, syntax_error("Syntax: AUTH mechanism [initial-response]"))
+        return Auth(verb, shown, mechanism=mechanism.upper(), initial=initial.strip() or None)
     if verb == "STARTTLS" and "STARTTLS" in extensions:
         error = syntax_error("Syntax: STARTTLS (no argument)") if argument.strip() else None
         return StartTls(verb, argument, error)  # RFC 3207 4

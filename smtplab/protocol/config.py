@@ -31,6 +31,10 @@ class ServerConfig:
     line_endings: LineEndings = LineEndings.REJECT
     extensions: frozenset[str] = DEFAULT_EXTENSIONS
     enhanced_status_codes: bool = True
+    # AUTH (RFC 4954), when "AUTH" is among the extensions: offered under TLS only, unless
+    # auth_without_tls says a plaintext lab may (RFC 4954 4 warns against it).
+    auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
+    auth_without_tls: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.line_endings, LineEndings):
@@ -55,6 +59,8 @@ def _ehlo_keywords(config: ServerConfig) -> tuple[str, ...]:
     for name in sorted(config.extensions):
         if name == "SIZE" and config.max_message_size is not None:
             keywords.append(f"SIZE {config.max_message_size}")
+        elif name == "AUTH":
+            keywords.append(" ".join(["AUTH", *config.auth_mechanisms]))
         else:
             keywords.append(name)
     return tuple(keywords)

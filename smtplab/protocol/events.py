@@ -185,6 +185,22 @@ class Quit(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Auth(Command):
+    """AUTH mechanism [initial-response] (RFC 4954 4). ``argument`` keeps the mechanism only;
+    the initial response (credentials) is kept apart and never shown."""
+
+    mechanism: str = ""
+    initial: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResponse(Event):
+    """A client's line answering a 334 challenge during AUTH (RFC 4954 4): credentials."""
+
+    line: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class StartTls(Command):
     """STARTTLS (RFC 3207): after a 220 reply, the connection continues under TLS."""
 

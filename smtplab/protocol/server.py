@@ -30,6 +30,8 @@ from smtplab.protocol.errors import LocalProtocolError
 from smtplab.protocol.events import (
     NEED_DATA,
     PAUSED,
+    Auth,
+    AuthResponse,
     Command,
     ConnectionClosed,
     Event,
@@ -109,6 +111,8 @@ class ServerConnection:
         # transport to TLS and called :meth:`tls_started`; no plaintext is read meanwhile.
         self.tls = False
         self.tls_pending = False
+        self.authenticated = False  # AUTH succeeded (RFC 4954): no second AUTH
+        self._auth_continues = False  # a 334 was sent: the next line is an AUTH response
 
     # -- input ------------------------------------------------------------------------------
 
@@ -127,6 +131,10 @@ class ServerConnection:
         line = self._lines.next_line(self._in)
         if line is None:
             return self._closed(during_data=False) if self._in.eof else NEED_DATA
+        if self._auth_continues:  # RFC 4954 4: a response to our 334, not a command
+            response = AuthResponse(line.content.decode("utf-8", "replace"))
+            self._owed, self._owed_event = "AUTH", response
+            return response
         event = self._command_event(line.content, line.problem)
         self._owed, self._owed_event = event.verb, event
         return event
@@ -172,6 +180,8 @@ class ServerConnection:
         )
         if isinstance(event, StartTls) and self.tls:
             sequence_error = Reply(503, "TLS already active (RFC 3207 4.2)", "5.5.1")
+        if isinstance(event, Auth) and sequence_error is None and event.error is None:
+            sequence_error = self._auth_error(event)
         if (
             sequence_error is None
             and event.error is None
@@ -184,6 +194,18 @@ class ServerConnection:
         if sequence_error is not None:
             event = dataclasses.replace(event, error=sequence_error)
         return event
+
+    def _auth_error(self, event: Auth) -> Reply | None:
+        """Why this AUTH cannot start (RFC 4954 4 and 6), or None."""
+        if self.authenticated:
+            return Reply(503, "Already authenticated", "5.5.1")
+        if event.mechanism not in self.config.auth_mechanisms:
+            return Reply(504, "Unrecognized authentication type", "5.5.4")
+        if not self.tls and not self.config.auth_without_tls:
+            return Reply(
+                538, "Encryption required for requested authentication mechanism", "5.7.11"
+            )
+        return None
 
     def _sequence_error(self, verb: str) -> Reply | None:
         """The 503 (or 554) reply for a command out of sequence (RFC 5321 3.3, 4.1.4)."""
@@ -260,6 +282,9 @@ class ServerConnection:
         if step == "UNSOLICITED":
             self.state = State.CLOSED
             return
+        if step == "AUTH":
+            self._auth_continues = reply.code == 334
+            self.authenticated = self.authenticated or reply.code == 235
         self.state = next_state(previous, step, reply.code)
         if reply.code >= 400:
             if self.state is not previous:  # a refused final dot, a 421: no transaction left

@@ -53,6 +53,8 @@ def _build() -> dict[tuple[State, str], State]:
         table[(state, "RSET")] = State.READY  # RSET aborts the transaction (4.1.1.5)
     # RFC 3207 4.2: after TLS starts, everything said before is forgotten: EHLO again.
     table[(State.READY, "STARTTLS")] = State.CONNECTED
+    # RFC 4954 4: AUTH after EHLO, not inside a mail transaction.
+    table[(State.READY, "AUTH")] = State.READY
     table[(State.READY, "MAIL")] = State.MAIL
     table[(State.MAIL, "RCPT")] = State.RCPT
     table[(State.RCPT, "RCPT")] = State.RCPT
@@ -90,6 +92,7 @@ POSITIVE_CODES: dict[str, frozenset[int]] = {
     "NOOP": frozenset({250}),
     "QUIT": frozenset({221}),
     "STARTTLS": frozenset({220}),
+    "AUTH": frozenset({235, 334}),  # 334: a challenge, the exchange goes on (RFC 4954 4)
 }
 
 

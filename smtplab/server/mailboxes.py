@@ -22,8 +22,10 @@ greylisting - so an unknown user gets 550 at once, never a greylisting 451 first
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from smtplab.protocol.auth import Credentials
 from smtplab.protocol.commands import printable
 from smtplab.protocol.events import Expand, MessageReceived, RcptTo, Reply, Verify
 from smtplab.server.greylist import Greylist
@@ -52,6 +54,7 @@ class Mailboxes(Policy):
         greylist: float | None = None,
         full: Iterable[str] = (),
         quotas: Mapping[str, int] | None = None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
         """
         ``aliases`` name -> mailbox it delivers to; ``lists`` name -> members (EXPN shows
@@ -61,7 +64,8 @@ class Mailboxes(Policy):
         server that declines to relay for policy reasons, or 554, Postfix's default;
         ``greylist`` seconds a new (client, sender, recipient) must wait before its retry is
         accepted; ``full`` mailboxes that answer 452 4.2.2; ``quotas`` octets each mailbox can
-        still take (552 5.2.2 for a message that does not fit).
+        still take (552 5.2.2 for a message that does not fit); ``users`` name -> password
+        for AUTH (a lab's accounts: plain text, never for real secrets).
         """
         if relay_code not in (550, 554):
             raise ValueError("relay_code must be 550 or 554 (RFC 5321 3.6.2)")
@@ -78,6 +82,7 @@ class Mailboxes(Policy):
         self.relay_domains = {d.lower() for d in relay_domains}
         self.relay_code = relay_code
         self.greylist = Greylist(greylist) if greylist else None
+        self.users = dict(users or {})
         self.full = {self._mailbox_key(m) for m in full}
         self.quotas = {self._mailbox_key(k): v for k, v in (quotas or {}).items()}
 
@@ -200,6 +205,13 @@ class Mailboxes(Policy):
         """Charge each quota once per message (its size as received), once it is stored."""
         for mailbox in self._charged(stored.recipients):
             self.quotas[mailbox] -= event.size
+
+    def on_auth(self, ctx: Context, credentials: Credentials) -> Reply:
+        """235 for a known user and password; 535 5.7.8 otherwise (RFC 4954 6)."""
+        expected = self.users.get(credentials.username)
+        if expected is not None and hmac.compare_digest(expected, credentials.password):
+            return Reply(235, "Authentication successful", "2.7.0")
+        return Reply(535, "Authentication credentials invalid", "5.7.8")
 
     def on_vrfy(self, ctx: Context, event: Verify) -> Reply:
         """RFC 5321 3.5: 250 a mailbox, 251/551 not local, 252 cannot say, 550 unknown."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from smtplab.protocol.auth import Credentials
 from smtplab.protocol.events import (
     Command,
     Expand,
@@ -86,6 +87,7 @@ class Context:
     counts: dict[str, int] = field(default_factory=dict)
     commands: int = 0
     tls: bool = False  # the session runs under TLS (after STARTTLS)
+    user: str | None = None  # who authenticated with AUTH, if anyone
 
 
 class Policy:
@@ -106,6 +108,8 @@ class Policy:
         keywords = ctx.config.ehlo_keywords()
         if ctx.tls:  # RFC 3207 4.2: not offered again once TLS is on
             keywords = [k for k in keywords if k != "STARTTLS"]
+        elif not ctx.config.auth_without_tls:  # RFC 4954 4: AUTH only under TLS
+            keywords = [k for k in keywords if not k.startswith("AUTH")]
         lines = [f"{ctx.hostname} greets {event.domain}", *keywords]
         return Reply(250, "\n".join(lines))
 
@@ -145,6 +149,10 @@ class Policy:
             "See RFC 5321 section 4.1 for each command",
             "2.0.0",
         )
+
+    def on_auth(self, ctx: Context, credentials: Credentials) -> Decision:
+        """Check AUTH credentials: 235 to accept, 535 5.7.8 to refuse (RFC 4954 6)."""
+        return Reply(535, "Authentication credentials invalid", "5.7.8")
 
     def on_starttls(self, ctx: Context, event: StartTls) -> Decision:
         return Reply(220, "Ready to start TLS", "2.0.0")

@@ -16,10 +16,13 @@ import traceback
 from collections.abc import Callable
 
 from smtplab.log.recorder import Recorder
+from smtplab.protocol.auth import Challenge, SaslServer
 from smtplab.protocol.errors import LocalProtocolError
 from smtplab.protocol.events import (
     NEED_DATA,
     PAUSED,
+    Auth,
+    AuthResponse,
     Command,
     ConnectionClosed,
     MessageReceived,
@@ -74,6 +77,8 @@ class ServerSession:
         self._ctx: Context | None = None
         self._close_recorded = False
         self._counts: dict[str, int] = {}  # step -> times it came up (for policies, faults)
+        self._sasl: SaslServer | None = None  # an AUTH exchange in progress
+        self.user: str | None = None  # who authenticated (AUTH, RFC 4954)
         self._commands = 0
 
     @property
@@ -111,6 +116,18 @@ class ServerSession:
                 self.recorder.data(arrived, event.content, event.size, event.line_count)
                 self._count(DATA_END)
                 self._answer(self._message_reply(event))
+            elif isinstance(event, AuthResponse):
+                self.recorder.command(arrived, "AUTH", "***")  # credentials never recorded
+                self._answer(self._auth_step(event.line))
+            elif isinstance(event, Auth):
+                self.recorder.command(arrived, event.verb, event.argument)
+                self._commands += 1
+                self._count(event.verb)
+                if event.error is not None:
+                    self._answer(event.error)
+                else:
+                    self._sasl = SaslServer(event.mechanism)
+                    self._answer(self._auth_step(event.initial))
             elif isinstance(event, Command):
                 self.recorder.command(arrived, event.verb, event.argument)
                 self._commands += 1
@@ -167,6 +184,7 @@ class ServerSession:
         ctx.now = self.clock()
         ctx.commands = self._commands
         ctx.tls = conn.tls
+        ctx.user = self.user
         return ctx
 
     def _decide(self, event: Command | MessageReceived | None) -> Decision:
@@ -181,6 +199,26 @@ class ServerSession:
             self.errors.append("".join(traceback.format_exception_only(exc)).strip())
             self.recorder.note(self.clock(), f"policy error, answered 451: {self.errors[-1]}")
             return LOCAL_ERROR
+
+    def _auth_step(self, response: str | None) -> Decision:
+        """One move of the AUTH exchange; the policy checks the credentials at the end."""
+        assert self._sasl is not None
+        move = self._sasl.step(response)
+        if isinstance(move, Challenge):
+            return move.reply()
+        self._sasl = None
+        if isinstance(move, Reply):
+            return move
+        try:
+            decision = _validated(self.policy.on_auth(self._context(), move))
+        except Exception as exc:  # a bug in a policy must not kill the session
+            self.errors.append("".join(traceback.format_exception_only(exc)).strip())
+            self.recorder.note(self.clock(), f"policy error, answered 454: {self.errors[-1]}")
+            return Reply(454, "Temporary authentication failure", "4.7.0")
+        reply = decision.reply if isinstance(decision, Answer) else decision
+        if isinstance(reply, Reply) and reply.code == 235:
+            self.user = move.username
+        return decision
 
     def _message_reply(self, event: MessageReceived) -> Decision:
         if event.error is not None:

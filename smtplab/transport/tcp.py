@@ -71,6 +71,7 @@ class TcpServer:
         junk_limit: int | None = 100,
         max_sessions: int = 100,
         tls: bool | ssl.SSLContext = False,
+        auth: bool = False,
     ) -> None:
         self.policy = policy if policy is not None else Mailboxes()
         self.config = config if config is not None else ServerConfig()
@@ -79,6 +80,9 @@ class TcpServer:
         if tls:
             self.tls_context = tls if isinstance(tls, ssl.SSLContext) else server_context()
             extensions = self.config.extensions | {"STARTTLS"}
+            self.config = dataclasses.replace(self.config, extensions=extensions)
+        if auth:  # AUTH PLAIN LOGIN (RFC 4954), offered under TLS; the policy checks passwords
+            extensions = self.config.extensions | {"AUTH"}
             self.config = dataclasses.replace(self.config, extensions=extensions)
         self.store = store if store is not None else MemoryStore()
         self.host = host
