@@ -126,3 +126,65 @@ def test_swaks_tls_auth_delivers() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(running.messages) == 1
     assert_no_secret_in(running.transcript())
+
+
+def lab_with_auth() -> smtplab.Lab:
+    config = ServerConfig(extensions=DEFAULT_EXTENSIONS | {"AUTH"}, auth_without_tls=True)
+    return smtplab.Lab(Mailboxes(users={"alice": PASSWORD}), config)
+
+
+def test_credentials_stay_hidden_whatever_the_spacing_or_pipelining() -> None:
+    blob = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
+    session = lab_with_auth().connect()
+    session.ehlo()
+    session.send("AUTH\tPLAIN\t" + blob)  # no space: the whole line is one word
+    assert [r.code for r in session.send_raw(f"AUTH PLAIN\r\n{blob}\r\n".encode())] == [334, 235]
+    frame = session.transcript
+    assert_no_secret_in(frame)
+    assert blob.upper() not in frame.astype(str).to_csv()
+    with server() as running:  # the client's wire recording, with the response pipelined
+        client = smtplab.connect("127.0.0.1", running.port)
+        client.ehlo()
+        client.starttls(ssl.create_default_context(cafile=str(lab_certificate()[0])))
+        client.ehlo()
+        assert [r.code for r in client.send_raw(f"AUTH PLAIN\r\n{blob}\r\n".encode())] == [
+            334,
+            235,
+        ]
+        client.quit()
+    assert_no_secret_in(client.transcript)
+    assert_no_secret_in(running.transcript())
+
+
+def test_an_overlong_sasl_line_is_500_5_5_6_and_empty_challenges_keep_their_space() -> None:
+    session = lab_with_auth().connect()
+    session.ehlo()
+    replies = session.send_raw(b"AUTH PLAIN\r\n" + b"A" * 600 + b"\r\n")
+    assert codes(replies) == ["334", "500 5.5.6"]  # RFC 4954 6
+    raw = session.transcript.query("kind == 'reply' and code == 334")
+    assert len(raw) == 1
+    assert smtplab.Reply(334).to_bytes() == b"334 \r\n"  # continue-req = "334" SP [base64]
+
+
+def test_a_failed_tls_handshake_is_recorded_as_a_close() -> None:
+    import socket
+    import time
+
+    with ServerThread(TcpServer(tls=True)) as running:
+        raw = socket.create_connection(("127.0.0.1", running.port), timeout=5)
+        reader = raw.makefile("rb")
+        reader.readline()
+        raw.sendall(b"EHLO x.example\r\n")
+        while not reader.readline().startswith(b"250 "):
+            pass
+        raw.sendall(b"STARTTLS\r\n")
+        reader.readline()
+        raw.sendall(b"this is not a TLS ClientHello\r\n" * 10)
+        time.sleep(0.5)
+        raw.close()
+        deadline = time.monotonic() + 5
+        while running._connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+    frame = running.transcript()
+    assert frame["kind"].iloc[-1] == "close"
+    assert any("TLS handshake failed" in t for t in frame.query("kind == 'note'")["text"])

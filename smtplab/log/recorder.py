@@ -125,7 +125,8 @@ class Recorder:
         self, time: float, verb: str, argument: str = "", expects_reply: bool = True
     ) -> int:
         """A command line from the client."""
-        seq = self._add(time, "client", "command", verb=verb, argument=redact(verb, argument))
+        verb, argument = redact_command(verb, argument)
+        seq = self._add(time, "client", "command", verb=verb, argument=argument)
         if expects_reply:
             self._awaiting.append((seq, time))
         return seq
@@ -187,7 +188,21 @@ class Recorder:
 
 def redact(verb: str, argument: str) -> str:
     """Keep AUTH's mechanism name only: credentials never appear in a transcript."""
+    return redact_command(verb, argument)[1]
+
+
+def redact_command(verb: str, argument: str) -> tuple[str, str]:
+    """``(verb, argument)`` with AUTH credentials replaced by ``***``, whatever the spacing.
+
+    A line like ``AUTH<TAB>PLAIN<TAB><blob>`` has no space, so it arrives whole as the verb:
+    it is cut at its first whitespace too.
+    """
+    words = verb.split(None, 1)
+    if words and words[0].upper() == "AUTH" and len(words) > 1:
+        rest = words[1].split(None, 1)
+        return "AUTH", (f"{rest[0]} ***" if len(rest) > 1 or argument else rest[0])
     if verb.upper() == "AUTH":
-        mechanism, _, rest = argument.partition(" ")
-        return f"{mechanism} ***" if rest else mechanism
-    return argument
+        parts = argument.split(None, 1)
+        if parts:
+            return verb, f"{parts[0]} ***" if len(parts) > 1 else parts[0]
+    return verb, argument

@@ -24,7 +24,7 @@ class WireRecorder:
         self._replies = ReplyParser()
         self._in_data = False  # the server said 354: client bytes are message content
         self._awaiting: list[str] = []  # verbs sent whose replies have not come, in order
-        self._auth_continues = False  # a 334 answered AUTH: the next line holds credentials
+        self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
 
     def connected(self, time: float) -> None:
         self.recorder.connect(time)
@@ -50,15 +50,19 @@ class WireRecorder:
             if not found:
                 return
             del self._out[: len(line) + 2]
-            if self._auth_continues:  # RFC 4954: a SASL response, never recorded in clear
-                self._auth_continues = False
+            if self._in_auth:  # RFC 4954: a SASL response, never recorded in clear
                 self.recorder.command(time, "AUTH", "***")
                 self._awaiting.append("AUTH")
                 continue
             text = line.decode("utf-8", "replace")
             verb, _, argument = text.partition(" ")
             self.recorder.command(time, verb.upper(), argument)  # redacts AUTH's argument
-            self._awaiting.append(verb.upper())
+            first = verb.split(None, 1)[0].upper() if verb.strip() else ""
+            if first == "AUTH":
+                # Until AUTH is answered with anything but 334, lines are SASL responses,
+                # even pipelined ones (over-redacting a pipelined command is the safe side).
+                self._in_auth = True
+            self._awaiting.append(first if first == "AUTH" else verb.upper())
 
     def received(self, data: bytes, time: float) -> None:
         self._replies.feed(data)
@@ -74,7 +78,8 @@ class WireRecorder:
             self.recorder.reply(time, reply)
             if verb == "DATA" and reply.code == 354:
                 self._in_data = True
-            self._auth_continues = verb == "AUTH" and reply.code == 334
+            if verb == "AUTH" and reply.code != 334:
+                self._in_auth = False
 
     def closed(self, time: float, by: str, text: str = "") -> None:
         self.recorder.close(time, by, text)

@@ -78,6 +78,16 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
+def hide_credentials(verb: str, argument: str) -> str:
+    """AUTH's argument with everything after the mechanism replaced by ``***`` (RFC 4954)."""
+    if verb.upper() != "AUTH":
+        return argument
+    parts = argument.split(None, 1)
+    if not parts:
+        return argument
+    return f"{parts[0]} ***" if len(parts) > 1 else parts[0]
+
+
 def split_command(line: str) -> tuple[str, str]:
     """``"mail FROM:<a@b>"`` -> ``("MAIL", "FROM:<a@b>")``."""
     verb, _, argument = line.partition(" ")
@@ -140,7 +150,8 @@ def parse_command(
         error = syntax_error("Syntax: STARTTLS (no argument)") if argument.strip() else None
         return StartTls(verb, argument, error)  # RFC 3207 4
     if verb in KNOWN_UNIMPLEMENTED:
-        return UnknownCommand(verb, argument, Reply(502, "Command not implemented", "5.5.1"))
+        shown = hide_credentials(verb, argument)  # an AUTH the server does not offer, too
+        return UnknownCommand(verb, shown, Reply(502, "Command not implemented", "5.5.1"))
     if not verb:
         return UnknownCommand(verb, argument, Reply(500, "Syntax error: empty command", "5.5.2"))
     return UnknownCommand(verb, argument, Reply(500, "Command unrecognized", "5.5.2"))

@@ -88,6 +88,8 @@ class Reply:
             last = f"{enhanced} {last}" if last else enhanced
         # "250" alone is a complete last line (RFC 5321 4.2); earlier lines keep their hyphen.
         end = f"{code} {last}\r\n" if last else f"{code}\r\n"
+        if code == 334 and not last and not lines:
+            end = "334 \r\n"  # RFC 4954 4: continue-req is "334" SP [base64], even empty
         if lines:
             end = "".join([f"{code}-{line}\r\n" for line in lines]) + end
         return end.encode()
@@ -198,6 +200,7 @@ class AuthResponse(Event):
     """A client's line answering a 334 challenge during AUTH (RFC 4954 4): credentials."""
 
     line: str = field(repr=False)
+    error: Reply | None = None  # the line itself is unusable (too long, bare LF ...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from smtplab.protocol.commands import decode_line, parse_command, split_command
+from smtplab.protocol.commands import (
+    decode_line,
+    hide_credentials,
+    parse_command,
+    split_command,
+)
 from smtplab.protocol.config import ServerConfig
 from smtplab.protocol.errors import LocalProtocolError
 from smtplab.protocol.events import (
@@ -132,7 +137,12 @@ class ServerConnection:
         if line is None:
             return self._closed(during_data=False) if self._in.eof else NEED_DATA
         if self._auth_continues:  # RFC 4954 4: a response to our 334, not a command
-            response = AuthResponse(line.content.decode("utf-8", "replace"))
+            error = None
+            if line.problem is Problem.TOO_LONG:
+                error = Reply(500, "Authentication Exchange line is too long", "5.5.6")
+            elif line.problem is not None:
+                error = Reply(501, "Malformed authentication response", "5.5.2")
+            response = AuthResponse(line.content.decode("utf-8", "replace"), error)
             self._owed, self._owed_event = "AUTH", response
             return response
         event = self._command_event(line.content, line.problem)
@@ -166,7 +176,7 @@ class ServerConnection:
             problem = Problem.BAD_UTF8
         if problem is not None:
             verb, argument = split_command(line)
-            return Command(verb, argument, _LINE_PROBLEMS[problem])
+            return Command(verb, hide_credentials(verb, argument), _LINE_PROBLEMS[problem])
         config, envelope = self.config, self.envelope
         event = parse_command(
             line,
@@ -294,7 +304,7 @@ class ServerConnection:
             # RFC 3207 4.2: forget everything the client said, and discard whatever it sent
             # after STARTTLS in plaintext (pipelined commands there are an injection attack,
             # CVE-2011-0411): TLS starts at the byte after this command's line.
-            self.client_domain, self.extended = None, False
+            self.client_domain, self.extended, self.authenticated = None, False, False
             self._in.data.clear()
             self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
             self.tls_pending = True
@@ -328,6 +338,7 @@ class ServerConnection:
         """
         self.state = State.CLOSED
         self._owed, self._owed_event = None, None
+        self.tls_pending = self._auth_continues = False
         self._closed_seen = True  # the peer's close needs no event of its own now
         self.envelope, self._data = Envelope(), None
 

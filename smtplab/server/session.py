@@ -27,6 +27,7 @@ from smtplab.protocol.events import (
     ConnectionClosed,
     MessageReceived,
     Reply,
+    StartTls,
 )
 from smtplab.protocol.server import ServerConfig, ServerConnection
 from smtplab.protocol.states import CONNECT, DATA_END, State
@@ -118,7 +119,11 @@ class ServerSession:
                 self._answer(self._message_reply(event))
             elif isinstance(event, AuthResponse):
                 self.recorder.command(arrived, "AUTH", "***")  # credentials never recorded
-                self._answer(self._auth_step(event.line))
+                if event.error is not None:
+                    self._sasl = None
+                    self._answer(event.error)
+                else:
+                    self._answer(self._auth_step(event.line))
             elif isinstance(event, Auth):
                 self.recorder.command(arrived, event.verb, event.argument)
                 self._commands += 1
@@ -132,6 +137,8 @@ class ServerSession:
                 self.recorder.command(arrived, event.verb, event.argument)
                 self._commands += 1
                 self._count(event.verb)
+                if isinstance(event, StartTls):
+                    self.user = None  # RFC 3207 4.2: forgotten with everything else
                 self._answer(event.error or self._decide(event))
                 if event.verb in JUNK_COMMANDS and self.junk_limit is not None:
                     self.junk_commands += 1
@@ -143,6 +150,14 @@ class ServerSession:
 
     def data_to_send(self) -> bytes:
         return self.conn.data_to_send()
+
+    def lost(self, text: str = "the connection was lost") -> None:
+        """The transport is gone (the client vanished, a TLS handshake failed): record it."""
+        if not self.closed:
+            self.receive(b"")
+        if not self._close_recorded:  # nothing could be read (e.g. waiting for TLS)
+            self.conn.close()
+            self._record_close("client", text)
 
     def shutdown(self, reply: Reply, note: str = "") -> None:
         """Say ``reply`` (a 421) unprompted and close: an idle timeout, too many errors, the

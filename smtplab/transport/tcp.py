@@ -227,8 +227,8 @@ class _Connection(asyncio.Protocol):
         for timer in (self.idle_timer, self.releasing, self.linger_timer):
             if timer is not None:
                 timer.cancel()
-        if not self.refused and not self.session.closed:
-            self.session.receive(b"")  # gone without QUIT (or while we wrote): record it
+        if not self.refused:
+            self.session.lost()  # gone without QUIT (or while we wrote): recorded once
         self.server._connections.discard(self)
         if not self.done.done():
             self.done.set_result(None)
@@ -302,8 +302,7 @@ class _Connection(asyncio.Protocol):
             )
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as error:
             session.recorder.note(time.time(), f"TLS handshake failed: {error}")
-            session.conn.close()
-            session.receive(b"")  # records the close
+            session.lost("the TLS handshake failed")
             self.transport.abort()
             return
         if transport is None:  # the connection went away during the handshake
