@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     body.add_argument("--body-file", help="send this file as the whole message (headers too)")
     send.add_argument("--transcript", help="also write the transcript here (.csv, .parquet)")
     send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a reply")
+    send.add_argument(
+        "--starttls", action="store_true", help="require STARTTLS (not verified, like swaks)"
+    )
+    send.add_argument("--auth", metavar="USER:PASS", help="AUTH PLAIN with these credentials")
     send.set_defaults(func=_send)
     return parser
 
@@ -158,6 +162,12 @@ def _send(args: argparse.Namespace) -> int:
     try:
         transcript = check_table_path(args.transcript) if args.transcript else None
         message = Path(args.body_file).read_bytes() if args.body_file else None
+        auth = None
+        if args.auth is not None:
+            user, colon, password = args.auth.partition(":")
+            if not colon:
+                raise ValueError("--auth takes USER:PASS")
+            auth = (user, password)
         result = send(
             args.server,
             args.sender,
@@ -166,6 +176,8 @@ def _send(args: argparse.Namespace) -> int:
             args.body,
             message=message,
             timeout=args.timeout,
+            starttls=args.starttls,
+            auth=auth,
         )
     except (ValueError, OSError) as error:  # a bad address or file, an unreachable server
         print(f"smtplab send: {error}", file=sys.stderr)

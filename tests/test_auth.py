@@ -188,3 +188,26 @@ def test_a_failed_tls_handshake_is_recorded_as_a_close() -> None:
     frame = running.transcript()
     assert frame["kind"].iloc[-1] == "close"
     assert any("TLS handshake failed" in t for t in frame.query("kind == 'note'")["text"])
+
+
+def test_smtplab_send_with_starttls_and_auth_and_a_wrong_password(tmp_path) -> None:
+    import sys
+
+    def send(credentials: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "smtplab", "send", "--server", f"127.0.0.1:{running.port}",
+             "--starttls", "--auth", credentials,
+             "--from", "alice@example.net", "--to", "bob@example.org"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    with server() as running:
+        good = send(f"alice:{PASSWORD}")
+        bad = send("alice:wrong")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "C: STARTTLS" in good.stdout and "S: 235 2.7.0" in good.stdout
+    assert "C: AUTH PLAIN ***" in good.stdout
+    assert PASSWORD not in good.stdout
+    assert bad.returncode == 1 and "535 5.7.8" in bad.stdout
+    assert len(running.messages) == 1
+    assert_no_secret_in(running.transcript())

@@ -117,6 +117,8 @@ def send_message(
     retry_delay: float = 300.0,
     wait: Callable[[float], None] | None = None,
     transcript: Callable[[], Any] | None = None,
+    starttls: bool = False,
+    auth: tuple[str, str] | None = None,
 ) -> SendResult:
     """Send ``content()`` from ``mail_from`` to ``recipients``; see the module docstring.
 
@@ -134,7 +136,7 @@ def send_message(
             assert wait is not None
             wait(retry_delay * 2 ** (attempt - 1))
         outcome = _one_session(
-            connect(), mail_from, pending, content, ehlo, follow_redirects, result
+            connect(), mail_from, pending, content, ehlo, follow_redirects, result, starttls, auth
         )
         result.accepted += outcome.delivered
         result.refused.update(outcome.permanent)
@@ -154,6 +156,8 @@ def _one_session(
     ehlo: bool,
     follow_redirects: bool,
     result: SendResult,
+    starttls: bool = False,
+    auth: tuple[str, str] | None = None,
 ) -> _Attempt:
     outcome = _Attempt()
     result.session = session.name
@@ -184,6 +188,21 @@ def _one_session(
     if hello.code != 250:
         fail_all(hello, recipients)
         return _finish(session, outcome, result)
+    if starttls:  # required, as swaks --tls does: no TLS, no message
+        tls = step("STARTTLS", session.starttls)
+        if tls.code != 220:
+            fail_all(tls, recipients)
+            return _finish(session, outcome, result)
+        hello = step("EHLO", session.ehlo)  # RFC 3207 4.2: start over under TLS
+        if hello.code != 250:
+            fail_all(hello, recipients)
+            return _finish(session, outcome, result)
+    if auth is not None:
+        user, password = auth
+        authenticated = step("AUTH", lambda: session.auth(user, password))
+        if authenticated.code != 235:
+            fail_all(authenticated, recipients)
+            return _finish(session, outcome, result)
     mail = step("MAIL", lambda: session.mail(mail_from))
     if mail.code != 250:
         fail_all(mail, recipients)

@@ -117,6 +117,12 @@ class Session:
         self.conn.help(topic)
         return self._one()
 
+    def auth(self, username: str, password: str) -> Reply:
+        """AUTH PLAIN (RFC 4954): 235 when the server accepts the credentials. The transcript
+        keeps only the mechanism; use it under TLS (``starttls()`` first)."""
+        self.conn.auth_plain(username, password)
+        return self._one()
+
     def starttls(self, context: ssl.SSLContext | None = None) -> Reply:
         """STARTTLS (RFC 3207): on 220 the connection continues under TLS; EHLO again.
 

@@ -41,8 +41,16 @@ def _endpoint(address: Any) -> str:
 class TcpLink:
     """A blocking TCP connection that records what goes over it (a :class:`Session` link)."""
 
-    def __init__(self, host: str, port: int, timeout: float = 60.0, name: str | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float = 60.0,
+        name: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ):
         self.host, self.port, self.timeout = host, port, timeout
+        self.tls_context = tls_context  # for start_tls when it is given none
         self.name = name or f"client-{next(_numbers)}"
         self.recorder = Recorder(self.name, "tcp")
         self.wire = WireRecorder(self.recorder)
@@ -99,6 +107,7 @@ class TcpLink:
         """Continue under TLS (after the server's 220 to STARTTLS)."""
         if self._sock is None or self._closed:
             raise ConnectionError("the connection is closed")
+        context = context or self.tls_context
         if context is None:  # opportunistic, like smtplib: encrypted, not authenticated
             context = ssl.create_default_context()
             context.check_hostname = False
@@ -156,6 +165,9 @@ def send(
     retries: int = 0,
     retry_delay: float = 300.0,
     timeout: float = 60.0,
+    starttls: bool = False,
+    tls_context: ssl.SSLContext | None = None,
+    auth: tuple[str, str] | None = None,
 ) -> SendResult:
     """Send one message to the SMTP server at ``server`` (``host:port``), as ``Lab.send`` does
     in-process: refusals reported, 551 followed on request, 4xx retried (in real time)."""
@@ -169,7 +181,7 @@ def send(
     links: list[TcpLink] = []
 
     def open_session() -> Session:
-        link = TcpLink(host, int(port_text), timeout)
+        link = TcpLink(host, int(port_text), timeout, tls_context=tls_context)
         links.append(link)
         return Session(link, name=link.name, client_name=client_name, transcript=link.transcript)
 
@@ -190,6 +202,8 @@ def send(
         retry_delay=retry_delay,
         wait=time.sleep,
         transcript=lambda: to_frame(row for link in links for row in link.recorder.tuples),
+        starttls=starttls,
+        auth=auth,
     )
 
 

@@ -18,6 +18,7 @@ bytes unchecked, for experiments.
 
 from __future__ import annotations
 
+import base64
 from collections import deque
 
 from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
@@ -102,6 +103,11 @@ class ClientConnection:
 
     def quit(self) -> None:
         self.send_command("QUIT")
+
+    def auth_plain(self, username: str, password: str) -> None:
+        """AUTH PLAIN with the credentials as its initial response (RFC 4954, RFC 4616)."""
+        blob = base64.b64encode(f"\0{username}\0{password}".encode()).decode()
+        self.send_command("AUTH", f"PLAIN {blob}")
 
     def starttls(self) -> None:
         """STARTTLS (RFC 3207); after its 220 the transport must switch to TLS."""
