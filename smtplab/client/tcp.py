@@ -28,14 +28,10 @@ from smtplab.client.sender import SendResult, send_message
 from smtplab.client.session import Session, to_bytes
 from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
+from smtplab.log.schema import endpoint
 from smtplab.log.wire import WireRecorder
 
 _numbers = itertools.count(1)
-
-
-def _endpoint(address: Any) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class TcpLink:
@@ -68,8 +64,8 @@ class TcpLink:
         except OSError as error:
             raise ConnectionError(f"cannot connect to {self.host}:{self.port}: {error}") from None
         self._sock = sock
-        self.recorder.client = _endpoint(sock.getsockname())
-        self.recorder.server = _endpoint(sock.getpeername())
+        self.recorder.client = endpoint(sock.getsockname())
+        self.recorder.server = endpoint(sock.getpeername())
         self.wire.connected(time.time())
         return self.read()
 

@@ -40,3 +40,10 @@ SENDERS = ("client", "server")
 #: The verb of the pseudo-commands answered by the greeting and by the reply to the final dot.
 CONNECT = "CONNECT"
 DATA_END = "DATA-END"
+
+
+def endpoint(address: tuple) -> str:  # type: ignore[type-arg]
+    """A socket address as the ``client``/``server`` columns write it: ``host:port``, or
+    ``[host]:port`` for IPv6."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -32,6 +32,7 @@ from typing import Any
 
 from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
+from smtplab.log.schema import endpoint
 from smtplab.protocol.config import ServerConfig
 from smtplab.protocol.events import Reply
 from smtplab.protocol.states import State
@@ -47,11 +48,6 @@ STOPPING = Reply(421, "Server shutting down, closing connection", "4.3.2")
 INTERNAL = Reply(421, "Local error in processing, closing connection", "4.3.0")
 IN_TRANSACTION = (State.MAIL, State.RCPT, State.DATA)
 LINGER = 10.0  # seconds a closing connection may take to read its last replies
-
-
-def _endpoint(address: Any) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class TcpServer:
@@ -179,8 +175,8 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         server = self.server
-        client = _endpoint(transport.get_extra_info("peername"))
-        local = _endpoint(transport.get_extra_info("sockname"))
+        client = endpoint(transport.get_extra_info("peername"))
+        local = endpoint(transport.get_extra_info("sockname"))
         recorder = Recorder(f"{server.name}-{next(server._numbers)}", "tcp", client, local)
         server.recorders.append(recorder)
         self.session = ServerSession(
