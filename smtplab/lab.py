@@ -17,11 +17,10 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
 from functools import partial
 from typing import Any
 
-from smtplab.client.sender import SendResult, send_message
+from smtplab.client.sender import SendResult, plain_message, send_message
 from smtplab.client.session import Session, to_bytes
 from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
@@ -137,16 +136,8 @@ class Lab:
             recipients = [recipients]
         recipients = list(recipients)
 
-        built: list[bytes] = []
-
         def content() -> bytes:
-            # Built once, when first needed: every retry sends the same message (the same
-            # Message-ID and Date, so a receiver can tell a duplicate, RFC 5322 3.6.4).
-            if not built:
-                built.append(
-                    to_bytes(message or self.build_message(mail_from, recipients, subject, body))
-                )
-            return built[0]
+            return to_bytes(message or self.build_message(mail_from, recipients, subject, body))
 
         return send_message(
             lambda: self.connect(client_name, client_address),
@@ -164,15 +155,16 @@ class Lab:
     def build_message(
         self, mail_from: str, recipients: list[str], subject: str, body: str
     ) -> EmailMessage:
-        """A plain-text message with Date, From, To, Subject and Message-ID headers."""
-        msg = EmailMessage()
-        msg["Date"] = format_datetime(self.clock.datetime())
-        msg["From"] = mail_from or "<>"
-        msg["To"] = ", ".join(recipients)
-        msg["Subject"] = subject
-        msg["Message-ID"] = f"<{len(self.recorders)}.{int(self.clock())}@client.example.net>"
-        msg.set_content(body)
-        return msg
+        """A plain-text message with Date, From, To, Subject and Message-ID headers, dated by
+        the lab's clock (so the same calls give the same message)."""
+        return plain_message(
+            mail_from,
+            recipients,
+            subject,
+            body,
+            date=self.clock.datetime(),
+            message_id=f"<{len(self.recorders)}.{int(self.clock())}@client.example.net>",
+        )
 
     def transcript(self) -> Any:
         """Every session of this lab as one transcript DataFrame."""

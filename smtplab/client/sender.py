@@ -22,6 +22,9 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from functools import partial
 from typing import Any
 
@@ -129,6 +132,7 @@ def send_message(
         raise ValueError("retries and retry_delay cannot be negative")
     if retries and wait is None:
         raise ValueError("retries need a way to wait between attempts")
+    content = _once(content)  # every retry sends the very same message
     result = SendResult("", [], {}, LOST, False, _transcript=transcript)
     pending = list(dict.fromkeys(recipients))  # each address once, in order
     for attempt in range(retries + 1):
@@ -136,7 +140,15 @@ def send_message(
             assert wait is not None
             wait(retry_delay * 2 ** (attempt - 1))
         outcome = _one_session(
-            connect(), mail_from, pending, content, ehlo, follow_redirects, result, starttls, auth
+            connect(),
+            mail_from,
+            pending,
+            content,
+            ehlo,
+            follow_redirects,
+            result,
+            starttls,
+            auth,
         )
         result.accepted += outcome.delivered
         result.refused.update(outcome.permanent)
@@ -247,3 +259,37 @@ def _finish(session: Session, outcome: _Attempt, result: SendResult) -> _Attempt
         with contextlib.suppress(LocalProtocolError):
             result.replies.append(("QUIT", session.quit()))
     return outcome
+
+
+def _once(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    """``make``, called at most once, when first needed: retries then carry the same
+    Message-ID and Date, so a receiver can tell a duplicate (RFC 5322 3.6.4)."""
+    made: list[bytes] = []
+
+    def once() -> bytes:
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return once
+
+
+def plain_message(
+    mail_from: str,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    *,
+    date: datetime | None = None,
+    message_id: str | None = None,
+) -> EmailMessage:
+    """A plain-text message with Date, From, To, Subject and Message-ID headers (now, and a
+    fresh id, unless given)."""
+    msg = EmailMessage()
+    msg["Date"] = format_datetime(date or datetime.now(UTC))
+    msg["From"] = mail_from or "<>"
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id or make_msgid(domain="smtplab.invalid")
+    msg.set_content(body)
+    return msg

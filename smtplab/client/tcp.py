@@ -21,10 +21,9 @@ import ssl
 import time
 from collections.abc import Iterable
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import Any
 
-from smtplab.client.sender import SendResult, send_message
+from smtplab.client.sender import SendResult, plain_message, send_message
 from smtplab.client.session import Session, to_bytes
 from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
@@ -181,12 +180,8 @@ def send(
         links.append(link)
         return Session(link, name=link.name, client_name=client_name, transcript=link.transcript)
 
-    built: list[bytes] = []
-
     def content() -> bytes:
-        if not built:
-            built.append(to_bytes(message or plain_message(mail_from, recipients, subject, body)))
-        return built[0]
+        return to_bytes(message or plain_message(mail_from, recipients, subject, body))
 
     return send_message(
         open_session,
@@ -201,15 +196,3 @@ def send(
         starttls=starttls,
         auth=auth,
     )
-
-
-def plain_message(mail_from: str, recipients: list[str], subject: str, body: str) -> EmailMessage:
-    """A plain-text message with Date, From, To, Subject and Message-ID, dated now."""
-    msg = EmailMessage()
-    msg["Date"] = formatdate(localtime=False)
-    msg["From"] = mail_from or "<>"
-    msg["To"] = ", ".join(recipients)
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain="smtplab.invalid")
-    msg.set_content(body)
-    return msg
