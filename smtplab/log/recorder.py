@@ -14,6 +14,7 @@ from collections import deque
 from typing import NamedTuple
 
 from smtplab.log.schema import CONNECT, DATA_END
+from smtplab.protocol.commands import hide_credentials
 from smtplab.protocol.events import Reply
 
 DATA_PREVIEW_LINES = 3
@@ -46,7 +47,7 @@ class Row(NamedTuple):
     lines: int | None = None
 
 
-_VERB = Row._fields.index("verb")
+VERB = Row._fields.index("verb")
 
 
 class Recorder:
@@ -158,7 +159,7 @@ class Recorder:
             reply_to, asked = self._awaiting.popleft()
             latency = time - asked
             if verb is None:
-                verb = self.tuples[reply_to][_VERB]
+                verb = self.tuples[reply_to][VERB]
         return self._add(
             time,
             "server",
@@ -186,11 +187,6 @@ class Recorder:
         return self._add(time, sender, "note", text=text)
 
 
-def redact(verb: str, argument: str) -> str:
-    """Keep AUTH's mechanism name only: credentials never appear in a transcript."""
-    return redact_command(verb, argument)[1]
-
-
 def redact_command(verb: str, argument: str) -> tuple[str, str]:
     """``(verb, argument)`` with AUTH credentials replaced by ``***``, whatever the spacing.
 
@@ -198,11 +194,6 @@ def redact_command(verb: str, argument: str) -> tuple[str, str]:
     it is cut at its first whitespace too.
     """
     words = verb.split(None, 1)
-    if words and words[0].upper() == "AUTH" and len(words) > 1:
-        rest = words[1].split(None, 1)
-        return "AUTH", (f"{rest[0]} ***" if len(rest) > 1 or argument else rest[0])
-    if verb.upper() == "AUTH":
-        parts = argument.split(None, 1)
-        if parts:
-            return verb, f"{parts[0]} ***" if len(parts) > 1 else parts[0]
-    return verb, argument
+    if len(words) > 1 and words[0].upper() == "AUTH":
+        return "AUTH", hide_credentials("AUTH", f"{words[1]} {argument}".strip())
+    return verb, hide_credentials(verb, argument)

@@ -8,7 +8,7 @@ turns them into the same transcript rows, each reply paired with the unit it ans
 
 from __future__ import annotations
 
-from smtplab.log.recorder import Recorder
+from smtplab.log.recorder import VERB, Recorder
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.replies import ReplyParser
 
@@ -23,12 +23,10 @@ class WireRecorder:
         self._out = bytearray()  # client bytes not yet a complete unit
         self._replies = ReplyParser()
         self._in_data = False  # the server said 354: client bytes are message content
-        self._awaiting: list[str] = []  # verbs sent whose replies have not come, in order
         self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
 
     def connected(self, time: float) -> None:
         self.recorder.connect(time)
-        self._awaiting.append("CONNECT")
 
     def sent(self, data: bytes, time: float) -> None:
         self._out += data
@@ -44,7 +42,6 @@ class WireRecorder:
                 if unstuffed.startswith(b"."):
                     unstuffed = unstuffed[1:]
                 self.recorder.data(time, unstuffed)
-                self._awaiting.append("DATA-END")
                 continue
             line, found, _ = bytes(self._out).partition(b"\r\n")
             if not found:
@@ -52,17 +49,14 @@ class WireRecorder:
             del self._out[: len(line) + 2]
             if self._in_auth:  # RFC 4954: a SASL response, never recorded in clear
                 self.recorder.command(time, "AUTH", "***")
-                self._awaiting.append("AUTH")
                 continue
             text = line.decode("utf-8", "replace")
             verb, _, argument = text.partition(" ")
-            self.recorder.command(time, verb.upper(), argument)  # redacts AUTH's argument
-            first = verb.split(None, 1)[0].upper() if verb.strip() else ""
-            if first == "AUTH":
+            seq = self.recorder.command(time, verb.upper(), argument)  # AUTH is redacted
+            if self.recorder.tuples[seq][VERB] == "AUTH":
                 # Until AUTH is answered with anything but 334, lines are SASL responses,
                 # even pipelined ones (over-redacting a pipelined command is the safe side).
                 self._in_auth = True
-            self._awaiting.append(first if first == "AUTH" else verb.upper())
 
     def received(self, data: bytes, time: float) -> None:
         self._replies.feed(data)
@@ -74,8 +68,8 @@ class WireRecorder:
                 return
             if reply is None:
                 return
-            verb = self._awaiting.pop(0) if self._awaiting else None
-            self.recorder.reply(time, reply)
+            seq = self.recorder.reply(time, reply)
+            verb = self.recorder.tuples[seq][VERB]  # the unit it answers, paired in order
             if verb == "DATA" and reply.code == 354:
                 self._in_data = True
             if verb == "AUTH" and reply.code != 334:
