@@ -166,30 +166,6 @@ def test_an_overlong_sasl_line_is_500_5_5_6_and_empty_challenges_keep_their_spac
     assert smtplab.Reply(334).to_bytes() == b"334 \r\n"  # continue-req = "334" SP [base64]
 
 
-def test_a_failed_tls_handshake_is_recorded_as_a_close() -> None:
-    import socket
-    import time
-
-    with ServerThread(TcpServer(tls=True)) as running:
-        raw = socket.create_connection(("127.0.0.1", running.port), timeout=5)
-        reader = raw.makefile("rb")
-        reader.readline()
-        raw.sendall(b"EHLO x.example\r\n")
-        while not reader.readline().startswith(b"250 "):
-            pass
-        raw.sendall(b"STARTTLS\r\n")
-        reader.readline()
-        raw.sendall(b"this is not a TLS ClientHello\r\n" * 10)
-        time.sleep(0.5)
-        raw.close()
-        deadline = time.monotonic() + 5
-        while running._connections and time.monotonic() < deadline:
-            time.sleep(0.05)
-    frame = running.transcript()
-    assert frame["kind"].iloc[-1] == "close"
-    assert any("TLS handshake failed" in t for t in frame.query("kind == 'note'")["text"])
-
-
 def test_smtplab_send_with_starttls_and_auth_and_a_wrong_password(tmp_path) -> None:
     import sys
 

@@ -52,15 +52,21 @@ def test_smtplib_starttls_then_sends_under_tls() -> None:
     assert commands[:3] == ["EHLO", "STARTTLS", "EHLO"]
 
 
+def greeted_and_ehlo(port: int):  # type: ignore[no-untyped-def]
+    """A raw socket that has read the greeting and the whole EHLO reply; and its reader."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    reader = raw.makefile("rb")
+    reader.readline()
+    raw.sendall(b"EHLO x.example\r\n")
+    while not reader.readline().startswith(b"250 "):
+        pass
+    return raw, reader
+
+
 def test_commands_pipelined_after_starttls_are_discarded() -> None:
     # CVE-2011-0411: plaintext sent after STARTTLS must never run as a command under TLS.
     with ServerThread(TcpServer(tls=True)) as server:
-        raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        reader = raw.makefile("rb")
-        reader.readline()
-        raw.sendall(b"EHLO x.example\r\n")
-        while not reader.readline().startswith(b"250 "):
-            pass
+        raw, reader = greeted_and_ehlo(server.port)
         raw.sendall(b"STARTTLS\r\nMAIL FROM:<injected@example.net>\r\n")
         assert reader.readline().startswith(b"220 2.0.0")
         tls = client_context().wrap_socket(raw, server_hostname="localhost")
@@ -167,3 +173,21 @@ def test_the_in_process_session_cannot_starttls() -> None:
     session.ehlo()
     with pytest.raises(smtplab.LocalProtocolError, match="TLS"):
         session.starttls()
+
+
+def test_a_failed_tls_handshake_is_recorded_as_a_close() -> None:
+    import time
+
+    with ServerThread(TcpServer(tls=True)) as running:
+        raw, reader = greeted_and_ehlo(running.port)
+        raw.sendall(b"STARTTLS\r\n")
+        reader.readline()
+        raw.sendall(b"this is not a TLS ClientHello\r\n" * 10)
+        time.sleep(0.5)
+        raw.close()
+        deadline = time.monotonic() + 5
+        while running._connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+    frame = running.transcript()
+    assert frame["kind"].iloc[-1] == "close"
+    assert any("TLS handshake failed" in t for t in frame.query("kind == 'note'")["text"])

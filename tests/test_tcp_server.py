@@ -307,16 +307,22 @@ def test_aiosmtplib_sends_to_a_server_in_the_same_event_loop() -> None:
     assert b"\r\n.a leading dot\r\n" in stored.content
 
 
+def small_buffers(server: TcpServer, raw: Raw):  # type: ignore[no-untyped-def]
+    """Small kernel buffers both ways, so "the client does not read" fills them after a few
+    thousand replies; the raw socket stops blocking. Returns the server's connection."""
+    (connection,) = server._connections
+    server_socket = connection.transport.get_extra_info("socket")
+    server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.sock.setblocking(False)
+    return connection
+
+
 def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() -> None:
     with ServerThread(TcpServer(junk_limit=None, error_limit=None)) as server:
         raw = Raw(server.port)
         raw.read_replies(1)
-        # Small kernel buffers both ways, so "full" comes after a few thousand replies.
-        (connection,) = server._connections
-        server_socket = connection.transport.get_extra_info("socket")
-        server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        raw.sock.setblocking(False)
+        connection = small_buffers(server, raw)
         noops, blocked_since = b"NOOP\r\n" * 1000, None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -341,11 +347,7 @@ def test_a_client_that_never_reads_its_last_replies_is_cut_off(monkeypatch) -> N
     with ServerThread(TcpServer(idle_timeout=0.3, junk_limit=None)) as server:
         raw = Raw(server.port)
         raw.read_replies(1)
-        (connection,) = server._connections
-        server_socket = connection.transport.get_extra_info("socket")
-        server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        raw.sock.setblocking(False)
+        small_buffers(server, raw)
         for _ in range(100):  # fill every buffer with replies nobody reads
             try:
                 raw.sock.send(b"NOOP\r\n" * 1000)
