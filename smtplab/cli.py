@@ -15,6 +15,7 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
+from numbers import Integral
 from pathlib import Path
 
 from smtplab.protocol.events import Reply
@@ -89,6 +90,8 @@ def format_transcript(frame) -> str:  # type: ignore[no-untyped-def]
         prefix += "C: " if row.sender == "client" else "S: "
         if row.kind == "command":
             said = f"{row.verb} {row.argument}".rstrip()
+            if row.verb == "BDAT" and isinstance(row.size, Integral):
+                said += f" then <chunk: {row.size} octets>"
         elif row.kind == "reply":
             enhanced = row.enhanced if isinstance(row.enhanced, str) else None
             said = str(Reply(int(row.code), str(row.text), enhanced))  # "250-..." lines

@@ -136,8 +136,7 @@ class Recorder:
         self, time: float, content: bytes, size: int | None = None, lines: int | None = None
     ) -> int:
         """A message block, up to and including the final dot; the next reply answers it."""
-        preview = content.split(b"\r\n", DATA_PREVIEW_LINES)[:DATA_PREVIEW_LINES]
-        text = "\n".join(line.decode("utf-8", "replace") for line in preview)
+        text = preview(content)
         if lines is None:
             lines = content.count(b"\r\n")
         seq = self._add(
@@ -148,6 +147,22 @@ class Recorder:
             text=text,
             size=len(content) if size is None else size,
             lines=lines,
+        )
+        self._awaiting.append((seq, time))
+        return seq
+
+    def chunk(self, time: float, argument: str, size: int, content: bytes = b"") -> int:
+        """A BDAT command and the ``size`` octets that followed it (RFC 3030): one row, with
+        the chunk's size and first lines (``content``: the octets, when they were kept)."""
+        seq = self._add(
+            time,
+            "client",
+            "command",
+            verb="BDAT",
+            argument=argument,
+            text=preview(content) if content else None,
+            size=size,
+            lines=content.count(b"\r\n"),
         )
         self._awaiting.append((seq, time))
         return seq
@@ -185,6 +200,12 @@ class Recorder:
     def note(self, time: float, text: str, sender: str = "server") -> int:
         """Something worth knowing that is not a protocol unit (a message id, a stored file)."""
         return self._add(time, sender, "note", text=text)
+
+
+def preview(content: bytes) -> str:
+    """The first lines of message content, as text, for the ``text`` column."""
+    lines = content.split(b"\r\n", DATA_PREVIEW_LINES)[:DATA_PREVIEW_LINES]
+    return "\n".join(line.decode("utf-8", "replace") for line in lines)
 
 
 def redact_command(verb: str, argument: str) -> tuple[str, str]:

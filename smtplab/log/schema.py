@@ -7,7 +7,9 @@ them. A source fills what it knows and leaves the rest missing (NA), never inven
 Two columns go beyond the project's first sketch of the schema, because a data block is a
 protocol unit of its own and its size is what transaction tables need: ``size`` (octets of the
 message as the server received it, after dot-stuffing is undone) and ``lines`` (its line count).
-Both are filled on ``data`` rows only.
+Both are filled on ``data`` rows, and on ``BDAT`` command rows for the chunk that followed
+the command (RFC 3030: a chunk is framed by its command, so it has no row of its own; the
+row's ``text`` holds the chunk's first lines, as a data row's does).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ COLUMNS: dict[str, str] = {
     "client": "string",  # client endpoint, host:port where known
     "server": "string",  # server endpoint, host:port where known
     "tls": "boolean",  # the unit travelled under TLS
-    "size": "Int64",  # octets of a data block
-    "lines": "Int32",  # lines of a data block
+    "size": "Int64",  # octets of a data block, or of the chunk after a BDAT command
+    "lines": "Int32",  # lines of a data block (or BDAT chunk)
 }
 
 KINDS = ("connect", "command", "reply", "data", "tls", "close", "note")

@@ -21,11 +21,13 @@ from __future__ import annotations
 import base64
 from collections import deque
 
+from smtplab.protocol.chunking import bdat_line, parse_bdat
 from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
 from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Event, ReplyReceived
 from smtplab.protocol.framing import dot_stuff
 from smtplab.protocol.replies import ReplyParser
 from smtplab.protocol.states import (
+    BDAT_LAST,
     CONNECT,
     DATA_END,
     POSITIVE_CODES,
@@ -52,6 +54,10 @@ _HINTS = {
     (State.MAIL, "MAIL"): "a transaction is already open: send RSET first (RFC 5321 4.1.1.2)",
     (State.RCPT, "MAIL"): "a transaction is already open: send RSET first (RFC 5321 4.1.1.2)",
     (State.DATA, None): "the server is reading message content: send the message first",
+    (State.MAIL, "BDAT"): "BDAT needs at least one accepted recipient (RFC 3030 2)",
+    (State.BDAT, "DATA"): "DATA cannot follow BDAT in one transaction: send RSET first "
+    "(RFC 3030 2)",
+    (State.BDAT, "RCPT"): "the message is being sent in chunks: no more recipients (RFC 3030 2)",
     (State.CLOSED, None): "the session is closed",
 }
 
@@ -113,11 +119,29 @@ class ClientConnection:
         """STARTTLS (RFC 3207); after its 220 the transport must switch to TLS."""
         self.send_command("STARTTLS")
 
+    def bdat(self, chunk: bytes, last: bool = False) -> None:
+        """``BDAT <size> [LAST]`` and the chunk right after it (RFC 3030 2): no dot-stuffing,
+        the octets go as they are. Chunks may be pipelined; the LAST one ends the message."""
+        if "CHUNKING" not in self.extensions:
+            raise LocalProtocolError("cannot send BDAT: the server did not advertise CHUNKING")
+        self._check_sequence("BDAT")
+        self._out += bdat_line(len(chunk), last) + chunk
+        self._waiting.append(BDAT_LAST if last else "BDAT")
+
     def send_command(self, verb: str, argument: str = "") -> None:
         """Queue one command line after checking it is in sequence."""
         verb = verb.upper()
         if "\r" in argument or "\n" in argument:
             raise LocalProtocolError("a command argument cannot contain CR or LF")
+        if verb == "BDAT":
+            raise LocalProtocolError("BDAT carries a chunk: use bdat(chunk, last)")
+        self._check_sequence(verb)
+        line = f"{verb} {argument}" if argument else verb
+        self._out += line.encode("utf-8") + b"\r\n"
+        self._waiting.append(verb)
+
+    def _check_sequence(self, verb: str) -> None:
+        """Refuse a command that is out of sequence or may not be pipelined now."""
         planned = self.planned_state
         if self.state is State.GREETING:
             planned = State.GREETING  # never talk before the greeting (RFC 5321 3.1)
@@ -126,9 +150,6 @@ class ClientConnection:
             raise LocalProtocolError(f"cannot send {verb} now ({planned.value}): {hint}")
         if self._waiting:
             self._check_pipelining(verb)
-        line = f"{verb} {argument}" if argument else verb
-        self._out += line.encode("utf-8") + b"\r\n"
-        self._waiting.append(verb)
 
     def _check_pipelining(self, verb: str) -> None:
         """Send before the last reply came only as RFC 2920 3.1 allows."""
@@ -228,7 +249,7 @@ class ClientConnection:
             self.extensions = _parse_ehlo(reply.lines[1:])
         elif step in ("HELO", "EHLO") or (step == "STARTTLS" and reply.code == 220):
             self.extensions = {}  # after STARTTLS: forgotten, EHLO again (RFC 3207 4.2)
-        return ReplyReceived(step, reply)
+        return ReplyReceived("BDAT" if step == BDAT_LAST else step, reply)
 
 
 def _params(params: dict[str, str | None] | None) -> str:
@@ -260,7 +281,11 @@ def expected_steps(data: bytes, in_data: bool) -> tuple[str, ...]:
         line, found, rest = data.partition(b"\r\n")
         if not found:
             break
-        verb = line.split(b" ", 1)[0].decode("ascii", "replace").upper()
+        verb, _, argument = line.decode("utf-8", "replace").partition(" ")
+        verb = verb.upper()
         steps.append(verb)
         data, in_data = rest, verb == "DATA"
+        chunk = parse_bdat(argument) if verb == "BDAT" else None
+        if chunk is not None:  # its octets follow the line: they are no commands (RFC 3030 2)
+            data = data[chunk[0] :]
     return tuple(steps)

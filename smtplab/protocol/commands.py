@@ -15,8 +15,10 @@ import re
 from collections.abc import Collection
 
 from smtplab.protocol import dsn
+from smtplab.protocol.chunking import parse_bdat
 from smtplab.protocol.events import (
     Auth,
+    Bdat,
     Command,
     DataCommand,
     Expand,
@@ -149,6 +151,11 @@ def parse_command(
     if verb == "STARTTLS" and "STARTTLS" in extensions:
         error = syntax_error("Syntax: STARTTLS (no argument)") if argument.strip() else None
         return StartTls(verb, argument, error)  # RFC 3207 4
+    if verb == "BDAT" and "CHUNKING" in extensions:
+        chunk = parse_bdat(argument)
+        if chunk is None:
+            return Bdat(verb, argument, syntax_error("Syntax: BDAT chunk-size [LAST] (RFC 3030)"))
+        return Bdat(verb, argument, size=chunk[0], last=chunk[1])
     if verb in KNOWN_UNIMPLEMENTED:
         shown = hide_credentials(verb, argument)  # an AUTH the server does not offer, too
         return UnknownCommand(verb, shown, Reply(502, "Command not implemented", "5.5.1"))
@@ -253,18 +260,24 @@ def _parse_params(
         if name in params:  # e.g. RFC 3461 4: "MUST NOT appear more than once"
             return params, syntax_error(f"Parameter {name} given twice")
         params[name] = value
-    return params, _check_params(params, max_size)
+    return params, _check_params(params, max_size, extensions)
 
 
-def _check_params(params: dict[str, str | None], max_size: int | None) -> Reply | None:
+def _check_params(
+    params: dict[str, str | None], max_size: int | None, extensions: Collection[str]
+) -> Reply | None:
     if "SIZE" in params:
         size = params["SIZE"]
         if size is None or not size.isdigit():
             return syntax_error("Bad SIZE parameter: SIZE=<number of octets> (RFC 1870)")
         if max_size is not None and int(size) > max_size:
             return Reply(552, f"Message size exceeds fixed limit of {max_size} octets", "5.3.4")
-    if "BODY" in params and (params["BODY"] or "").upper() not in ("7BIT", "8BITMIME"):
-        return syntax_error("Bad BODY parameter: BODY=7BIT or BODY=8BITMIME (RFC 6152)")
+    if "BODY" in params:
+        body = (params["BODY"] or "").upper()
+        if body == "BINARYMIME" and "BINARYMIME" not in extensions:
+            return Reply(555, "BODY=BINARYMIME is not offered (RFC 3030 3)", "5.5.4")
+        if body not in ("7BIT", "8BITMIME", "BINARYMIME"):
+            return syntax_error("Bad BODY parameter: BODY=7BIT or BODY=8BITMIME (RFC 6152)")
     if "SMTPUTF8" in params and params["SMTPUTF8"] is not None:
         return syntax_error("SMTPUTF8 takes no value (RFC 6531)")
     problem = dsn.check_mail(params) or dsn.check_rcpt(params)

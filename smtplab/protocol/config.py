@@ -12,7 +12,7 @@ from functools import lru_cache
 from smtplab.protocol.framing import LineEndings
 
 DEFAULT_EXTENSIONS = frozenset(
-    {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN"}
+    {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING"}
 )
 
 
@@ -20,8 +20,9 @@ DEFAULT_EXTENSIONS = frozenset(
 class ServerConfig:
     """Protocol settings of a server connection (policy lives elsewhere).
 
-    ``extensions`` are the EHLO keywords the server supports; ``max_message_size`` is the SIZE
-    limit (RFC 1870), ``None`` for none.
+    ``extensions`` are the EHLO keywords the server supports (beyond the defaults it knows
+    ``STARTTLS``, ``AUTH`` and ``BINARYMIME``, RFC 3030 3, which is off by default as in
+    Postfix); ``max_message_size`` is the SIZE limit (RFC 1870), ``None`` for none.
     """
 
     max_command_line: int = 512  # octets with CRLF, RFC 5321 4.5.3.1.4
@@ -45,6 +46,8 @@ class ServerConfig:
         object.__setattr__(self, "extensions", extensions)
         if self.max_command_line < 512 or self.max_text_line < 1000:
             raise ValueError("RFC 5321 4.5.3.1 requires limits of at least 512 and 1000 octets")
+        if "BINARYMIME" in extensions and not {"CHUNKING", "8BITMIME"} <= extensions:
+            raise ValueError("BINARYMIME needs CHUNKING and 8BITMIME too (RFC 3030 3)")
         if self.max_recipients is not None and self.max_recipients < 100:
             raise ValueError("RFC 5321 4.5.3.1.8 requires accepting at least 100 recipients")
 

@@ -209,6 +209,21 @@ class StartTls(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Bdat(Command):
+    """BDAT chunk-size [LAST] (RFC 3030 2), returned once its ``size`` octets have arrived.
+
+    ``chunk`` holds them (empty when the command is refused: they were read and discarded).
+    On an acceptable ``last`` chunk, ``message`` is the whole message, chunks joined, for
+    the server to accept with 250 (the message is then delivered) or refuse.
+    """
+
+    size: int | None = None  # None: the chunk size could not be read (the line gets 501)
+    last: bool = False
+    chunk: bytes = field(default=b"", repr=False)
+    message: MessageReceived | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownCommand(Command):
     """A line that is not a command this server implements (error: 500 or 502)."""
 

@@ -314,7 +314,7 @@ def dot_stuff(content: bytes) -> bytes:
     never contain an early end of data (RFC 5321 4.5.2).
     """
     # Already CRLF throughout (the usual case): skip the slower regular expression.
-    text = content if only_crlf(content) else _BARE_EOL.sub(b"\r\n", content)
+    text = content if only_crlf(content) else ANY_EOL.sub(b"\r\n", content)
     if text and not text.endswith(b"\r\n"):
         text += b"\r\n"
     if text.startswith(b"."):
@@ -322,4 +322,5 @@ def dot_stuff(content: bytes) -> bytes:
     return text.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
 
-_BARE_EOL = re.compile(rb"\r\n|\r|\n")
+ANY_EOL = re.compile(rb"\r\n|\r|\n")
+"""Any line end, CRLF or bare: ``ANY_EOL.sub(b"\\r\\n", data)`` normalises them."""

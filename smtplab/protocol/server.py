@@ -11,7 +11,9 @@ greeting (220, or 554 to refuse service), before any event is returned.
 Bytes are parsed lazily, one command at a time, and only after the previous command has been
 answered: replies go out in command order (RFC 2920 3.1), and bytes that follow ``DATA`` are
 read as message content only once 354 has been sent, because only then is the client allowed
-to send them (RFC 5321 4.1.1.4; RFC 2920 3.1).
+to send them (RFC 5321 4.1.1.4; RFC 2920 3.1). A ``BDAT`` command is returned as one
+:class:`~smtplab.protocol.events.Bdat` event once its chunk has arrived (RFC 3030 2; the framing
+is in :mod:`smtplab.protocol.chunking`).
 
 The connection decides what is *protocol*: framing, syntax, sequence (through the table in
 :mod:`smtplab.protocol.states`), limits. It puts the reply RFC 5321 requires in the event's
@@ -24,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from smtplab.protocol.chunking import ChunkedMessage, ChunkReader, check_content
 from smtplab.protocol.commands import (
     decode_line,
     hide_credentials,
@@ -37,6 +40,7 @@ from smtplab.protocol.events import (
     PAUSED,
     Auth,
     AuthResponse,
+    Bdat,
     Command,
     ConnectionClosed,
     Event,
@@ -55,6 +59,7 @@ from smtplab.protocol.framing import (
     Problem,
 )
 from smtplab.protocol.states import (
+    BDAT_LAST,
     CONNECT,
     DATA_END,
     POSITIVE_CODES,
@@ -85,6 +90,11 @@ _DATA_PROBLEMS = {
 }
 
 
+# Accepted, these leave no failed chunked transaction behind (RFC 3030 2: "A RSET command
+# MUST be sent to clear the transaction before continuing").
+_FRESH_START = frozenset({"MAIL", "RSET", "EHLO", "HELO", "STARTTLS"})
+
+
 @dataclass(slots=True)
 class Envelope:
     """The current mail transaction as the server accepted it so far."""
@@ -108,6 +118,11 @@ class ServerConnection:
         self._in = InputBuffer()
         self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
         self._data: DataReader | None = None
+        # BDAT (RFC 3030): the chunk being read, its command, and the chunks accepted so far.
+        self._chunk: ChunkReader | None = None
+        self._chunk_event: Bdat | None = None
+        self._chunks: ChunkedMessage | None = None
+        self._chunking_failed = False  # a chunk of this transaction was refused: RSET first
         self._out = bytearray()
         self._owed: str | None = CONNECT  # the step whose reply is owed, if any
         self._owed_event: Event | None = None
@@ -133,6 +148,8 @@ class ServerConnection:
             return self._closed(during_data=False) if self._in.eof else NEED_DATA
         if self.state is State.DATA:
             return self._next_data_event()
+        if self._chunk is not None:
+            return self._next_chunk_event()
         line = self._lines.next_line(self._in)
         if line is None:
             return self._closed(during_data=False) if self._in.eof else NEED_DATA
@@ -146,8 +163,41 @@ class ServerConnection:
             self._owed, self._owed_event = "AUTH", response
             return response
         event = self._command_event(line.content, line.problem)
+        if isinstance(event, Bdat) and event.size is not None:
+            # Read the chunk even when refusing the command: its octets are no commands.
+            self._chunk = ChunkReader(event.size, keep=event.error is None)
+            self._chunk_event = event
+            return self._next_chunk_event()
         self._owed, self._owed_event = event.verb, event
         return event
+
+    def _next_chunk_event(self) -> Event:
+        assert self._chunk is not None and self._chunk_event is not None
+        chunk = self._chunk.read(self._in)
+        if chunk is None:
+            return self._closed(during_data=True) if self._in.eof else NEED_DATA
+        event, self._chunk, self._chunk_event = self._chunk_event, None, None
+        if event.error is None:
+            if self._chunks is None:
+                self._chunks = ChunkedMessage()
+            self._chunks.add(chunk)
+            message = self._chunked_message() if event.last else None
+            error = message.error if message is not None else None
+            event = dataclasses.replace(event, chunk=chunk, message=message, error=error)
+        self._owed, self._owed_event = (BDAT_LAST if event.last else "BDAT"), event
+        return event
+
+    def _chunked_message(self) -> MessageReceived:
+        """The message the LAST chunk completes, checked as DATA content would be."""
+        assert self._chunks is not None
+        content, size = self._chunks.content(), self._chunks.size
+        problem = None
+        if (self.envelope.mail_params.get("BODY") or "").upper() != "BINARYMIME":
+            content, problem = check_content(
+                content, self.config.max_text_line, self.config.line_endings
+            )
+        error = _DATA_PROBLEMS[problem] if problem is not None else None
+        return MessageReceived(content, size, content.count(b"\r\n"), error)
 
     def _next_data_event(self) -> Event:
         assert self._data is not None
@@ -167,7 +217,7 @@ class ServerConnection:
             return NEED_DATA
         self._closed_seen = True
         self.state = State.CLOSED
-        self._data = None
+        self._data = self._chunk = self._chunk_event = self._chunks = None
         return ConnectionClosed(during_data=during_data)
 
     def _command_event(self, raw: bytes, problem: Problem | None) -> Command:
@@ -185,13 +235,23 @@ class ServerConnection:
             config.max_message_size,
             utf8="SMTPUTF8" in envelope.mail_params,
         )
-        sequence_error = (
-            None if isinstance(event, UnknownCommand) else self._sequence_error(event.verb)
+        unreadable = isinstance(event, UnknownCommand) or (
+            isinstance(event, Bdat) and event.size is None  # its syntax error says more
         )
+        sequence_error = None if unreadable else self._sequence_error(event.verb)
         if isinstance(event, StartTls) and self.tls:
             sequence_error = Reply(503, "TLS already active (RFC 3207 4.2)", "5.5.1")
         if isinstance(event, Auth) and sequence_error is None and event.error is None:
             sequence_error = self._auth_error(event)
+        if isinstance(event, Bdat) and sequence_error is None and event.error is None:
+            sequence_error = self._bdat_error(event)
+        if (
+            event.verb == "DATA"
+            and sequence_error is None
+            and (envelope.mail_params.get("BODY") or "").upper() == "BINARYMIME"
+        ):
+            text = "BODY=BINARYMIME: send the message with BDAT, not DATA (RFC 3030 3)"
+            sequence_error = Reply(503, text, "5.5.1")
         if (
             sequence_error is None
             and event.error is None
@@ -217,6 +277,14 @@ class ServerConnection:
             )
         return None
 
+    def _bdat_error(self, event: Bdat) -> Reply | None:
+        """Why this chunk cannot be accepted, in sequence as it is (RFC 3030 2), or None."""
+        limit = self.config.max_message_size
+        so_far = self._chunks.size if self._chunks is not None else 0
+        if limit is not None and so_far + (event.size or 0) > limit:
+            return Reply(552, f"Message size exceeds fixed limit of {limit} octets", "5.3.4")
+        return None
+
     def _sequence_error(self, verb: str) -> Reply | None:
         """The 503 (or 554) reply for a command out of sequence (RFC 5321 3.3, 4.1.4)."""
         if verb not in POSITIVE_CODES or allowed(self.state, verb):
@@ -224,17 +292,21 @@ class ServerConnection:
         state = self.state
         if state is State.REFUSED:
             text = "Service refused at connection: only QUIT is accepted (RFC 5321 3.1)"
-        elif verb == "MAIL" and state in (State.MAIL, State.RCPT):
+        elif verb == "BDAT" and self._chunking_failed:
+            text = "An earlier chunk of this transaction failed: chunk discarded; send RSET"
+        elif state is State.BDAT and verb in ("DATA", "RCPT"):
+            text = f"{verb} after BDAT: the message is being sent in chunks (RFC 3030 2)"
+        elif verb == "MAIL" and state in (State.MAIL, State.RCPT, State.BDAT):
             text = "Nested MAIL command: finish or RSET the current transaction first"
         elif verb == "MAIL":
             text = "Send HELO or EHLO first (RFC 5321 4.1.4)"
         elif verb == "RCPT":
             text = "Need MAIL before RCPT"
-        elif verb == "DATA" and state is State.MAIL:
+        elif verb in ("DATA", "BDAT") and state is State.MAIL:
             # RFC 5321 4.1.1.4 allows 503 or 554 here; 554 says why.
             return Reply(554, "No valid recipients", "5.5.1")
-        elif verb == "DATA":
-            text = "Need MAIL and RCPT before DATA"
+        elif verb in ("DATA", "BDAT"):
+            text = f"Need MAIL and RCPT before {verb}"
         else:
             text = "Bad sequence of commands"
         return Reply(503, text, "5.5.1")
@@ -296,9 +368,12 @@ class ServerConnection:
             self._auth_continues = reply.code == 334
             self.authenticated = self.authenticated or reply.code == 235
         self.state = next_state(previous, step, reply.code)
+        if reply.code < 400 and step in _FRESH_START:
+            self._chunking_failed = False
         if reply.code >= 400:
             if self.state is not previous:  # a refused final dot, a 421: no transaction left
-                self.envelope, self._data = Envelope(), None
+                self.envelope, self._data, self._chunks = Envelope(), None, None
+                self._chunking_failed = isinstance(event, Bdat)
             return
         if isinstance(event, StartTls):
             # RFC 3207 4.2: forget everything the client said, and discard whatever it sent
@@ -323,7 +398,7 @@ class ServerConnection:
             )
         elif self.state in (State.READY, State.CONNECTED, State.CLOSED):
             self.envelope = Envelope()  # EHLO, RSET, end of data, QUIT: no transaction
-            self._data = None
+            self._data = self._chunks = None
 
     def tls_started(self) -> None:
         """The transport now runs TLS (after our 220 to STARTTLS): read commands again."""
@@ -341,6 +416,7 @@ class ServerConnection:
         self.tls_pending = self._auth_continues = False
         self._closed_seen = True  # the peer's close needs no event of its own now
         self.envelope, self._data = Envelope(), None
+        self._chunk = self._chunk_event = self._chunks = None
 
     def data_to_send(self) -> bytes:
         """The bytes queued for the client since the last call."""

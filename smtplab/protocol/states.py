@@ -23,6 +23,7 @@ class State(Enum):
     MAIL = "mail"  # MAIL accepted, no recipient yet
     RCPT = "rcpt"  # at least one recipient accepted
     DATA = "data"  # 354 sent: message content until <CRLF>.<CRLF>
+    BDAT = "bdat"  # chunks of the message accepted with BDAT, more to come (RFC 3030)
     CLOSED = "closed"  # after 221 or 421, or the connection is gone
 
     # Members are singletons compared by identity: hash them the same way. (Enum's own
@@ -32,6 +33,9 @@ class State(Enum):
 
 CONNECT = "CONNECT"
 DATA_END = "DATA-END"
+#: ``BDAT n LAST``: the chunk that completes the message (RFC 3030 2). A step of its own
+#: because it ends the transaction where a plain ``BDAT`` continues it; rows name it ``BDAT``.
+BDAT_LAST = "BDAT-LAST"
 
 #: Commands a server may accept before HELO/EHLO (RFC 5321 4.1.4: "NOOP, HELP, EXPN, VRFY,
 #: and RSET ... can be used at any time during a session, or without previously initializing a
@@ -42,14 +46,14 @@ HELLO = ("EHLO", "HELO")
 
 def _build() -> dict[tuple[State, str], State]:
     table: dict[tuple[State, str], State] = {(State.GREETING, CONNECT): State.CONNECTED}
-    for state in (State.CONNECTED, State.READY, State.MAIL, State.RCPT):
+    for state in (State.CONNECTED, State.READY, State.MAIL, State.RCPT, State.BDAT):
         for verb in ANYTIME:
             table[(state, verb)] = state
         # A repeated EHLO/HELO resets any transaction (RFC 5321 4.1.4).
         for verb in HELLO:
             table[(state, verb)] = State.READY
         table[(state, "QUIT")] = State.CLOSED
-    for state in (State.MAIL, State.RCPT):
+    for state in (State.MAIL, State.RCPT, State.BDAT):
         table[(state, "RSET")] = State.READY  # RSET aborts the transaction (4.1.1.5)
     # RFC 3207 4.2: after TLS starts, everything said before is forgotten: EHLO again.
     table[(State.READY, "STARTTLS")] = State.CONNECTED
@@ -60,6 +64,11 @@ def _build() -> dict[tuple[State, str], State]:
     table[(State.RCPT, "RCPT")] = State.RCPT
     table[(State.RCPT, "DATA")] = State.DATA
     table[(State.DATA, DATA_END)] = State.READY
+    # RFC 3030 2: chunks follow the recipients; the LAST one completes the message. DATA may
+    # not follow a BDAT in the same transaction, nor RCPT (not in the table: 503).
+    for state in (State.RCPT, State.BDAT):
+        table[(state, "BDAT")] = State.BDAT
+        table[(state, BDAT_LAST)] = State.READY
     table[(State.REFUSED, "QUIT")] = State.CLOSED
     return table
 
@@ -72,6 +81,13 @@ ON_REFUSAL: dict[tuple[State, str], State] = {
     (State.GREETING, CONNECT): State.REFUSED,
     # Whatever the reply to the final dot, the transaction is over (RFC 5321 4.1.1.4).
     (State.DATA, DATA_END): State.READY,
+    # A refused chunk fails the transaction (RFC 3030 2: the client "MUST NOT send any
+    # additional BDAT segments"); chunks already pipelined are read, discarded and refused.
+    **{
+        (state, step): State.READY
+        for state in (State.RCPT, State.BDAT)
+        for step in ("BDAT", BDAT_LAST)
+    },
 }
 """``{(state, step): state}`` for the steps whose *refusal* still changes the state."""
 
@@ -85,6 +101,8 @@ POSITIVE_CODES: dict[str, frozenset[int]] = {
     "RCPT": frozenset({250, 251}),
     "DATA": frozenset({354}),
     DATA_END: frozenset({250}),
+    "BDAT": frozenset({250}),
+    BDAT_LAST: frozenset({250}),
     "RSET": frozenset({250}),
     "VRFY": frozenset({250, 251, 252}),
     "EXPN": frozenset({250, 252}),

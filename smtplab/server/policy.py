@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from smtplab.protocol.auth import Credentials
 from smtplab.protocol.events import (
+    Bdat,
     Command,
     Expand,
     Hello,
@@ -122,8 +123,13 @@ class Policy:
     def on_data(self, ctx: Context, event: Command) -> Decision:
         return Reply(354, "End data with <CR><LF>.<CR><LF>")
 
+    def on_bdat(self, ctx: Context, event: Bdat) -> Decision:
+        """A chunk that is not the last (RFC 3030 2); the LAST one goes to :meth:`on_message`."""
+        return Reply(250, f"{event.size} octets received", "2.0.0")
+
     def on_message(self, ctx: Context, event: MessageReceived) -> Decision:
-        """Decide on a complete message; a 250 here means the server stores it first."""
+        """Decide on a complete message (after the final dot, or the LAST BDAT chunk); a 250
+        here means the server stores it first."""
         return Reply(250, f"OK: queued as {QUEUE_ID}", "2.0.0")
 
     def on_delivered(self, ctx: Context, event: MessageReceived, stored: StoredMessage) -> None:
@@ -143,12 +149,12 @@ class Policy:
         return Reply(502, "EXPN not available", "5.5.1")
 
     def on_help(self, ctx: Context, event: Help) -> Decision:
-        return Reply(
-            214,
-            "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP\n"
-            "See RFC 5321 section 4.1 for each command",
-            "2.0.0",
-        )
+        extensions = ctx.config.extensions
+        optional = [verb for verb in ("BDAT", "STARTTLS", "AUTH") if _OFFERS[verb] in extensions]
+        commands = ["EHLO", "HELO", "MAIL", "RCPT", "DATA", *optional]
+        commands += ["RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP"]
+        text = f"Commands: {' '.join(commands)}\nSee RFC 5321 section 4.1 for each command"
+        return Reply(214, text, "2.0.0")
 
     def on_auth(self, ctx: Context, credentials: Credentials) -> Decision:
         """Check AUTH credentials: 235 to accept, 535 5.7.8 to refuse (RFC 4954 6)."""
@@ -167,12 +173,15 @@ class Policy:
         return getattr(self, _HOOKS[event.verb])(ctx, event)
 
 
+_OFFERS = {"BDAT": "CHUNKING", "STARTTLS": "STARTTLS", "AUTH": "AUTH"}  # verb -> EHLO keyword
+
 _HOOKS = {
     "EHLO": "on_hello",
     "HELO": "on_hello",
     "MAIL": "on_mail",
     "RCPT": "on_rcpt",
     "DATA": "on_data",
+    "BDAT": "on_bdat",
     "RSET": "on_rset",
     "NOOP": "on_noop",
     "VRFY": "on_vrfy",

@@ -23,6 +23,7 @@ from smtplab.protocol.events import (
     PAUSED,
     Auth,
     AuthResponse,
+    Bdat,
     Command,
     ConnectionClosed,
     MessageReceived,
@@ -117,6 +118,17 @@ class ServerSession:
                 self.recorder.data(arrived, event.content, event.size, event.line_count)
                 self._count(DATA_END)
                 self._answer(self._message_reply(event))
+            elif isinstance(event, Bdat):
+                self.recorder.chunk(arrived, event.argument, event.size or 0, event.chunk)
+                self._commands += 1
+                self._count(event.verb)
+                if event.error is not None:
+                    self._answer(event.error)
+                elif event.message is not None:  # the LAST chunk: decided like the final dot
+                    self._count(DATA_END)
+                    self._answer(self._message_reply(event.message))
+                else:
+                    self._answer(self._decide(event))
             elif isinstance(event, AuthResponse):
                 self.recorder.command(arrived, "AUTH", "***")  # credentials never recorded
                 if event.error is not None:
