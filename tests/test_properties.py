@@ -131,3 +131,42 @@ def test_nothing_but_crlf_dot_crlf_ends_data(junk: bytes, endings) -> None:
     content = b"x" + junk + b"x"  # holds no <CRLF>.<CRLF>, nor half of one at either end
     assert harness.feed(content) == [], "the data ended early"
     assert len(harness.feed(b"\r\n.\r\n")) == 1
+
+
+def _chunked_session_bytes() -> bytes:
+    chunk = b"Subject: x\r\n\r\nQUIT\r\n.\r\n"
+    envelope = TRANSACTION.removesuffix(b"DATA\r\n")
+    return (
+        EHLO + envelope + b"BDAT %d\r\n" % len(chunk) + chunk + b"BDAT 3 LAST\r\nend" + b"QUIT\r\n"
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, len(_chunked_session_bytes())), max_size=10))
+def test_any_split_of_a_chunked_session_gives_the_same_replies(cuts: list[int]) -> None:
+    data = _chunked_session_bytes()
+    points = [0, *sorted(cuts), len(data)]
+    harness = Harness()
+    harness.replies()
+    got = harness.feed(*[data[a:b] for a, b in itertools.pairwise(points) if b > a])
+    assert codes(got) == [
+        "250",
+        "250 2.1.0",
+        "250 2.1.5",
+        "250 2.0.0",
+        "250 2.0.0",
+        "221 2.0.0",
+    ]
+    assert harness.store.messages[0].content.endswith(b"\r\n\r\nQUIT\r\n.\r\nend")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(list(LineEndings)))
+def test_nothing_in_a_chunk_is_read_as_a_command(chunk: bytes, endings) -> None:
+    # The octet count frames a chunk (RFC 3030 2): whatever it holds, exactly one reply.
+    harness = Harness(ServerConfig(line_endings=endings))
+    harness.replies()
+    envelope = TRANSACTION.removesuffix(b"DATA\r\n")
+    assert len(harness.feed(EHLO + envelope)) == 3
+    assert len(harness.feed(b"BDAT %d\r\n" % len(chunk) + chunk)) == 1
+    assert codes(harness.feed(b"NOOP\r\n")) == ["250 2.0.0"]

@@ -205,6 +205,8 @@ class Recorder:
 def preview(content: bytes) -> str:
     """The first lines of message content, as text, for the ``text`` column."""
     lines = content.split(b"\r\n", DATA_PREVIEW_LINES)[:DATA_PREVIEW_LINES]
+    if len(lines) > 1 and not lines[-1]:
+        del lines[-1]  # the CRLF that ends the last line opens no new one
     return "\n".join(line.decode("utf-8", "replace") for line in lines)
 
 

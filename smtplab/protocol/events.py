@@ -246,9 +246,11 @@ class MessageReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed(Event):
-    """The peer closed its side of the connection. ``during_data`` marks a message cut short."""
+    """The peer closed its side of the connection. ``during_data`` marks a message cut short,
+    inside the content of ``data_verb`` (``DATA``, or ``BDAT`` in the middle of a chunk)."""
 
     during_data: bool = False
+    data_verb: str = "DATA"
 
 
 @dataclass(frozen=True, slots=True)

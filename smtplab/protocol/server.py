@@ -152,7 +152,9 @@ class ServerConnection:
             return self._next_chunk_event()
         line = self._lines.next_line(self._in)
         if line is None:
-            return self._closed(during_data=False) if self._in.eof else NEED_DATA
+            if not self._in.eof:
+                return NEED_DATA
+            return self._closed(during_data=self.state is State.BDAT, verb="BDAT")
         if self._auth_continues:  # RFC 4954 4: a response to our 334, not a command
             error = None
             if line.problem is Problem.TOO_LONG:
@@ -175,7 +177,7 @@ class ServerConnection:
         assert self._chunk is not None and self._chunk_event is not None
         chunk = self._chunk.read(self._in)
         if chunk is None:
-            return self._closed(during_data=True) if self._in.eof else NEED_DATA
+            return self._closed(during_data=True, verb="BDAT") if self._in.eof else NEED_DATA
         event, self._chunk, self._chunk_event = self._chunk_event, None, None
         if event.error is None:
             if self._chunks is None:
@@ -212,13 +214,13 @@ class ServerConnection:
         self._owed, self._owed_event = DATA_END, event
         return event
 
-    def _closed(self, during_data: bool) -> Event:
+    def _closed(self, during_data: bool, verb: str = "DATA") -> Event:
         if self._closed_seen:
             return NEED_DATA
         self._closed_seen = True
         self.state = State.CLOSED
         self._data = self._chunk = self._chunk_event = self._chunks = None
-        return ConnectionClosed(during_data=during_data)
+        return ConnectionClosed(during_data, verb)
 
     def _command_event(self, raw: bytes, problem: Problem | None) -> Command:
         line, valid = decode_line(raw)

@@ -111,7 +111,7 @@ class ServerSession:
             if isinstance(event, ConnectionClosed):
                 text = "client closed the connection"
                 if event.during_data:
-                    text += " during DATA: the partial message was discarded"
+                    text += f" during {event.data_verb}: the partial message was discarded"
                 self._record_close("client", text)
                 return
             if isinstance(event, MessageReceived):
