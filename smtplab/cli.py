@@ -154,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--starttls", action="store_true", help="require STARTTLS (not verified, like swaks)"
     )
     send.add_argument("--auth", metavar="USER:PASS", help="AUTH PLAIN with these credentials")
+    send.add_argument(
+        "--pipelining",
+        action="store_true",
+        help="send MAIL, RCPT and DATA (or BDAT) as one group if the server offers PIPELINING",
+    )
+    send.add_argument(
+        "--chunking",
+        action="store_true",
+        help="send the message with BDAT if the server offers CHUNKING (RFC 3030)",
+    )
+    send.add_argument(
+        "--chunk-size", type=int, metavar="OCTETS", help="octets per BDAT (implies --chunking)"
+    )
     send.set_defaults(func=_send)
     return parser
 
@@ -181,6 +194,9 @@ def _send(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             starttls=args.starttls,
             auth=auth,
+            pipelining=args.pipelining,
+            chunking=args.chunking or args.chunk_size is not None,
+            chunk_size=args.chunk_size,
         )
     except (ValueError, OSError) as error:  # a bad address or file, an unreachable server
         print(f"smtplab send: {error}", file=sys.stderr)
@@ -190,6 +206,10 @@ def _send(args: argparse.Namespace) -> int:
     print()
     if transcript is not None:
         write_table(frame, transcript)
+    if args.pipelining and not result.pipelined:
+        print("Note: the server did not offer PIPELINING; commands went one at a time.")
+    if (args.chunking or args.chunk_size) and not result.chunked:
+        print("Note: the server did not offer CHUNKING; the message went with DATA.")
     if result.delivered:
         print(f"Accepted for {', '.join(result.accepted)}: {result.reply}")
     for address, reply in result.refused.items():

@@ -120,6 +120,9 @@ class Lab:
         follow_redirects: bool = False,
         retries: int = 0,
         retry_delay: float = 300.0,
+        pipelining: bool = False,
+        chunking: bool = False,
+        chunk_size: int | None = None,
     ) -> SendResult:
         """Send one message in a complete session: EHLO, MAIL, one RCPT each, DATA, QUIT.
 
@@ -130,7 +133,9 @@ class Lab:
         ``follow_redirects`` retries a recipient refused with 551 at the forward-path the
         reply names; ``retries`` sends again, in new sessions after ``retry_delay`` seconds
         of virtual time (doubling each time), to the recipients that met a 4xx reply - which
-        is how a real mail queue gets past greylisting. See :mod:`smtplab.client.sender`.
+        is how a real mail queue gets past greylisting. ``pipelining`` sends the envelope and
+        DATA as one group (RFC 2920); ``chunking`` sends the message with BDAT (RFC 3030), in
+        chunks of ``chunk_size`` octets. See :mod:`smtplab.client.sender`.
         """
         if isinstance(recipients, str):
             recipients = [recipients]
@@ -150,6 +155,9 @@ class Lab:
             retry_delay=retry_delay,
             wait=self.clock.advance,
             transcript=self.transcript,
+            pipelining=pipelining,
+            chunking=chunking,
+            chunk_size=chunk_size,
         )
 
     def build_message(

@@ -142,3 +142,53 @@ def test_send_follows_a_redirect_over_tcp() -> None:
     assert result.delivered and result.accepted == ["erin@new.example"]
     assert server.messages[0].recipients == ("erin@new.example",)
     assert len(result.transcript.query("kind == 'command' and verb == 'RCPT'")) == 2
+
+
+def test_pipelined_chunks_over_tcp_arrive_byte_for_byte_and_both_sides_agree() -> None:
+    from smtplab.client.tcp import send
+
+    with ServerThread(TcpServer()) as server:
+        result = send(f"127.0.0.1:{server.port}", "alice@example.net",
+                      ["bob@example.org", "nobody@example.org"], message=MESSAGE,
+                      pipelining=True, chunking=True, chunk_size=40)  # fmt: skip
+    assert result.pipelined and result.chunked and result.accepted == ["bob@example.org"]
+    assert server.messages[0].content.endswith(MESSAGE)  # no dot-stuffing, none undone
+    client, served = result.transcript, server.transcript()
+    bdat = client.query("kind == 'command' and verb == 'BDAT'")
+    assert bdat["size"].sum() == len(MESSAGE) and bdat["argument"].iloc[-1].endswith("LAST")
+    columns = ["kind", "verb", "argument", "code", "enhanced", "text", "size", "lines"]
+    # The client writes a group before reading; the server answers as it reads: the same
+    # commands and replies, in the same order within each side.
+    for kind in ("command", "reply"):
+        pd.testing.assert_frame_equal(
+            client[client["kind"] == kind][columns].reset_index(drop=True),
+            served[served["kind"] == kind][columns].reset_index(drop=True),
+            check_categorical=False,
+        )
+
+
+def test_aiosmtpd_offers_neither_extension_so_the_client_sends_plainly(aiosmtpd_server) -> None:
+    from smtplab.client.tcp import send
+
+    port, handler = aiosmtpd_server
+    result = send(f"127.0.0.1:{port}", "alice@example.net", "bob@example.org", message=MESSAGE,
+                  pipelining=True, chunking=True)  # fmt: skip
+    assert result.delivered and not result.pipelined and not result.chunked
+    assert handler.messages == [("alice@example.net", ["bob@example.org"], MESSAGE)]
+
+
+def test_cli_send_with_pipelining_and_chunking() -> None:
+    import subprocess
+    import sys
+
+    with ServerThread(TcpServer()) as server:
+        done = subprocess.run(
+            [sys.executable, "-m", "smtplab", "send", "--server", f"127.0.0.1:{server.port}",
+             "--from", "alice@example.net", "--to", "bob@example.org", "--subject", "chunks",
+             "--pipelining", "--chunk-size", "64"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "then <chunk: 64 octets>" in done.stdout and " LAST then <chunk: " in done.stdout
+    assert "Note:" not in done.stdout
+    assert server.messages[0].message["Subject"] == "chunks"

@@ -31,6 +31,7 @@ from typing import Any
 from smtplab.client.session import Session
 from smtplab.protocol.errors import LocalProtocolError
 from smtplab.protocol.events import Reply
+from smtplab.protocol.states import State
 
 # RFC 5321 3.4: "251 User not local; will forward to <forward-path>", "551 ... try <...>".
 _FORWARD_PATH = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
@@ -53,6 +54,8 @@ class SendResult:
     forwarded: dict[str, str] = field(default_factory=dict)  # recipient -> forward-path (251)
     redirected: dict[str, str] = field(default_factory=dict)  # recipient -> tried instead (551)
     sessions: list[str] = field(default_factory=list)  # every attempt's session id
+    pipelined: bool = False  # commands went in groups (the server offered PIPELINING)
+    chunked: bool = False  # the message went with BDAT (the server offered CHUNKING)
     _transcript: Callable[[], Any] | None = field(repr=False, default=None)
 
     @property
@@ -122,16 +125,28 @@ def send_message(
     transcript: Callable[[], Any] | None = None,
     starttls: bool = False,
     auth: tuple[str, str] | None = None,
+    pipelining: bool = False,
+    chunking: bool = False,
+    chunk_size: int | None = None,
 ) -> SendResult:
     """Send ``content()`` from ``mail_from`` to ``recipients``; see the module docstring.
 
     ``connect`` opens a new session; ``wait(seconds)`` lets time pass between attempts (the
     lab's virtual clock). The n-th retry waits ``retry_delay * 2 ** (n - 1)`` seconds.
+
+    ``pipelining`` sends MAIL, every RCPT and DATA (or the BDAT chunks) as one group when
+    the server offers PIPELINING (RFC 2920); ``chunking`` sends the message with BDAT when it
+    offers CHUNKING (RFC 3030), in chunks of ``chunk_size`` octets (default: one chunk).
+    Where the server does not offer them, the message goes the plain way, as mail clients do;
+    :attr:`SendResult.pipelined` and :attr:`SendResult.chunked` tell what was used.
     """
     if retries < 0 or retry_delay < 0:
         raise ValueError("retries and retry_delay cannot be negative")
     if retries and wait is None:
         raise ValueError("retries need a way to wait between attempts")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1 octet")
+    options = _Options(ehlo, follow_redirects, starttls, auth, pipelining, chunking, chunk_size)
     content = _once(content)  # every retry sends the very same message
     result = SendResult("", [], {}, LOST, False, _transcript=transcript)
     pending = list(dict.fromkeys(recipients))  # each address once, in order
@@ -139,17 +154,7 @@ def send_message(
         if attempt:
             assert wait is not None
             wait(retry_delay * 2 ** (attempt - 1))
-        outcome = _one_session(
-            connect(),
-            mail_from,
-            pending,
-            content,
-            ehlo,
-            follow_redirects,
-            result,
-            starttls,
-            auth,
-        )
+        outcome = _Run(connect(), result, options).attempt(mail_from, pending, content)
         result.accepted += outcome.delivered
         result.refused.update(outcome.permanent)
         pending = list(outcome.transient)
@@ -160,105 +165,236 @@ def send_message(
     return result
 
 
-def _one_session(
-    session: Session,
-    mail_from: str,
-    recipients: list[str],
-    content: Callable[[], bytes],
-    ehlo: bool,
-    follow_redirects: bool,
-    result: SendResult,
-    starttls: bool = False,
-    auth: tuple[str, str] | None = None,
-) -> _Attempt:
-    outcome = _Attempt()
-    result.session = session.name
-    result.sessions.append(session.name)
+@dataclass(frozen=True)
+class _Options:
+    """How :func:`send_message` talks to the server (its keyword arguments)."""
 
-    def step(verb: str, send: Callable[[], Reply]) -> Reply:
+    ehlo: bool
+    follow_redirects: bool
+    starttls: bool
+    auth: tuple[str, str] | None
+    pipelining: bool
+    chunking: bool
+    chunk_size: int | None
+
+
+class _Run:
+    """One session of :func:`send_message`: its replies go into the shared result."""
+
+    def __init__(self, session: Session, result: SendResult, options: _Options) -> None:
+        self.session = session
+        self.result = result
+        self.options = options
+        self.follow_redirects = options.follow_redirects
+        self.outcome = _Attempt()
+        result.session = session.name
+        result.sessions.append(session.name)
+
+    def step(self, verb: str, send: Callable[[], Reply]) -> Reply:
+        """Send one command and log its reply (LOST when the connection is gone)."""
         try:
             reply = send()
         except LocalProtocolError:  # the connection is gone: no reply to log
-            result.reply = LOST
+            self.result.reply = LOST
             return LOST
-        result.replies.append((verb, reply))
-        result.reply = reply
+        return self.log(verb, reply)
+
+    def group(self, verbs: list[str], send: Callable[[], list[Reply]]) -> list[Reply]:
+        """Send a pipelined group; one reply per verb (LOST for those that never came)."""
+        try:
+            replies = send()
+        except LocalProtocolError:
+            replies = []
+        for verb, reply in zip(verbs, replies, strict=False):
+            self.log(verb, reply)
+        if len(replies) < len(verbs):
+            self.result.reply = LOST
+        return replies + [LOST] * (len(verbs) - len(replies))
+
+    def log(self, verb: str, reply: Reply) -> Reply:
+        self.result.replies.append((verb, reply))
+        self.result.reply = reply
         return reply
 
-    def fail_all(reply: Reply, addresses: list[str]) -> None:
-        target = outcome.transient if reply.code < 500 else outcome.permanent
+    def fail(self, reply: Reply, addresses: list[str]) -> _Attempt:
+        target = self.outcome.transient if reply.code < 500 else self.outcome.permanent
         target.update(dict.fromkeys(addresses, reply))
+        return self.outcome
 
-    greeting = session.greeting or LOST  # None: closed before greeting
-    if session.greeting is not None:
-        result.replies.append(("CONNECT", greeting))
-    result.reply = greeting
-    if greeting.code != 220:
-        fail_all(greeting, recipients)
-        return _finish(session, outcome, result)
-    hello = step("EHLO", session.ehlo) if ehlo else step("HELO", session.helo)
-    if hello.code != 250:
-        fail_all(hello, recipients)
-        return _finish(session, outcome, result)
-    if starttls:  # required, as swaks --tls does: no TLS, no message
-        tls = step("STARTTLS", session.starttls)
-        if tls.code != 220:
-            fail_all(tls, recipients)
-            return _finish(session, outcome, result)
-        hello = step("EHLO", session.ehlo)  # RFC 3207 4.2: start over under TLS
+    def attempt(
+        self, mail_from: str, recipients: list[str], content: Callable[[], bytes]
+    ) -> _Attempt:
+        """Run the session for ``recipients``; what became of each of them."""
+        self._transaction(mail_from, recipients, content)
+        session = self.session
+        if session.state is State.DATA:
+            # DATA was accepted in a pipelined group although nothing else was: end it with
+            # the final dot alone (RFC 2920 3.1) so that QUIT can follow.
+            self.step("DATA-END", lambda: session.message(b""))
+        if not session.closed:
+            # The server may go away while we say goodbye: nothing is lost then.
+            with contextlib.suppress(LocalProtocolError):
+                self.result.replies.append(("QUIT", session.quit()))
+        return self.outcome
+
+    def _transaction(
+        self, mail_from: str, recipients: list[str], content: Callable[[], bytes]
+    ) -> None:
+        options = self.options
+        session, result = self.session, self.result
+        greeting = session.greeting or LOST  # None: closed before greeting
+        if session.greeting is not None:
+            result.replies.append(("CONNECT", greeting))
+        result.reply = greeting
+        if greeting.code != 220:
+            self.fail(greeting, recipients)
+            return
+        verb, hello_command = ("EHLO", session.ehlo) if options.ehlo else ("HELO", session.helo)
+        hello = self.step(verb, hello_command)
         if hello.code != 250:
-            fail_all(hello, recipients)
-            return _finish(session, outcome, result)
-    if auth is not None:
-        user, password = auth
-        authenticated = step("AUTH", lambda: session.auth(user, password))
-        if authenticated.code != 235:
-            fail_all(authenticated, recipients)
-            return _finish(session, outcome, result)
-    mail = step("MAIL", lambda: session.mail(mail_from))
-    if mail.code != 250:
-        fail_all(mail, recipients)
-        return _finish(session, outcome, result)
-    accepted: list[str] = []
-    for rcpt in recipients:
-        if session.closed:
-            fail_all(result.reply, [rcpt])
-            continue
-        reply = step("RCPT", partial(session.rcpt, rcpt))
-        delivered_to = rcpt
-        if reply.code == 551 and follow_redirects and (target := forward_path(reply)):
-            asked = {a.lower() for a in (*recipients, *result.redirected.values())}
-            result.redirected[rcpt] = target
-            if target.lower() in asked:
-                continue  # already a recipient of this message: not added twice
-            reply = step("RCPT", partial(session.rcpt, target))
-            delivered_to = target
-        if reply.code in (250, 251):
-            accepted.append(delivered_to)
-            if reply.code == 251 and (target := forward_path(reply)):
-                result.forwarded[delivered_to] = target
+            self.fail(hello, recipients)
+            return
+        if options.starttls:  # required, as swaks --tls does: no TLS, no message
+            tls = self.step("STARTTLS", session.starttls)
+            if tls.code != 220:
+                self.fail(tls, recipients)
+                return
+            hello = self.step("EHLO", session.ehlo)  # RFC 3207 4.2: start over under TLS
+            if hello.code != 250:
+                self.fail(hello, recipients)
+                return
+        if options.auth is not None:
+            user, password = options.auth
+            authenticated = self.step("AUTH", lambda: session.auth(user, password))
+            if authenticated.code != 235:
+                self.fail(authenticated, recipients)
+                return
+        offered = session.extensions
+        pipelined = options.pipelining and "PIPELINING" in offered
+        chunks = None
+        if options.chunking and "CHUNKING" in offered:
+            chunks = _split(content(), options.chunk_size)
+        result.pipelined = result.pipelined or pipelined
+        result.chunked = result.chunked or chunks is not None
+        # With redirects to follow, the message waits for the RCPT replies (a 551 adds a RCPT).
+        message_in_group = pipelined and not self.follow_redirects
+        if pipelined:
+            replies = self._envelope_group(mail_from, recipients, chunks, message_in_group)
         else:
-            fail_all(reply, [rcpt])  # a refusal is reported for the address the user gave
-    if not accepted:
-        return _finish(session, outcome, result)
-    data = step("DATA", session.data)
-    if data.code != 354:
-        fail_all(data, accepted)
-        return _finish(session, outcome, result)
-    done = step("DATA-END", lambda: session.message(content()))
-    if done.code == 250:
-        outcome.delivered = accepted
-    else:
-        fail_all(done, accepted)
-    return _finish(session, outcome, result)
+            replies = None
+        mail = replies.pop(0) if replies else self.step("MAIL", lambda: session.mail(mail_from))
+        if mail.code != 250:
+            self.fail(mail, recipients)
+            return
+        accepted = self._recipients(recipients, replies)
+        if message_in_group:
+            self._message_replies(accepted, content, chunks, replies or [])
+        elif accepted:
+            self._send_message(accepted, content, chunks)
+
+    def _envelope_group(
+        self,
+        mail_from: str,
+        recipients: list[str],
+        chunks: list[bytes] | None,
+        with_message: bool,
+    ) -> list[Reply]:
+        """MAIL, each RCPT and (``with_message``) DATA or every BDAT in one group (RFC 2920)."""
+        group = self.session.pipeline().mail(mail_from)
+        verbs = ["MAIL"]
+        for address in recipients:
+            group.rcpt(address)
+            verbs.append("RCPT")
+        if with_message and chunks is None:
+            group.data()
+            verbs.append("DATA")
+        elif with_message and chunks is not None:
+            for number, chunk in enumerate(chunks, 1):
+                group.bdat(chunk, last=number == len(chunks))
+                verbs.append("BDAT")
+        return self.group(verbs, group.send)
+
+    def _recipients(self, recipients: list[str], replies: list[Reply] | None) -> list[str]:
+        """RCPT for each address (or its pipelined reply); the addresses accepted."""
+        session, result = self.session, self.result
+        accepted: list[str] = []
+        for rcpt in recipients:
+            if replies is not None:
+                reply = replies.pop(0)
+            elif session.closed:
+                self.fail(result.reply, [rcpt])
+                continue
+            else:
+                reply = self.step("RCPT", partial(session.rcpt, rcpt))
+            delivered_to = rcpt
+            if reply.code == 551 and self.follow_redirects and (target := forward_path(reply)):
+                asked = {a.lower() for a in (*recipients, *result.redirected.values())}
+                result.redirected[rcpt] = target
+                if target.lower() in asked:
+                    continue  # already a recipient of this message: not added twice
+                reply = self.step("RCPT", partial(session.rcpt, target))
+                delivered_to = target
+            if reply.code in (250, 251):
+                accepted.append(delivered_to)
+                if reply.code == 251 and (target := forward_path(reply)):
+                    result.forwarded[delivered_to] = target
+            else:
+                self.fail(reply, [rcpt])  # a refusal is reported for the address the user gave
+        return accepted
+
+    def _send_message(
+        self, accepted: list[str], content: Callable[[], bytes], chunks: list[bytes] | None
+    ) -> None:
+        """DATA and the message, or the BDAT chunks, each waiting for its reply."""
+        session = self.session
+        if chunks is None:
+            data = self.step("DATA", session.data)
+            if data.code != 354:
+                self.fail(data, accepted)
+                return
+            done = self.step("DATA-END", lambda: session.message(content()))
+        else:
+            for number, chunk in enumerate(chunks, 1):
+                last = number == len(chunks)
+                done = self.step("BDAT", partial(session.bdat, chunk, last))
+                if done.code != 250:
+                    break  # RFC 3030 2: after a refused chunk, no more chunks
+        self._settle(accepted, done)
+
+    def _message_replies(
+        self,
+        accepted: list[str],
+        content: Callable[[], bytes],
+        chunks: list[bytes] | None,
+        replies: list[Reply],
+    ) -> None:
+        """Settle the pipelined DATA or BDAT replies (RFC 2920 3.1, RFC 3030 2)."""
+        if chunks is not None:
+            # The first refused chunk says why; the chunks after it were refused as a result.
+            done = next((r for r in replies if r.code != 250), replies[-1])
+            self._settle(accepted, done)
+            return
+        data = replies[0]
+        if data.code != 354 or not accepted:  # a 354 with no recipient: see session_for
+            self._settle(accepted, data)
+            return
+        done = self.step("DATA-END", lambda: self.session.message(content()))
+        self._settle(accepted, done)
+
+    def _settle(self, accepted: list[str], done: Reply) -> None:
+        if not accepted:
+            return
+        if done.code == 250:
+            self.outcome.delivered = accepted
+        else:
+            self.fail(done, accepted)
 
 
-def _finish(session: Session, outcome: _Attempt, result: SendResult) -> _Attempt:
-    if not session.closed:
-        # The server may go away while we say goodbye: nothing is lost then.
-        with contextlib.suppress(LocalProtocolError):
-            result.replies.append(("QUIT", session.quit()))
-    return outcome
+def _split(content: bytes, size: int | None) -> list[bytes]:
+    """The message in chunks of ``size`` octets (one chunk when ``size`` is None)."""
+    if size is None or len(content) <= size:
+        return [content]
+    return [content[start : start + size] for start in range(0, len(content), size)]
 
 
 def _once(make: Callable[[], bytes]) -> Callable[[], bytes]:

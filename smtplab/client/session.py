@@ -97,6 +97,19 @@ class Session:
         self.conn.send_message(to_bytes(content))
         return self._one()
 
+    def bdat(self, chunk: str | bytes | EmailMessage, last: bool = False) -> Reply:
+        """BDAT: send one chunk of the message as it is, no dot-stuffing (RFC 3030). The server
+        replies after the chunk; the ``last`` chunk completes the message (250: accepted)."""
+        self.conn.bdat(to_bytes(chunk), last)
+        return self._one()
+
+    def pipeline(self) -> Pipeline:
+        """A group of commands sent in one write, replies read after (RFC 2920 PIPELINING)::
+
+        replies = session.pipeline().mail("alice@example.net").rcpt("bob@example.org").data().send()
+        """
+        return Pipeline(self)
+
     def rset(self) -> Reply:
         self.conn.rset()
         return self._one()
@@ -202,6 +215,12 @@ class Session:
         # the session after too many errors, RFC 5321 3.8) and stay in ``history``.
         return replies[0]
 
+    def _send_group(self, count: int) -> list[Reply]:
+        """Send what is queued; return the ``count`` replies it owes (fewer if the server
+        closed first), and keep any later unsolicited ones in ``history`` only."""
+        self._check_open()
+        return self._collect(self._link.exchange(self.conn.data_to_send()))[:count]
+
     def _collect(self, data: bytes) -> list[Reply]:
         """The replies in ``data``, reading more while replies are still owed (over TCP a
         reply may come in pieces; in-process it is all there at once)."""
@@ -237,3 +256,58 @@ def to_bytes(content: str | bytes | EmailMessage) -> bytes:
     if isinstance(content, str):
         return content.encode("utf-8")
     return content
+
+
+class Pipeline:
+    """Commands queued on a :class:`Session` and sent together by :meth:`send`.
+
+    Each method checks the command as the session's typed methods do, including RFC 2920 3.1:
+    the server must have advertised PIPELINING, and only the last command of a group may be
+    one whose reply changes what comes next (EHLO, DATA, QUIT, NOOP, ...). BDAT chunks may
+    be pipelined (RFC 3030 4).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._queued = 0
+        self._start = session.conn.savepoint()
+
+    def mail(self, address: str, **params: str | None) -> Pipeline:
+        return self._queue(lambda conn: conn.mail(address, params))
+
+    def rcpt(self, address: str, **params: str | None) -> Pipeline:
+        return self._queue(lambda conn: conn.rcpt(address, params))
+
+    def data(self) -> Pipeline:
+        return self._queue(lambda conn: conn.data())
+
+    def bdat(self, chunk: str | bytes | EmailMessage, last: bool = False) -> Pipeline:
+        return self._queue(lambda conn: conn.bdat(to_bytes(chunk), last))
+
+    def rset(self) -> Pipeline:
+        return self._queue(lambda conn: conn.rset())
+
+    def noop(self) -> Pipeline:
+        return self._queue(lambda conn: conn.noop())
+
+    def quit(self) -> Pipeline:
+        return self._queue(lambda conn: conn.quit())
+
+    def send(self) -> list[Reply]:
+        """Send the group in one write; the replies, in command order (RFC 2920 3.1)."""
+        count, self._queued = self._queued, 0
+        replies = self._session._send_group(count) if count else []
+        self._start = self._session.conn.savepoint()
+        return replies
+
+    def _queue(self, command: Callable[[ClientConnection], None]) -> Pipeline:
+        session = self._session
+        session._check_open()
+        try:
+            command(session.conn)
+        except LocalProtocolError:  # nothing of a refused group is sent
+            session.conn.rollback(self._start)
+            self._queued = 0
+            raise
+        self._queued += 1
+        return self

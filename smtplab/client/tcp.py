@@ -163,6 +163,9 @@ def send(
     starttls: bool = False,
     tls_context: ssl.SSLContext | None = None,
     auth: tuple[str, str] | None = None,
+    pipelining: bool = False,
+    chunking: bool = False,
+    chunk_size: int | None = None,
 ) -> SendResult:
     """Send one message to the SMTP server at ``server`` (``host:port``), as ``Lab.send`` does
     in-process: refusals reported, 551 followed on request, 4xx retried (in real time)."""
@@ -195,4 +198,7 @@ def send(
         transcript=lambda: to_frame(row for link in links for row in link.recorder.tuples),
         starttls=starttls,
         auth=auth,
+        pipelining=pipelining,
+        chunking=chunking,
+        chunk_size=chunk_size,
     )

@@ -9,6 +9,7 @@ turns them into the same transcript rows, each reply paired with the unit it ans
 from __future__ import annotations
 
 from smtplab.log.recorder import VERB, Recorder
+from smtplab.protocol.chunking import parse_bdat
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.replies import ReplyParser
 
@@ -24,13 +25,22 @@ class WireRecorder:
         self._replies = ReplyParser()
         self._in_data = False  # the server said 354: client bytes are message content
         self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
+        self._chunk: tuple[str, int] | None = None  # a BDAT line read: (argument, size)
 
     def connected(self, time: float) -> None:
         self.recorder.connect(time)
 
     def sent(self, data: bytes, time: float) -> None:
         self._out += data
-        while self._out:
+        while self._out or self._chunk is not None:
+            if self._chunk is not None:  # a BDAT's octets follow its line (RFC 3030 2)
+                argument, size = self._chunk
+                if len(self._out) < size:
+                    return
+                self.recorder.chunk(time, argument, size, bytes(self._out[:size]))
+                del self._out[:size]
+                self._chunk = None
+                continue
             if self._in_data:
                 end = (b"\r\n" + self._out).find(_DATA_END)
                 if end < 0:
@@ -52,6 +62,10 @@ class WireRecorder:
                 continue
             text = line.decode("utf-8", "replace")
             verb, _, argument = text.partition(" ")
+            chunk = parse_bdat(argument) if verb.upper() == "BDAT" else None
+            if chunk is not None:
+                self._chunk = (argument, chunk[0])
+                continue
             seq = self.recorder.command(time, verb.upper(), argument)  # AUTH is redacted
             if self.recorder.tuples[seq][VERB] == "AUTH":
                 # Until AUTH is answered with anything but 334, lines are SASL responses,

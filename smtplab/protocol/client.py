@@ -201,6 +201,19 @@ class ClientConnection:
         """The steps sent whose replies have not arrived yet, oldest first."""
         return tuple(self._waiting)
 
+    def savepoint(self) -> tuple[int, int]:
+        """Where the outgoing queue stands, for :meth:`rollback`."""
+        return len(self._out), len(self._waiting)
+
+    def rollback(self, savepoint: tuple[int, int]) -> None:
+        """Forget the commands queued since ``savepoint`` (not yet taken by data_to_send)."""
+        out, waiting = savepoint
+        if out > len(self._out) or waiting > len(self._waiting):
+            raise LocalProtocolError("those commands were sent already: nothing to roll back")
+        del self._out[out:]
+        while len(self._waiting) > waiting:
+            self._waiting.pop()
+
     def data_to_send(self) -> bytes:
         out = bytes(self._out)
         self._out.clear()
