@@ -180,6 +180,8 @@ class Mailboxes(Policy):
 
     def _charged(self, recipients: Iterable[str]) -> list[str]:
         """The distinct mailboxes with a quota that these recipients deliver to."""
+        if not self.quotas:  # the usual case: nothing to look up
+            return []
         mailboxes = (self.mailbox_of(r) for r in recipients)
         return list(dict.fromkeys(m for m in mailboxes if m in self.quotas))
 

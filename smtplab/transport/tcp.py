@@ -28,7 +28,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
@@ -172,8 +172,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio's callbacks ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is one without subclassing asyncio.Transport).
+        self.transport = cast(asyncio.Transport, transport)
         server = self.server
         client = endpoint(transport.get_extra_info("peername"))
         local = endpoint(transport.get_extra_info("sockname"))
