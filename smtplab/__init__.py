@@ -10,6 +10,7 @@ pandas row, and learn what each reply means::
     smtplab.explain("550 5.1.1")
 """
 
+from smtplab.client.aio import AsyncSession, aconnect
 from smtplab.client.session import Session
 from smtplab.client.tcp import connect
 from smtplab.lab import Lab, SendResult
@@ -24,6 +25,7 @@ from smtplab.transport.tcp import ServerThread, TcpServer
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncSession",
     "Context",
     "Fault",
     "Faults",
@@ -43,6 +45,7 @@ __all__ = [
     "State",
     "TcpServer",
     "__version__",
+    "aconnect",
     "concat",
     "connect",
     "explain",

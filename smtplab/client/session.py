@@ -21,12 +21,14 @@ import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from smtplab.protocol.client import ClientConnection
 from smtplab.protocol.errors import LocalProtocolError
 from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Reply, ReplyReceived
 from smtplab.protocol.states import State
+
+R = TypeVar("R")
 
 
 class Link(Protocol):
@@ -103,12 +105,13 @@ class Session:
         self.conn.bdat(to_bytes(chunk), last)
         return self._one()
 
-    def pipeline(self) -> Pipeline:
+    def pipeline(self) -> Pipeline[list[Reply]]:
         """A group of commands sent in one write, replies read after (RFC 2920 PIPELINING)::
 
-        replies = session.pipeline().mail("alice@example.net").rcpt("bob@example.org").data().send()
+        group = session.pipeline().mail("alice@example.net").rcpt("bob@example.org")
+        replies = group.data().send()   # [250, 250, 354]: then session.message(...)
         """
-        return Pipeline(self)
+        return Pipeline(self.conn, self._check_open, self._send_group)
 
     def rset(self) -> Reply:
         self.conn.rset()
@@ -218,6 +221,8 @@ class Session:
     def _send_group(self, count: int) -> list[Reply]:
         """Send what is queued; return the ``count`` replies it owes (fewer if the server
         closed first), and keep any later unsolicited ones in ``history`` only."""
+        if not count:
+            return []
         self._check_open()
         return self._collect(self._link.exchange(self.conn.data_to_send()))[:count]
 
@@ -235,18 +240,26 @@ class Session:
         return replies
 
     def _exchange(self, data: bytes) -> list[Reply]:
-        if data:
-            self.conn.receive_data(data)
-        if self._link.closed:
-            self.conn.receive_data(b"")
-        replies: list[Reply] = []
-        while True:
-            event = self.conn.next_event()
-            if event is NEED_DATA or isinstance(event, ConnectionClosed):
-                return replies
-            assert isinstance(event, ReplyReceived)
-            self.history.append(event)
-            replies.append(event.reply)
+        return take_replies(self.conn, data, self._link.closed, self.history)
+
+
+def take_replies(
+    conn: ClientConnection, data: bytes, closed: bool, history: list[ReplyReceived]
+) -> list[Reply]:
+    """Feed the server's ``data`` (and its close, if ``closed``) to ``conn``; the complete
+    replies it held, each also appended to ``history``."""
+    if data:
+        conn.receive_data(data)
+    if closed:
+        conn.receive_data(b"")
+    replies: list[Reply] = []
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA or isinstance(event, ConnectionClosed):
+            return replies
+        assert isinstance(event, ReplyReceived)
+        history.append(event)
+        replies.append(event.reply)
 
 
 def to_bytes(content: str | bytes | EmailMessage) -> bytes:
@@ -258,55 +271,59 @@ def to_bytes(content: str | bytes | EmailMessage) -> bytes:
     return content
 
 
-class Pipeline:
-    """Commands queued on a :class:`Session` and sent together by :meth:`send`.
+class Pipeline(Generic[R]):
+    """Commands queued on a session and sent together by :meth:`send`.
 
     Each method checks the command as the session's typed methods do, including RFC 2920 3.1:
     the server must have advertised PIPELINING, and only the last command of a group may be
     one whose reply changes what comes next (EHLO, DATA, QUIT, NOOP, ...). BDAT chunks may
-    be pipelined (RFC 3030 4).
+    be pipelined (RFC 3030 4). A command refused here leaves nothing of the group queued.
+    ``send()`` returns the replies (from an asyncio session: a coroutine to await for them).
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(
+        self, conn: ClientConnection, check_open: Callable[[], None], flush: Callable[[int], R]
+    ) -> None:
+        self._conn = conn
+        self._check_open = check_open
+        self._flush = flush  # sends what is queued; gets how many replies it owes
         self._queued = 0
-        self._start = session.conn.savepoint()
+        self._start = conn.savepoint()
 
-    def mail(self, address: str, **params: str | None) -> Pipeline:
+    def mail(self, address: str, **params: str | None) -> Pipeline[R]:
         return self._queue(lambda conn: conn.mail(address, params))
 
-    def rcpt(self, address: str, **params: str | None) -> Pipeline:
+    def rcpt(self, address: str, **params: str | None) -> Pipeline[R]:
         return self._queue(lambda conn: conn.rcpt(address, params))
 
-    def data(self) -> Pipeline:
+    def data(self) -> Pipeline[R]:
         return self._queue(lambda conn: conn.data())
 
-    def bdat(self, chunk: str | bytes | EmailMessage, last: bool = False) -> Pipeline:
+    def bdat(self, chunk: str | bytes | EmailMessage, last: bool = False) -> Pipeline[R]:
         return self._queue(lambda conn: conn.bdat(to_bytes(chunk), last))
 
-    def rset(self) -> Pipeline:
+    def rset(self) -> Pipeline[R]:
         return self._queue(lambda conn: conn.rset())
 
-    def noop(self) -> Pipeline:
+    def noop(self) -> Pipeline[R]:
         return self._queue(lambda conn: conn.noop())
 
-    def quit(self) -> Pipeline:
+    def quit(self) -> Pipeline[R]:
         return self._queue(lambda conn: conn.quit())
 
-    def send(self) -> list[Reply]:
+    def send(self) -> R:
         """Send the group in one write; the replies, in command order (RFC 2920 3.1)."""
         count, self._queued = self._queued, 0
-        replies = self._session._send_group(count) if count else []
-        self._start = self._session.conn.savepoint()
+        replies = self._flush(count)
+        self._start = self._conn.savepoint()
         return replies
 
-    def _queue(self, command: Callable[[ClientConnection], None]) -> Pipeline:
-        session = self._session
-        session._check_open()
+    def _queue(self, command: Callable[[ClientConnection], None]) -> Pipeline[R]:
+        self._check_open()
         try:
-            command(session.conn)
+            command(self._conn)
         except LocalProtocolError:  # nothing of a refused group is sent
-            session.conn.rollback(self._start)
+            self._conn.rollback(self._start)
             self._queued = 0
             raise
         self._queued += 1

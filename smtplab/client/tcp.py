@@ -33,6 +33,11 @@ from smtplab.log.wire import WireRecorder
 _numbers = itertools.count(1)
 
 
+def next_client_name() -> str:
+    """A fresh session name for a client transcript: ``client-1``, ``client-2``, ..."""
+    return f"client-{next(_numbers)}"
+
+
 class TcpLink:
     """A blocking TCP connection that records what goes over it (a :class:`Session` link)."""
 
@@ -46,7 +51,7 @@ class TcpLink:
     ):
         self.host, self.port, self.timeout = host, port, timeout
         self.tls_context = tls_context  # for start_tls when it is given none
-        self.name = name or f"client-{next(_numbers)}"
+        self.name = name or next_client_name()
         self.recorder = Recorder(self.name, "tcp")
         self.wire = WireRecorder(self.recorder)
         self._sock: socket.socket | None = None
