@@ -103,6 +103,11 @@ class ServerSession:
     def receive(self, data: bytes) -> None:
         """Take bytes from the client (``b""``: it closed) and answer all complete commands."""
         self.conn.receive_data(data)
+        self.answer_waiting()
+
+    def answer_waiting(self) -> None:
+        """Answer the complete commands received so far that nothing holds back any more:
+        after TLS has started, commands that arrived with the end of the handshake."""
         arrived = self.clock()  # pipelined commands all arrived now (RFC 2920)
         while True:
             event = self.conn.next_event()

@@ -168,6 +168,7 @@ class _Connection(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         self.linger_timer: asyncio.TimerHandle | None = None
         self.refused = False  # over max_sessions: greeted with 421, no session
+        self.tls_task: asyncio.Task[None] | None = None  # the STARTTLS handshake, once begun
 
     # -- asyncio's callbacks ----------------------------------------------------------------
 
@@ -281,9 +282,12 @@ class _Connection(asyncio.Protocol):
         if out:
             self.transport.write(out)
         if self.session.conn.tls_pending and self.server.tls_context is not None:
-            # The 220 to STARTTLS is out: not one more plaintext byte is read (RFC 3207 4.2).
-            self.transport.pause_reading()
-            self.loop.create_task(self._start_tls(self.server.tls_context))
+            if self.tls_task is None:
+                # The 220 to STARTTLS is out: not one more plaintext byte is read (RFC 3207
+                # 4.2). Once started, the handshake is not started again by input that the
+                # TLS layer delivers before the handshake coroutine resumes.
+                self.transport.pause_reading()
+                self.tls_task = self.loop.create_task(self._start_tls(self.server.tls_context))
             return
         if self.session.closed and not self.transport.is_closing():
             self.transport.close()  # after the buffered replies are written...
@@ -310,6 +314,9 @@ class _Connection(asyncio.Protocol):
         version = tls.version() if tls is not None else "?"
         session.recorder.tls_started(time.time(), f"{version} {cipher}")
         self.last_input = self.loop.time()
+        # The client may speak as soon as its side of the handshake is done: its EHLO can
+        # reach us (decrypted, and held by the session) before this coroutine resumes.
+        self._guarded(session.answer_waiting)
 
     def _release_next(self) -> None:
         chunk, delay = self.held.pop(0)
