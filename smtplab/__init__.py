@@ -13,6 +13,7 @@ pandas row, and learn what each reply means::
 from smtplab.client.aio import AsyncSession, aconnect
 from smtplab.client.session import Session
 from smtplab.client.tcp import connect
+from smtplab.ingest import IngestError, IngestWarning, read
 from smtplab.lab import Lab, SendResult
 from smtplab.log.frame import concat
 from smtplab.protocol import LineEndings, LocalProtocolError, RemoteProtocolError, Reply, State
@@ -29,6 +30,8 @@ __all__ = [
     "Context",
     "Fault",
     "Faults",
+    "IngestError",
+    "IngestWarning",
     "Lab",
     "LineEndings",
     "LocalProtocolError",
@@ -49,6 +52,7 @@ __all__ = [
     "concat",
     "connect",
     "explain",
+    "read",
     "run_scenario",
     "scenario",
     "scenarios",

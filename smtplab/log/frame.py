@@ -40,8 +40,12 @@ def to_frame(rows: Iterable[Row | tuple]) -> pd.DataFrame:
         if name == "time":
             # Float POSIX seconds are exact to about 0.25 microseconds: round to microseconds
             # so that virtual-clock times read as the round numbers they are.
-            micros = np.round(np.asarray(values, dtype="float64") * 1e6).astype("int64")
+            seconds = np.asarray(values, dtype="float64")
+            missing = np.isnan(seconds)  # a source that does not know when (a swaks transcript)
+            micros = np.round(np.where(missing, 0.0, seconds) * 1e6).astype("int64")
             column = pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
+            if missing.any():
+                column = column.where(~missing)
         elif name == "latency":
             column = np.round(np.asarray(values, dtype="float64"), 6)
         elif dtype == "category":

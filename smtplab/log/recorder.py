@@ -116,10 +116,12 @@ class Recorder:
         """The rows so far, as :class:`Row` named tuples."""
         return [Row._make(values) for values in self.tuples]
 
-    def connect(self, time: float) -> int:
-        """The TCP connection opened; the greeting will answer it."""
+    def connect(self, time: float, expects_reply: bool = True) -> int:
+        """The TCP connection opened; the greeting will answer it (unless the source never
+        shows the greeting, as a server's log does not)."""
         seq = self._add(time, "client", "connect", verb=CONNECT)
-        self._awaiting.append((seq, time))
+        if expects_reply:
+            self._awaiting.append((seq, time))
         return seq
 
     def command(
@@ -172,7 +174,8 @@ class Recorder:
         reply_to = latency = None
         if self._awaiting:
             reply_to, asked = self._awaiting.popleft()
-            latency = time - asked
+            # Sources that do not know when (a swaks transcript) record None.
+            latency = time - asked if time is not None and asked is not None else None
             if verb is None:
                 verb = self.tuples[reply_to][VERB]
         return self._add(

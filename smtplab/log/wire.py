@@ -19,8 +19,12 @@ _DATA_END = b"\r\n.\r\n"
 class WireRecorder:
     """Feeds :meth:`sent` and :meth:`received` bytes into a :class:`Recorder`."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, opaque_after_starttls: bool = False) -> None:
         self.recorder = recorder
+        # A capture cannot read what follows a 220 to STARTTLS: it is encrypted (RFC 3207).
+        # A live client can (it holds the keys) and records the TLS start itself.
+        self.opaque_after_starttls = opaque_after_starttls
+        self.opaque = False
         self._out = bytearray()  # client bytes not yet a complete unit
         self._replies = ReplyParser()
         self._in_data = False  # the server said 354: client bytes are message content
@@ -31,6 +35,8 @@ class WireRecorder:
         self.recorder.connect(time)
 
     def sent(self, data: bytes, time: float) -> None:
+        if self.opaque:
+            return
         self._out += data
         while self._out or self._chunk is not None:
             if self._chunk is not None:  # a BDAT's octets follow its line (RFC 3030 2)
@@ -73,6 +79,8 @@ class WireRecorder:
                 self._in_auth = True
 
     def received(self, data: bytes, time: float) -> None:
+        if self.opaque:
+            return
         self._replies.feed(data)
         while True:
             try:
@@ -88,6 +96,11 @@ class WireRecorder:
                 self._in_data = True
             if verb == "AUTH" and reply.code != 334:
                 self._in_auth = False
+            if verb == "STARTTLS" and reply.code == 220 and self.opaque_after_starttls:
+                self.recorder.tls_started(time, "encrypted from here on (STARTTLS): not decoded")
+                self.opaque = True
+                self._out.clear()
+                return
 
     def closed(self, time: float, by: str, text: str = "") -> None:
         self.recorder.close(time, by, text)

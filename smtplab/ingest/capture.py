@@ -1,0 +1,193 @@
+"""SMTP sessions out of a pcap or pcapng capture: every TCP connection that speaks SMTP.
+
+Theory of operation
+-------------------
+Packets are read one at a time (:mod:`smtplab.ingest.packets`), their TCP segments put back in
+order per connection and direction (:mod:`smtplab.ingest.tcp_streams`), and each connection's
+two byte streams fed, in capture order, to the same :class:`~smtplab.log.wire.WireRecorder` that
+records smtplab's own TCP client: client octets are commands, message data after a 354, BDAT
+chunks; server octets are replies, each paired with what it answers, pipelined or not. So a
+captured session gives the very rows a live one does, with ``source`` ``pcap``.
+
+SMTP is recognised by what is said, not by the port: the side that opens the connection (its
+SYN) is the client; without a captured handshake, the side whose first octets are a reply
+(``220 ...``) is the server. A connection whose server side does not start with a reply is not
+SMTP and is left out (counted). After a 220 to STARTTLS the rest is encrypted: one ``tls`` row
+says so and nothing more of that connection is decoded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import IO
+
+from smtplab.ingest.packets import CaptureProblems, read_packets
+from smtplab.ingest.tcp_streams import ACK, FIN, RST, SYN, Reassembly, Segment, tcp_segment
+from smtplab.log.recorder import Recorder
+from smtplab.log.schema import endpoint
+from smtplab.log.wire import WireRecorder
+
+Address = tuple[str, int]
+_REPLY_START = re.compile(rb"[2-5][0-9][0-9](?:[ \-\r]|$)")
+_COMMAND_START = re.compile(rb"[A-Za-z]{4}")
+
+
+@dataclass
+class _Connection:
+    """One TCP connection of the capture, and its SMTP conversation once sides are known."""
+
+    key: tuple[Address, Address]
+    started: float
+    client: Address | None = None
+    streams: dict[Address, Reassembly] = field(default_factory=dict)
+    waiting: list[tuple[Address, float, bytes]] = field(default_factory=list)  # sides unknown
+    wire: WireRecorder | None = None
+    smtp: bool | None = None  # None: not decided yet
+    handshake: bool = False
+    fin_from: list[Address] = field(default_factory=list)
+    reset_by: Address | None = None
+    last_seen: float = 0.0  # the time of its latest segment
+
+    def stream(self, side: Address) -> Reassembly:
+        if side not in self.streams:
+            self.streams[side] = Reassembly()
+        return self.streams[side]
+
+    def other(self, side: Address) -> Address:
+        return self.key[1] if side == self.key[0] else self.key[0]
+
+
+class CaptureReader:
+    """Reads one capture into transcript rows; :attr:`problems` says what was skipped."""
+
+    def __init__(
+        self, name: str, session_prefix: str, problems: CaptureProblems | None = None
+    ) -> None:
+        self.name = name
+        self.prefix = session_prefix
+        self.problems = problems if problems is not None else CaptureProblems()
+        self.recorders: list[Recorder] = []
+        self.not_smtp = 0  # TCP connections that turned out not to be SMTP
+        self._open: dict[tuple[Address, Address], _Connection] = {}
+
+    def read(self, stream: IO[bytes]) -> list[tuple]:  # type: ignore[type-arg]
+        """Every row of every SMTP session in ``stream``, session by session."""
+        for packet in read_packets(stream, self.name, self.problems):
+            segment = tcp_segment(packet, self.problems, self.name)
+            if segment is not None:
+                self._segment(segment)
+        for connection in list(self._open.values()):
+            self._finish(connection, ended_with_capture=True)
+        return [row for recorder in self.recorders for row in recorder.tuples]
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _segment(self, segment: Segment) -> None:
+        key = _key(segment.source, segment.destination)
+        connection = self._open.get(key)
+        opening = segment.flags & (SYN | ACK) == SYN
+        if connection is not None and opening and (connection.fin_from or connection.reset_by):
+            self._finish(connection)  # the same ports again: a new connection
+            connection = None
+        if connection is None:
+            connection = self._open[key] = _Connection(key, segment.time)
+        side = segment.source
+        connection.last_seen = segment.time
+        if segment.flags & SYN:
+            connection.stream(side).syn(segment.seq)
+            connection.handshake = True
+            if opening:
+                connection.client = side
+        for time, data in connection.stream(side).add(segment.seq, segment.time, segment.payload):
+            self._data(connection, side, time, data)
+        if segment.flags & RST:
+            connection.reset_by = side
+            self._finish(connection)
+        elif segment.flags & FIN:
+            if side not in connection.fin_from:
+                connection.fin_from.append(side)
+            if len(connection.fin_from) == 2:
+                self._finish(connection)
+
+    def _data(self, connection: _Connection, side: Address, time: float, data: bytes) -> None:
+        if connection.smtp is False:
+            return
+        if connection.wire is None:
+            connection.waiting.append((side, time, data))
+            if not self._decide(connection):
+                return
+            waiting, connection.waiting = connection.waiting, []
+            for early_side, early_time, early in waiting:
+                self._feed(connection, early_side, early_time, early)
+            return
+        self._feed(connection, side, time, data)
+
+    def _decide(self, connection: _Connection) -> bool:
+        """Tell client from server and SMTP from anything else, once the data allows."""
+        first: dict[Address, bytes] = {}
+        for side, _, data in connection.waiting:
+            first.setdefault(side, data)
+        if connection.client is None:
+            for side, data in first.items():
+                if _REPLY_START.match(data):
+                    connection.client = connection.other(side)
+                elif _COMMAND_START.match(data):
+                    connection.client = side
+        if connection.client is None:
+            return False
+        server = connection.other(connection.client)
+        if server in first:
+            connection.smtp = bool(_REPLY_START.match(first[server]))
+        elif connection.client in first:
+            connection.smtp = bool(_COMMAND_START.match(first[connection.client]))
+        if not connection.smtp:
+            if connection.smtp is False:
+                self.not_smtp += 1
+                connection.waiting.clear()
+            return False
+        number = len(self.recorders) + 1
+        recorder = Recorder(
+            f"{self.prefix}-{number}", "pcap", endpoint(connection.client), endpoint(server)
+        )
+        self.recorders.append(recorder)
+        connection.wire = WireRecorder(recorder, opaque_after_starttls=True)
+        if connection.handshake or server in first:
+            connection.wire.connected(connection.started)
+        else:
+            recorder.note(connection.started, "the capture starts in the middle of this session")
+        return True
+
+    def _feed(self, connection: _Connection, side: Address, time: float, data: bytes) -> None:
+        assert connection.wire is not None
+        if side == connection.client:
+            connection.wire.sent(data, time)
+        else:
+            connection.wire.received(data, time)
+
+    def _finish(self, connection: _Connection, ended_with_capture: bool = False) -> None:
+        self._open.pop(connection.key, None)
+        missing = 0
+        for side, stream in connection.streams.items():
+            for time, data in stream.skip_gaps():
+                self._data(connection, side, time, data)
+            missing += stream.missing
+        if connection.wire is None:
+            if connection.smtp is None and connection.waiting:
+                self.not_smtp += 1  # it said something, never recognisably SMTP
+            return
+        recorder, last = connection.wire.recorder, connection.last_seen
+        if missing:
+            recorder.note(last, f"{missing} octets missing from the capture were skipped")
+        if ended_with_capture:
+            recorder.note(last, "the capture ends before this connection closed")
+        elif connection.reset_by is not None:
+            by = "client" if connection.reset_by == connection.client else "server"
+            connection.wire.closed(last, by, "connection reset (RST)")
+        else:
+            closer = connection.fin_from[0] if connection.fin_from else connection.client
+            connection.wire.closed(last, "client" if closer == connection.client else "server")
+
+
+def _key(a: Address, b: Address) -> tuple[Address, Address]:
+    return (a, b) if a <= b else (b, a)

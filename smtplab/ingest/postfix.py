@@ -1,0 +1,198 @@
+"""Postfix's log into rows: one session per ``connect from`` ... ``disconnect from``.
+
+Theory of operation
+-------------------
+Postfix logs an SMTP session through its ``smtpd`` process: ``connect from name[addr]``, a
+``QUEUEID: client=...`` line once a message is accepted into the queue, a ``reject:`` line for
+each refused command (with the reply it gave, enhanced code and all), TLS and trouble lines,
+and ``disconnect from ... ehlo=1 mail=1 rcpt=1/2 data=1 quit=1 commands=5/6``: each command
+it received, as accepted/sent when some failed. One ``smtpd`` process serves one session at a
+time, so its pid ties the lines together. Other processes log the message afterwards under its
+queue id: ``cleanup`` (message-id), ``qmgr`` (``from=<...>, size=N``), the delivery agents
+(``to=<...>, status=sent (...)``).
+
+A session's rows carry what the log knows and nothing more:
+
+* a ``connect`` row, and a ``tls`` row when TLS was established;
+* for each ``reject:``, the command it refused (verb, and the address as ``FROM:<...>`` or
+  ``TO:<...>``) and the reply, code, enhanced code and text, at the time it was logged;
+* the other commands, known only from the ``disconnect`` counts, as command rows at the
+  disconnect time, in the usual protocol order (the log does not say their order); their
+  replies were positive but their codes are not logged, so they get no reply rows;
+* a ``note`` row per queued message: queue id, sender, size, and each delivery's status;
+* the ``close`` row at ``disconnect``.
+
+Timestamps: classic syslog lines (``Nov 29 01:57:55``) carry no year and no zone; the year is
+taken from ``year`` (default: the file's modification year, stepping back one for months after
+it, as log readers do) and the zone is UTC. RFC 3339 timestamps (``2026-11-29T01:57:55.1+00:00``)
+are complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from smtplab.ingest.packets import CaptureProblems
+from smtplab.log.recorder import Recorder
+from smtplab.protocol.events import Reply
+
+SYSLOG_LINE = re.compile(
+    r"(?P<month>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<clock>\d\d:\d\d:\d\d(?:\.\d+)?) "
+    r"\S+ (?P<program>[\w.\-]+)/(?P<service>[\w\-/]+)\[(?P<pid>\d+)\]: (?P<message>.*)"
+)
+RFC3339_LINE = re.compile(
+    r"(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) "
+    r"\S+ (?P<program>[\w.\-]+)/(?P<service>[\w\-/]+)\[(?P<pid>\d+)\]: (?P<message>.*)"
+)
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+_CLIENT = r"(?P<name>[^\s\[]+)\[(?P<address>[^\]]+)\](?::(?P<port>\d+))?"
+_CONNECT = re.compile(rf"connect from {_CLIENT}$")
+_DISCONNECT = re.compile(rf"disconnect from {_CLIENT}(?P<counts>(?: [a-z]+=\d+(?:/\d+)?)*)$")
+_QUEUE_ID = r"(?P<queue>[0-9A-F]{6,}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,}|NOQUEUE)"
+_REJECT = re.compile(
+    rf"{_QUEUE_ID}: (?:reject|discard|hold|filter|redirect)(?:_warning)?: "
+    rf"(?P<stage>[A-Z\-]+) from {_CLIENT}: "
+    r"(?P<code>[245]\d\d) (?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3}) )?(?P<text>.*?);"
+    r"(?P<fields>(?: \w+=<?[^ ]*>?)*)$"
+)
+_QUEUED = re.compile(rf"{_QUEUE_ID}: client={_CLIENT}")
+_QMGR_FROM = re.compile(rf"{_QUEUE_ID}: from=<(?P<sender>[^>]*)>, size=(?P<size>\d+)")
+_DELIVERY = re.compile(rf"{_QUEUE_ID}: to=<(?P<recipient>[^>]*)>,.*? status=(?P<status>\S+ .*)$")
+_TLS = re.compile(rf"(?:\w+ )?TLS connection established from {_CLIENT}: (?P<detail>.*)$")
+_TROUBLE = re.compile(r"(?:lost connection|timeout|too many errors|improper command pipelining)")
+#: The usual order of commands in a session, for commands the log only counts.
+_ORDER = ["ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
+          "vrfy", "etrn", "quit", "unknown"]  # fmt: skip
+_ARGUMENT_FIELD = {"MAIL": ("from", "FROM"), "RCPT": ("to", "TO"), "VRFY": ("to", "")}
+_REPLY_VERB = {"CONNECT": "CONNECT", "END-OF-MESSAGE": "DATA-END", "DATA": "DATA", "BDAT": "BDAT"}
+
+
+@dataclass
+class _Session:
+    recorder: Recorder
+    rejected: dict[str, int] = field(default_factory=dict)  # verb -> rejections logged
+    queue_ids: list[str] = field(default_factory=list)
+
+
+class PostfixReader:
+    """Reads Postfix log lines into sessions (see the module docstring)."""
+
+    def __init__(self, name: str, prefix: str, problems: CaptureProblems, year: int) -> None:
+        self.name, self.prefix, self.problems, self.year = name, prefix, problems, year
+        self.sessions: list[Recorder] = []
+        self._open: dict[str, _Session] = {}  # by smtpd pid
+        self._by_queue_id: dict[str, Recorder] = {}
+        self._last_month = 0
+
+    def read(self, lines: Iterable[str]) -> list:
+        for number, line in enumerate(lines, 1):
+            self._line(line.rstrip("\r\n"), number)
+        for pid, session in list(self._open.items()):  # the log ends in mid-session
+            session.recorder.note(None, "the log ends before this session's disconnect")  # type: ignore[arg-type]
+            del self._open[pid]
+        return [row for recorder in self.sessions for row in recorder.tuples]
+
+    def _line(self, line: str, number: int) -> None:
+        match = SYSLOG_LINE.match(line) or RFC3339_LINE.match(line)
+        if match is None:
+            if line.strip():
+                self.problems.add("not a syslog line", f"{self.name} line {number}")
+            return
+        if not match["program"].startswith("postfix"):
+            return  # another program's line in a shared log: not ours
+        time = self._time(match)
+        service, pid, message = match["service"], match["pid"], match["message"]
+        if service.endswith("smtpd"):
+            self._smtpd(pid, time, message)
+            return
+        queued = _QMGR_FROM.match(message)
+        if queued and (recorder := self._by_queue_id.get(queued["queue"])):
+            text = f"{queued['queue']}: from=<{queued['sender']}>, size={queued['size']}"
+            recorder.note(time, text)
+            return
+        delivered = _DELIVERY.match(message)
+        if delivered and (recorder := self._by_queue_id.get(delivered["queue"])):
+            recorder.note(time, f"{delivered['queue']}: to=<{delivered['recipient']}> "
+                                f"status={delivered['status']}")  # fmt: skip
+
+    def _smtpd(self, pid: str, time: float, message: str) -> None:
+        if connect := _CONNECT.match(message):
+            number = len(self.sessions) + 1
+            client = _endpoint(connect)
+            recorder = Recorder(f"{self.prefix}-{number}", "postfix", client=client)
+            recorder.connect(time, expects_reply=False)  # the greeting is not logged
+            self.sessions.append(recorder)
+            self._open[pid] = _Session(recorder)
+            return
+        session = self._open.get(pid)
+        if session is None:
+            return  # a session that started before the log does
+        recorder = session.recorder
+        if reject := _REJECT.match(message):
+            self._reject(session, reject, time)
+        elif queued := _QUEUED.match(message):
+            session.queue_ids.append(queued["queue"])
+            self._by_queue_id[queued["queue"]] = recorder
+            recorder.note(time, f"{queued['queue']}: queued")
+        elif tls := _TLS.match(message):
+            recorder.tls_started(time, tls["detail"])
+        elif disconnect := _DISCONNECT.match(message):
+            self._disconnect(session, disconnect["counts"], time)
+            del self._open[pid]
+        elif _TROUBLE.match(message):
+            recorder.note(time, message)
+
+    def _reject(self, session: _Session, match: re.Match[str], time: float) -> None:
+        recorder, stage = session.recorder, match["stage"]
+        fields = dict(re.findall(r" (\w+)=(<[^>]*>|\S*)", match["fields"]))
+        verb = _REPLY_VERB.get(stage, stage)
+        if verb not in ("CONNECT", "DATA-END"):
+            name, prefix = _ARGUMENT_FIELD.get(verb, ("", ""))
+            value = fields.get(name, "")
+            argument = f"{prefix}:{value}" if prefix and value else value
+            recorder.command(time, verb, argument)
+            key = verb.lower()
+            session.rejected[key] = session.rejected.get(key, 0) + 1
+        reply = Reply(int(match["code"]), match["text"], match["enhanced"])
+        recorder.reply(time, reply, verb)
+
+    def _disconnect(self, session: _Session, counts: str, time: float) -> None:
+        recorder = session.recorder
+        seen: dict[str, int] = {}
+        for name, done, tried in re.findall(r" ([a-z]+)=(\d+)(?:/(\d+))?", counts):
+            if name != "commands":
+                seen[name] = int(tried or done)
+        for name in sorted(seen, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER)):
+            for _ in range(seen[name] - session.rejected.get(name, 0)):
+                recorder.command(time, name.upper(), expects_reply=False)
+        by = "server" if seen.get("quit") else "client"
+        recorder.close(time, by, "disconnect" + counts)
+
+    def _time(self, match: re.Match[str]) -> float:
+        if "stamp" in match.groupdict() and match["stamp"]:
+            stamp = match["stamp"].replace("Z", "+00:00")
+            return dt.datetime.fromisoformat(stamp).timestamp()
+        month = _MONTHS[match["month"]]
+        if month < self._last_month - 6:  # December to January: a new year
+            self.year += 1
+        self._last_month = month
+        clock = dt.datetime.strptime(match["clock"].split(".")[0], "%H:%M:%S").time()
+        moment = dt.datetime.combine(
+            dt.date(self.year, month, int(match["day"])), clock, tzinfo=dt.UTC
+        )
+        fraction = float("0." + match["clock"].split(".")[1]) if "." in match["clock"] else 0.0
+        return moment.timestamp() + fraction
+
+
+def _endpoint(match: re.Match[str]) -> str:
+    address, port = match["address"], match["port"]
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{port}" if port else host

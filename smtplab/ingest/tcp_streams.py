@@ -1,0 +1,199 @@
+"""From captured frames to TCP byte streams: link, IP and TCP headers, then reassembly.
+
+Theory of operation
+-------------------
+:func:`tcp_segment` peels the link layer (Ethernet with VLAN tags, Linux cooked v1 and v2,
+BSD loopback, raw IP), IPv4 or IPv6 and TCP off a frame; anything else (ARP, UDP, an IP
+fragment) is ``None`` with the reason noted.
+
+:class:`Reassembly` puts one direction of a connection back in order, the way a receiving TCP
+does: octets are delivered once every octet before them has arrived. A retransmission or an
+overlapping segment delivers only what is new; a segment that arrives early waits for the gap
+before it to fill. A gap that never fills (a packet the capture missed) is skipped when the
+connection ends, and said. Sequence numbers are compared modulo 2**32 (RFC 9293 3.4). A
+connection whose handshake was not captured starts at the first segment seen.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+
+from smtplab.ingest.packets import CaptureProblems, Packet
+
+_ETHERNET, _LINUX_SLL, _LINUX_SLL2 = 1, 113, 276
+_NULL, _LOOP = 0, 108
+_RAW = (12, 14, 101)
+_RAW_IPV4, _RAW_IPV6 = 228, 229
+_IPV4, _IPV6, _VLAN_TAGS = 0x0800, 0x86DD, (0x8100, 0x88A8, 0x9100)
+_V6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped over
+SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
+_MOD = 1 << 32
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """The TCP part of one frame."""
+
+    number: int
+    time: float
+    source: tuple[str, int]
+    destination: tuple[str, int]
+    seq: int
+    flags: int
+    payload: bytes
+
+
+def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment | None:
+    """The TCP segment in ``packet``, or None (noted in ``problems`` when it is damaged)."""
+    ip = _ip_packet(packet.linktype, packet.data)
+    if ip is None:
+        return None  # not IP (ARP, ...): not our business, not a problem
+    version = ip[0] >> 4 if ip else 0
+    where = f"{name} packet {packet.number}"
+    if version == 4:
+        header_length = (ip[0] & 0x0F) * 4
+        if len(ip) < 20 or header_length < 20:
+            problems.add("IPv4 header cut short", where)
+            return None
+        total, fragment, protocol = struct.unpack("!H2xH1xB", ip[2:10])
+        if protocol != 6:
+            return None
+        if fragment & 0x3FFF:  # more fragments, or a fragment offset
+            problems.add("IP fragment (not reassembled)", where)
+            return None
+        source = socket.inet_ntop(socket.AF_INET, ip[12:16])
+        destination = socket.inet_ntop(socket.AF_INET, ip[16:20])
+        tcp = ip[header_length:total] if total else ip[header_length:]
+    elif version == 6:
+        if len(ip) < 40:
+            problems.add("IPv6 header cut short", where)
+            return None
+        payload_length, next_header = struct.unpack("!HB", ip[4:7])
+        source = socket.inet_ntop(socket.AF_INET6, ip[8:24])
+        destination = socket.inet_ntop(socket.AF_INET6, ip[24:40])
+        rest = ip[40 : 40 + payload_length] if payload_length else ip[40:]
+        while next_header in _V6_EXTENSIONS and len(rest) >= 8:
+            next_header, rest = rest[0], rest[(rest[1] + 1) * 8 :]
+        if next_header == 44:
+            problems.add("IPv6 fragment (not reassembled)", where)
+            return None
+        if next_header != 6:
+            return None
+        tcp = rest
+    else:
+        problems.add("not an IPv4 or IPv6 packet", where)
+        return None
+    if len(tcp) < 20:
+        problems.add("TCP header cut short", where)
+        return None
+    source_port, destination_port, seq, _, offset, flags = struct.unpack("!HHIIBB", tcp[:14])
+    data_offset = (offset >> 4) * 4
+    if data_offset < 20 or data_offset > len(tcp):
+        problems.add("bad TCP data offset", where)
+        return None
+    return Segment(
+        packet.number,
+        packet.time,
+        (source, source_port),
+        (destination, destination_port),
+        seq,
+        flags,
+        tcp[data_offset:],
+    )
+
+
+def _ip_packet(linktype: int, frame: bytes) -> bytes | None:
+    """The IP packet inside a link-layer frame, or None when it holds no IP."""
+    if linktype == _ETHERNET:
+        offset, ethertype = 14, frame[12:14]
+        kind = int.from_bytes(ethertype, "big") if len(ethertype) == 2 else 0
+        while kind in _VLAN_TAGS and len(frame) >= offset + 4:
+            kind = int.from_bytes(frame[offset + 2 : offset + 4], "big")
+            offset += 4
+        return frame[offset:] if kind in (_IPV4, _IPV6) else None
+    if linktype == _LINUX_SLL:
+        kind = int.from_bytes(frame[14:16], "big")
+        return frame[16:] if kind in (_IPV4, _IPV6) else None
+    if linktype == _LINUX_SLL2:
+        kind = int.from_bytes(frame[0:2], "big")
+        return frame[20:] if kind in (_IPV4, _IPV6) else None
+    if linktype in (_NULL, _LOOP):
+        family = frame[:4]
+        # BSD loopback: the address family in the writer's byte order (LOOP: big-endian).
+        value = max(int.from_bytes(family, "little"), int.from_bytes(family, "big"))
+        return frame[4:] if value in (2, 24, 28, 30) else None
+    if linktype in (*_RAW, _RAW_IPV4, _RAW_IPV6):
+        return frame
+    return None
+
+
+class Reassembly:
+    """One direction of a TCP connection, delivered in order (see the module docstring)."""
+
+    __slots__ = ("missing", "next_seq", "pending")
+
+    def __init__(self) -> None:
+        self.next_seq: int | None = None
+        self.pending: dict[int, tuple[float, bytes]] = {}  # early segments by sequence number
+        self.missing = 0  # octets skipped over because the capture never had them
+
+    def syn(self, seq: int) -> None:
+        """The SYN: data starts at the next sequence number."""
+        self.next_seq = (seq + 1) % _MOD
+        self.pending.clear()
+
+    def add(self, seq: int, time: float, payload: bytes) -> list[tuple[float, bytes]]:
+        """A segment's payload; the data that is now in order, oldest first."""
+        if not payload:
+            return []
+        if self.next_seq is None:
+            self.next_seq = seq  # no handshake captured: start here
+        delivered: list[tuple[float, bytes]] = []
+        self._accept(seq, time, payload, delivered)
+        while self.pending:
+            # An early segment may now be in reach (or overlap what was just delivered).
+            start = min(self.pending, key=self._ahead)
+            if self._ahead(start) > 0:
+                break
+            early_time, early = self.pending.pop(start)
+            self._accept(start, early_time, early, delivered)
+        return delivered
+
+    def _ahead(self, seq: int) -> int:
+        assert self.next_seq is not None
+        return _distance(seq, self.next_seq)
+
+    def _accept(
+        self, seq: int, time: float, payload: bytes, delivered: list[tuple[float, bytes]]
+    ) -> None:
+        assert self.next_seq is not None
+        ahead = _distance(seq, self.next_seq)
+        if ahead > 0:  # a gap before it: wait (keep the longer of two copies)
+            kept = self.pending.get(seq)
+            if kept is None or len(kept[1]) < len(payload):
+                self.pending[seq] = (time, payload)
+            return
+        new = payload[-ahead:] if ahead else payload  # a retransmission overlaps: keep the rest
+        if -ahead >= len(payload):
+            return  # nothing new
+        delivered.append((time, new))
+        self.next_seq = (self.next_seq + len(new)) % _MOD
+
+    def skip_gaps(self) -> list[tuple[float, bytes]]:
+        """The connection ended with segments still waiting: jump the gaps, deliver them."""
+        delivered: list[tuple[float, bytes]] = []
+        while self.pending and self.next_seq is not None:
+            start = min(self.pending, key=self._ahead)
+            self.missing += max(self._ahead(start), 0)
+            self.next_seq = start
+            early_time, early = self.pending.pop(start)
+            self._accept(start, early_time, early, delivered)
+        return delivered
+
+
+def _distance(seq: int, reference: int) -> int:
+    """How far ``seq`` is ahead of ``reference`` (negative: behind), modulo 2**32."""
+    difference = (seq - reference) % _MOD
+    return difference - _MOD if difference >= _MOD // 2 else difference

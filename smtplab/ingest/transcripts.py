@@ -1,0 +1,159 @@
+"""Client transcripts into rows: what ``swaks`` prints, and ``smtplib``'s debug output.
+
+Both tools print each line they send and receive. The readers turn those lines back into the
+two byte streams of the conversation and feed them to the same
+:class:`~smtplab.log.wire.WireRecorder` that records smtplab's TCP client, so commands, message
+data, BDAT chunks and replies pair up exactly as in a live session.
+
+* **swaks** marks each line: `` -> `` sent, ``<-  `` received, ``<** `` an error reply,
+  `` ~> ``/``<~  ``/``<~* `` the same under TLS, ``=== `` swaks's own news (``Trying
+  host:port...`` opens a session, ``TLS started ...``, ``Connection closed ...``), ``*** `` its
+  errors. It prints no times: the ``time`` column stays missing.
+* **smtplib** (``set_debuglevel(1)`` or ``(2)``) prints ``connect:``, ``send:`` and ``reply:``
+  lines with Python literals of what went over the wire; level 2 starts each line with the time
+  of day. A time of day without a date is not a time: rows keep ``time`` missing unless a
+  ``day`` is given, but the ``latency`` between a command and its reply is kept either way.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import re
+from collections.abc import Iterable
+
+from smtplab.ingest.packets import CaptureProblems
+from smtplab.log.recorder import Recorder
+from smtplab.log.wire import WireRecorder
+
+_TIME = 2  # the time field's index in a row tuple
+SWAKS_LINE = re.compile(r"(?P<mark> -> | ~> |<-  |<~  |<\*\* |<~\* |=== |\*\*\* )(?P<text>.*)")
+_SWAKS_TRYING = re.compile(r"Trying (?P<server>\S+?)\.\.\.$")
+SMTPLIB_LINE = re.compile(
+    r"(?:(?P<clock>\d\d:\d\d:\d\d\.\d{6}) )?(?P<kind>connect|send|reply|data): (?P<value>.*)"
+)
+
+
+class _Conversation:
+    """One session rebuilt from a client's transcript lines."""
+
+    def __init__(
+        self, session: str, source: str, server: str | None, time: float | None, auto_tls: bool
+    ) -> None:
+        self.auto_tls = auto_tls  # the transcript does not say when TLS starts: a 220 does
+        self.recorder = Recorder(session, source, client=None, server=server)
+        self.wire = WireRecorder(self.recorder)
+        self.wire.connected(time)  # type: ignore[arg-type]  # None: when is unknown
+
+    def sent(self, data: bytes, time: float | None) -> None:
+        self.wire.sent(data, time)  # type: ignore[arg-type]
+
+    def received(self, data: bytes, time: float | None) -> None:
+        self.wire.received(data, time)  # type: ignore[arg-type]
+        last = self.recorder.tuples[-1]
+        if self.auto_tls and last[4] == "reply" and last[5] == "STARTTLS" and last[7] == 220:
+            self.recorder.tls_started(time, "TLS started (STARTTLS)")  # type: ignore[arg-type]
+
+
+def read_swaks(lines: Iterable[str], name: str, prefix: str, problems: CaptureProblems) -> list:
+    """The rows of every session in a swaks transcript (``name``: the file, for messages)."""
+    conversations: list[_Conversation] = []
+    current: _Conversation | None = None
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        match = SWAKS_LINE.match(line)
+        if match is None:
+            if line.strip():
+                problems.add("not a swaks transcript line", f"{name} line {number}")
+            continue
+        mark, text = match["mark"], match["text"]
+        if mark == "=== ":
+            trying = _SWAKS_TRYING.match(text)
+            if trying:
+                session = f"{prefix}-{len(conversations) + 1}"
+                current = _Conversation(session, "swaks", trying["server"], None, auto_tls=False)
+                conversations.append(current)
+            elif current is not None and text.startswith("TLS started"):
+                current.recorder.tls_started(None, text)  # type: ignore[arg-type]
+            elif current is not None and text.startswith("Connection closed"):
+                current.wire.closed(None, "client", text)  # type: ignore[arg-type]
+                current = None
+            continue
+        if current is None:
+            problems.add("a conversation line outside any session", f"{name} line {number}")
+            continue
+        if mark == "*** ":
+            current.recorder.note(None, f"swaks: {text}")  # type: ignore[arg-type]
+        elif mark in (" -> ", " ~> "):
+            current.sent(text.encode("utf-8", "surrogateescape") + b"\r\n", None)
+        else:
+            current.received(text.encode("utf-8", "surrogateescape") + b"\r\n", None)
+    return [row for conversation in conversations for row in conversation.recorder.tuples]
+
+
+def read_smtplib(
+    lines: Iterable[str],
+    name: str,
+    prefix: str,
+    problems: CaptureProblems,
+    day: dt.date | None = None,
+) -> list:
+    """The rows of every session in ``smtplib`` debug output (see the module docstring)."""
+    conversations: list[_Conversation] = []
+    current: _Conversation | None = None
+    midnight = (
+        dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp() if day is not None else 0.0
+    )
+    for number, line in enumerate(lines, 1):
+        match = SMTPLIB_LINE.match(line.rstrip("\r\n"))
+        if match is None:
+            if line.strip():
+                problems.add("not an smtplib debug line", f"{name} line {number}")
+            continue
+        time = _seconds(match["clock"], midnight)
+        kind, value = match["kind"], match["value"]
+        if kind == "connect":
+            # "connect: to ('host', 25) None" (3.11: with the source address), or older
+            # "connect: ('host', 25)"; a second "connect:" line holds the greeting's text.
+            if value.startswith("to "):
+                value = value.removeprefix("to ").rsplit(" ", 1)[0]
+            address = _literal(value)
+            if isinstance(address, tuple) and len(address) == 2:
+                session = f"{prefix}-{len(conversations) + 1}"
+                server = f"{address[0]}:{address[1]}"
+                current = _Conversation(session, "smtplib", server, time, auto_tls=True)
+                conversations.append(current)
+            continue  # the other "connect:" line repeats the greeting
+        if current is None:
+            problems.add("a conversation line outside any session", f"{name} line {number}")
+            continue
+        if kind == "data" or value.startswith("retcode"):
+            continue  # smtplib's summaries of what it already printed
+        payload = _literal(value)
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        if not isinstance(payload, bytes):
+            problems.add(f"unreadable {kind} value", f"{name} line {number}")
+            continue
+        if kind == "send":
+            current.sent(payload, time)
+        else:
+            current.received(payload, time)
+    rows = [row for conversation in conversations for row in conversation.recorder.tuples]
+    if day is None:  # the latencies stand; the times of day alone are no times
+        rows = [(*row[:_TIME], None, *row[_TIME + 1 :]) for row in rows]
+    return rows
+
+
+def _seconds(clock: str | None, midnight: float) -> float | None:
+    if clock is None:
+        return None
+    hours, minutes, seconds = clock.split(":")
+    return midnight + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _literal(text: str) -> object:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
