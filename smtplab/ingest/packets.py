@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-PCAP_MAGIC = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
-    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
-    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
-    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+PCAP_MAGIC = {  # magic -> (byte order, timestamp units per second)
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000_000),
+    b"\xa1\xb2\xc3\xd4": (">", 1_000_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1_000_000_000),
+    b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
 }
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _INTERFACE, _OLD_PACKET, _SIMPLE_PACKET, _ENHANCED_PACKET = 1, 2, 3, 6  # pcapng block types
@@ -82,7 +82,7 @@ def read_packets(stream: IO[bytes], name: str, problems: CaptureProblems) -> Ite
 def _pcap(
     stream: IO[bytes], magic: bytes, name: str, problems: CaptureProblems
 ) -> Iterator[Packet]:
-    order, resolution = PCAP_MAGIC[magic]
+    order, per_second = PCAP_MAGIC[magic]
     header = stream.read(20)
     if len(header) < 20:
         raise CaptureError(f"{name}: the pcap header is cut short")
@@ -107,12 +107,12 @@ def _pcap(
         if len(data) < captured:
             problems.add("packet cut short (truncated file)", f"{name} packet {number}")
             return
-        yield Packet(number, seconds + fraction * resolution, linktype, data)
+        yield Packet(number, seconds + fraction / per_second, linktype, data)
 
 
 def _pcapng(stream: IO[bytes], name: str, problems: CaptureProblems) -> Iterator[Packet]:
     order = "<"
-    interfaces: list[tuple[int, float]] = []  # (link type, seconds per timestamp unit)
+    interfaces: list[tuple[int, int]] = []  # (link type, timestamp units per second)
     number = 0
     head = PCAPNG_MAGIC  # the first block's type, read already
     while head:
@@ -157,9 +157,9 @@ def _pcapng(stream: IO[bytes], name: str, problems: CaptureProblems) -> Iterator
 _BYTE_ORDER = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 
 
-def _interface(body: bytes, order: str) -> tuple[int, float]:
+def _interface(body: bytes, order: str) -> tuple[int, int]:
     linktype = struct.unpack(order + "H", body[:2])[0]
-    resolution = 1e-6  # the default: microseconds
+    per_second = 1_000_000  # timestamp units per second; the default is microseconds
     options = body[8:]
     while len(options) >= 4:
         code, size = struct.unpack(order + "HH", options[:4])
@@ -168,13 +168,13 @@ def _interface(body: bytes, order: str) -> tuple[int, float]:
             break
         if code == 9 and value:  # if_tsresol: a power of 10, or of 2 with the high bit set
             exponent = value[0] & 0x7F
-            resolution = 2.0**-exponent if value[0] & 0x80 else 10.0**-exponent
+            per_second = 2**exponent if value[0] & 0x80 else 10**exponent
         options = options[4 + size + (-size % 4) :]
-    return linktype, resolution
+    return linktype, per_second
 
 
 def _packet(
-    block_type: int, body: bytes, order: str, interfaces: list[tuple[int, float]], number: int
+    block_type: int, body: bytes, order: str, interfaces: list[tuple[int, int]], number: int
 ) -> Packet | None:
     if block_type == _SIMPLE_PACKET:
         if not interfaces:
@@ -190,5 +190,6 @@ def _packet(
         data = body[20 : 20 + captured]
     if interface >= len(interfaces):
         return None
-    linktype, resolution = interfaces[interface]
-    return Packet(number, ((high << 32) | low) * resolution, linktype, data)
+    linktype, per_second = interfaces[interface]
+    seconds, units = divmod((high << 32) | low, per_second)  # exact, as pcap's two fields are
+    return Packet(number, seconds + units / per_second, linktype, data)
