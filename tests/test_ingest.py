@@ -46,10 +46,11 @@ def sessions_to(frame: pd.DataFrame, port: int) -> list[str]:
 def test_pcap_and_pcapng_of_the_same_traffic_give_the_same_rows(capture) -> None:
     classic = smtplab.read(FIXTURES / "smtp.pcap")
     assert capture["session"].nunique() == 9
-    columns = [c for c in capture.columns if c not in ("session", "time")]
+    columns = [c for c in capture.columns if c not in ("session", "time", "latency")]
     pd.testing.assert_frame_equal(capture[columns], classic[columns], check_categorical=False)
     # dumpcap stamps packets in nanoseconds; the classic pcap copy keeps microseconds.
     assert (capture["time"] - classic["time"]).abs().max() < pd.Timedelta(microseconds=1)
+    assert (capture["latency"] - classic["latency"]).abs().max() <= 2e-6
 
 
 def test_a_captured_session_reads_like_a_live_one(capture) -> None:
