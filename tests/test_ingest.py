@@ -49,7 +49,7 @@ def test_pcap_and_pcapng_of_the_same_traffic_give_the_same_rows(capture) -> None
     columns = [c for c in capture.columns if c not in ("session", "time", "latency")]
     pd.testing.assert_frame_equal(capture[columns], classic[columns], check_categorical=False)
     # dumpcap stamps packets in nanoseconds; the classic pcap copy keeps microseconds.
-    assert (capture["time"] - classic["time"]).abs().max() < pd.Timedelta(microseconds=1)
+    assert (capture["time"] - classic["time"]).abs().max() <= pd.Timedelta(microseconds=1)
     assert (capture["latency"] - classic["latency"]).abs().max() <= 2e-6
 
 
