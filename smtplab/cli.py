@@ -15,9 +15,11 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
+from datetime import date
 from numbers import Integral
 from pathlib import Path
 
+from smtplab.ingest.reader import FORMATS as INGEST_FORMATS
 from smtplab.protocol.events import Reply
 
 
@@ -168,7 +170,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size", type=int, metavar="OCTETS", help="octets per BDAT (implies --chunking)"
     )
     send.set_defaults(func=_send)
+    ingest = commands.add_parser(
+        "ingest",
+        help="read captures, Postfix logs, swaks or smtplib transcripts into one table",
+    )
+    ingest.add_argument("files", nargs="+", help="files or directories (.gz works too)")
+    ingest.add_argument("-o", "--output", required=True, help="the table to write (.csv, .parquet)")
+    ingest.add_argument("--format", default="auto", choices=["auto", *INGEST_FORMATS])
+    ingest.add_argument("--year", type=int, help="year of syslog timestamps (default: file's)")
+    ingest.add_argument(
+        "--day", type=date.fromisoformat, help="date of smtplib level-2 times (YYYY-MM-DD)"
+    )
+    ingest.set_defaults(func=_ingest)
     return parser
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    import warnings
+
+    from smtplab.ingest import IngestError, IngestWarning, read
+    from smtplab.log.frame import check_table_path, write_table
+
+    try:
+        output = check_table_path(args.output)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", IngestWarning)
+            frame = read(args.files, args.format, year=args.year, day=args.day)
+    except (IngestError, ValueError) as error:
+        print(f"smtplab ingest: {error}", file=sys.stderr)
+        return 2
+    for warning in caught:
+        print(f"smtplab ingest: {warning.message}", file=sys.stderr)
+    write_table(frame, output)
+    sessions = frame.groupby("source", observed=True)["session"].nunique()
+    summary = ", ".join(f"{count} {source}" for source, count in sessions.items())
+    print(f"{len(frame)} rows, {frame['session'].nunique()} sessions ({summary}) -> {output}")
+    return 0
 
 
 def _send(args: argparse.Namespace) -> int:

@@ -272,3 +272,26 @@ def test_files_that_cannot_be_read_get_one_clear_error(tmp_path) -> None:
     not_really.write_bytes(b"\x0a\x0d\x0d\x0a" + b"\0" * 8)
     with pytest.raises(IngestError, match=r"fake\.pcapng: pcapng section header"):
         smtplab.read(not_really)
+
+
+def test_cli_ingest_writes_one_table_and_reports_what_it_skipped(tmp_path) -> None:
+    import sys
+
+    shutil.copy(FIXTURES / "swaks.txt", tmp_path / "swaks.txt")
+    (tmp_path / "README").write_text("not a transcript\n")
+    out = tmp_path / "all.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "smtplab", "ingest", str(FIXTURES / "smtp.pcapng"),
+         str(tmp_path), "-o", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "13 sessions (9 pcap, 4 swaks)" in done.stdout
+    assert "README: cannot tell its format" in done.stderr
+    table = pd.read_csv(out)
+    assert set(table["source"]) == {"pcap", "swaks"}
+    failed = subprocess.run(
+        [sys.executable, "-m", "smtplab", "ingest", str(tmp_path / "README"), "-o", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert failed.returncode == 2 and "README: cannot tell its format" in failed.stderr
