@@ -31,6 +31,7 @@ are complete.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -71,6 +72,22 @@ _TROUBLE = re.compile(r"(?:lost connection|timeout|too many errors|improper comm
 #: The usual order of commands in a session, for commands the log only counts.
 _ORDER = ["ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
           "vrfy", "etrn", "quit", "unknown"]  # fmt: skip
+_RANKS = {name: rank for rank, name in enumerate(_ORDER)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _tally(counts: str) -> tuple[tuple[str, int], ...]:
+    """``" ehlo=1 rcpt=1/2 commands=2/3"`` -> ``(("EHLO", 1), ("RCPT", 2))``: each command
+    sent (``accepted/sent`` when some failed), in the usual protocol order."""
+    sent = {}
+    for count in counts.split():
+        name, _, value = count.partition("=")
+        if name != "commands":
+            sent[name] = int(value.rpartition("/")[2])
+    ordered = sorted(sent, key=lambda name: _RANKS.get(name, len(_ORDER)))
+    return tuple((name.upper(), sent[name]) for name in ordered)
+
+
 _ARGUMENT_FIELD = {"MAIL": ("from", "FROM"), "RCPT": ("to", "TO"), "VRFY": ("to", "")}
 _REPLY_VERB = {"CONNECT": "CONNECT", "END-OF-MESSAGE": "DATA-END", "DATA": "DATA", "BDAT": "BDAT"}
 
@@ -91,28 +108,38 @@ class PostfixReader:
         self._open: dict[str, _Session] = {}  # by smtpd pid
         self._by_queue_id: dict[str, Recorder] = {}
         self._last_month = 0
+        self._last_clock, self._last_day, self._last_time = "", "", 0.0
+        self._midnights: dict[tuple[int, int, str], float] = {}  # (year, month, day) -> its start
 
     def read(self, lines: Iterable[str]) -> list:
-        for number, line in enumerate(lines, 1):
-            self._line(line.rstrip("\r\n"), number)
+        syslog_line, rfc3339_line = SYSLOG_LINE.match, RFC3339_LINE.match
+        syslog_time, smtpd, queue_line = self._syslog_time, self._smtpd, self._queue_line
+        for number, line in enumerate(lines, 1):  # the hot loop: one pass, few calls
+            syslog = syslog_line(line)
+            match = syslog or rfc3339_line(line)
+            if match is None:
+                if line.strip():
+                    self.problems.add("not a syslog line", f"{self.name} line {number}")
+                continue
+            program, service, pid, message = match.group("program", "service", "pid", "message")
+            if not program.startswith("postfix"):
+                continue  # another program's line in a shared log: not ours
+            if syslog:
+                time = syslog_time(*syslog.group("month", "day", "clock"))
+            else:
+                time = dt.datetime.fromisoformat(match["stamp"].replace("Z", "+00:00")).timestamp()
+            if service.endswith("smtpd"):
+                smtpd(pid, time, message.rstrip("\r"))
+            elif " from=<" in message or " to=<" in message:  # qmgr, or a delivery agent
+                queue_line(time, message.rstrip("\r"))
         for pid, session in list(self._open.items()):  # the log ends in mid-session
             session.recorder.note(None, "the log ends before this session's disconnect")  # type: ignore[arg-type]
             del self._open[pid]
         return [row for recorder in self.sessions for row in recorder.tuples]
 
-    def _line(self, line: str, number: int) -> None:
-        match = SYSLOG_LINE.match(line) or RFC3339_LINE.match(line)
-        if match is None:
-            if line.strip():
-                self.problems.add("not a syslog line", f"{self.name} line {number}")
-            return
-        if not match["program"].startswith("postfix"):
-            return  # another program's line in a shared log: not ours
-        time = self._time(match)
-        service, pid, message = match["service"], match["pid"], match["message"]
-        if service.endswith("smtpd"):
-            self._smtpd(pid, time, message)
-            return
+    def _queue_line(self, time: float, message: str) -> None:
+        """A queued message's sender and size, or one delivery's status: a note in the
+        session that queued it."""
         queued = _QMGR_FROM.match(message)
         if queued and (recorder := self._by_queue_id.get(queued["queue"])):
             text = f"{queued['queue']}: from=<{queued['sender']}>, size={queued['size']}"
@@ -124,31 +151,39 @@ class PostfixReader:
                                 f"status={delivered['status']}")  # fmt: skip
 
     def _smtpd(self, pid: str, time: float, message: str) -> None:
-        if connect := _CONNECT.match(message):
-            number = len(self.sessions) + 1
-            client = _endpoint(connect)
-            recorder = Recorder(f"{self.prefix}-{number}", "postfix", client=client)
-            recorder.connect(time, expects_reply=False)  # the greeting is not logged
-            self.sessions.append(recorder)
-            self._open[pid] = _Session(recorder)
+        # Cheap tests of the message's shape first: most lines are one of a few kinds.
+        if message.startswith("connect from "):
+            if connect := _CONNECT.match(message):
+                self._connect(pid, time, connect)
             return
         session = self._open.get(pid)
         if session is None:
             return  # a session that started before the log does
         recorder = session.recorder
-        if reject := _REJECT.match(message):
-            self._reject(session, reject, time)
-        elif queued := _QUEUED.match(message):
-            session.queue_ids.append(queued["queue"])
-            self._by_queue_id[queued["queue"]] = recorder
-            recorder.note(time, f"{queued['queue']}: queued")
-        elif tls := _TLS.match(message):
-            recorder.tls_started(time, tls["detail"])
-        elif disconnect := _DISCONNECT.match(message):
-            self._disconnect(session, disconnect["counts"], time)
-            del self._open[pid]
+        if message.startswith("disconnect from "):
+            if disconnect := _DISCONNECT.match(message):
+                self._disconnect(session, disconnect["counts"], time)
+                del self._open[pid]
+        elif ": reject" in message or ": discard" in message or ": hold" in message:
+            if reject := _REJECT.match(message):
+                self._reject(session, reject, time)
+        elif ": client=" in message:
+            if queued := _QUEUED.match(message):
+                session.queue_ids.append(queued["queue"])
+                self._by_queue_id[queued["queue"]] = recorder
+                recorder.note(time, f"{queued['queue']}: queued")
+        elif "TLS connection established" in message:
+            if tls := _TLS.match(message):
+                recorder.tls_started(time, tls["detail"])
         elif _TROUBLE.match(message):
             recorder.note(time, message)
+
+    def _connect(self, pid: str, time: float, connect: re.Match[str]) -> None:
+        number = len(self.sessions) + 1
+        recorder = Recorder(f"{self.prefix}-{number}", "postfix", client=_endpoint(connect))
+        recorder.connect(time, expects_reply=False)  # the greeting is not logged
+        self.sessions.append(recorder)
+        self._open[pid] = _Session(recorder)
 
     def _reject(self, session: _Session, match: re.Match[str], time: float) -> None:
         recorder, stage = session.recorder, match["stage"]
@@ -159,37 +194,36 @@ class PostfixReader:
             value = fields.get(name, "")
             argument = f"{prefix}:{value}" if prefix and value else value
             recorder.command(time, verb, argument)
-            key = verb.lower()
-            session.rejected[key] = session.rejected.get(key, 0) + 1
+            session.rejected[verb] = session.rejected.get(verb, 0) + 1
         reply = Reply(int(match["code"]), match["text"], match["enhanced"])
         recorder.reply(time, reply, verb)
 
     def _disconnect(self, session: _Session, counts: str, time: float) -> None:
-        recorder = session.recorder
-        seen: dict[str, int] = {}
-        for name, done, tried in re.findall(r" ([a-z]+)=(\d+)(?:/(\d+))?", counts):
-            if name != "commands":
-                seen[name] = int(tried or done)
-        for name in sorted(seen, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER)):
-            for _ in range(seen[name] - session.rejected.get(name, 0)):
-                recorder.command(time, name.upper(), expects_reply=False)
-        by = "server" if seen.get("quit") else "client"
+        recorder, rejected = session.recorder, session.rejected
+        for verb, sent in _tally(counts):
+            for _ in range(sent - rejected.get(verb, 0)):
+                recorder.counted(time, verb)
+        by = "server" if "quit=" in counts else "client"
         recorder.close(time, by, "disconnect" + counts)
 
-    def _time(self, match: re.Match[str]) -> float:
-        if "stamp" in match.groupdict() and match["stamp"]:
-            stamp = match["stamp"].replace("Z", "+00:00")
-            return dt.datetime.fromisoformat(stamp).timestamp()
-        month = _MONTHS[match["month"]]
+    def _syslog_time(self, month_name: str, day: str, clock: str) -> float:
+        """POSIX seconds of a classic syslog stamp, in ``self.year`` (UTC)."""
+        if clock == self._last_clock and day == self._last_day:  # the same second as before
+            return self._last_time
+        month = _MONTHS[month_name]
         if month < self._last_month - 6:  # December to January: a new year
             self.year += 1
         self._last_month = month
-        clock = dt.datetime.strptime(match["clock"].split(".")[0], "%H:%M:%S").time()
-        moment = dt.datetime.combine(
-            dt.date(self.year, month, int(match["day"])), clock, tzinfo=dt.UTC
-        )
-        fraction = float("0." + match["clock"].split(".")[1]) if "." in match["clock"] else 0.0
-        return moment.timestamp() + fraction
+        midnight = self._midnights.get((self.year, month, day))
+        if midnight is None:
+            date = dt.date(self.year, month, int(day))
+            midnight = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC).timestamp()
+            self._midnights[(self.year, month, day)] = midnight
+        # strptime is the slowest part of reading a log: the fields are fixed, cut them.
+        seconds = int(clock[:2]) * 3600 + int(clock[3:5]) * 60 + int(clock[6:8])
+        time = midnight + seconds + (float(clock[8:]) if len(clock) > 8 else 0.0)
+        self._last_clock, self._last_day, self._last_time = clock, day, time
+        return time
 
 
 def _endpoint(match: re.Match[str]) -> str:

@@ -134,6 +134,11 @@ class Recorder:
             self._awaiting.append((seq, time))
         return seq
 
+    def counted(self, time: float, verb: str) -> int:
+        """A command known only from a count (a server log's tally of a session's commands):
+        no argument, and no reply expected, since the source shows none."""
+        return self._add(time, "client", "command", verb=verb)
+
     def data(
         self, time: float, content: bytes, size: int | None = None, lines: int | None = None
     ) -> int:
