@@ -9,6 +9,11 @@ records smtplab's own TCP client: client octets are commands, message data after
 chunks; server octets are replies, each paired with what it answers, pipelined or not. So a
 captured session gives the very rows a live one does, with ``source`` ``pcap``.
 
+The two directions are decoded in capture order, with one correction: a segment that
+acknowledges data of the other side not decoded yet waits for it. Capture timestamps can put a
+reply before the command it answers (two capture points, two CPUs), but the reply's ACK number
+cannot lie about what its sender had received.
+
 SMTP is recognised by what is said, not by the port: the side that opens the connection (its
 SYN) is the client; without a captured handshake, the side whose first octets are a reply
 (``220 ...``) is the server. A connection whose server side does not start with a reply is not
@@ -48,6 +53,10 @@ class _Connection:
     fin_from: list[Address] = field(default_factory=list)
     reset_by: Address | None = None
     last_seen: float = 0.0  # the time of its latest segment
+    # In-order data not decoded yet, in capture order: (side, time, octets, the other side's
+    # stream position it acknowledges, or None), and how far each side has been decoded.
+    held: list[tuple[Address, float, bytes, int | None]] = field(default_factory=list)
+    decoded: dict[Address, int] = field(default_factory=dict)
 
     def stream(self, side: Address) -> Reassembly:
         if side not in self.streams:
@@ -96,11 +105,17 @@ class CaptureReader:
         connection.last_seen = segment.time
         if segment.flags & SYN:
             connection.stream(side).syn(segment.seq)
+            connection.decoded[side] = (segment.seq + 1) % 2**32
             connection.handshake = True
             if opening:
                 connection.client = side
-        for time, data in connection.stream(side).add(segment.seq, segment.time, segment.payload):
-            self._data(connection, side, time, data)
+        stream = connection.stream(side)
+        before = len(connection.held)
+        for time, data in stream.add(segment.seq, segment.time, segment.payload):
+            needs = segment.ack if segment.flags & ACK else None
+            connection.held.append((side, time, data, needs))
+        if len(connection.held) > before:
+            self._release(connection)
         if segment.flags & RST:
             connection.reset_by = side
             self._finish(connection)
@@ -109,6 +124,25 @@ class CaptureReader:
                 connection.fin_from.append(side)
             if len(connection.fin_from) == 2:
                 self._finish(connection)
+
+    def _release(self, connection: _Connection, everything: bool = False) -> None:
+        """Decode held data, in capture order, as far as acknowledgements allow (all of it
+        when ``everything``: the connection is over)."""
+        blocked: set[Address] = set()
+        remaining = []
+        for side, time, data, needs in connection.held:
+            other = connection.other(side)
+            done = connection.decoded.get(other)
+            waits = needs is not None and done is not None and _ahead(needs, done) > 0
+            if side in blocked or (waits and not everything):
+                blocked.add(side)  # a side's data stays in order behind what waits
+                remaining.append((side, time, data, needs))
+                continue
+            start = connection.decoded.get(side)
+            self._data(connection, side, time, data)
+            if start is not None:
+                connection.decoded[side] = (start + len(data)) % 2**32
+        connection.held = remaining
 
     def _data(self, connection: _Connection, side: Address, time: float, data: bytes) -> None:
         if connection.smtp is False:
@@ -170,8 +204,9 @@ class CaptureReader:
         missing = 0
         for side, stream in connection.streams.items():
             for time, data in stream.skip_gaps():
-                self._data(connection, side, time, data)
+                connection.held.append((side, time, data, None))
             missing += stream.missing
+        self._release(connection, everything=True)
         if connection.wire is None:
             if connection.smtp is None and connection.waiting:
                 self.not_smtp += 1  # it said something, never recognisably SMTP
@@ -187,6 +222,12 @@ class CaptureReader:
         else:
             closer = connection.fin_from[0] if connection.fin_from else connection.client
             connection.wire.closed(last, "client" if closer == connection.client else "server")
+
+
+def _ahead(position: int, reference: int) -> int:
+    """How far a stream position is ahead of another, modulo 2**32 (RFC 9293 3.4)."""
+    difference = (position - reference) % 2**32
+    return difference - 2**32 if difference >= 2**31 else difference
 
 
 def _key(a: Address, b: Address) -> tuple[Address, Address]:

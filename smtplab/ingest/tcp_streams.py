@@ -41,6 +41,7 @@ class Segment:
     source: tuple[str, int]
     destination: tuple[str, int]
     seq: int
+    ack: int
     flags: int
     payload: bytes
 
@@ -88,7 +89,7 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
     if len(tcp) < 20:
         problems.add("TCP header cut short", where)
         return None
-    source_port, destination_port, seq, _, offset, flags = struct.unpack("!HHIIBB", tcp[:14])
+    source_port, destination_port, seq, ack, offset, flags = struct.unpack("!HHIIBB", tcp[:14])
     data_offset = (offset >> 4) * 4
     if data_offset < 20 or data_offset > len(tcp):
         problems.add("bad TCP data offset", where)
@@ -99,6 +100,7 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
         (source, source_port),
         (destination, destination_port),
         seq,
+        ack,
         flags,
         tcp[data_offset:],
     )
