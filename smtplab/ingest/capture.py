@@ -28,12 +28,20 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from smtplab.ingest.packets import CaptureProblems, read_packets
-from smtplab.ingest.tcp_streams import ACK, FIN, RST, SYN, Reassembly, Segment, tcp_segment
+from smtplab.ingest.tcp_streams import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    Reassembly,
+    Segment,
+    address_text,
+    tcp_segment,
+)
 from smtplab.log.recorder import Recorder
-from smtplab.log.schema import endpoint
 from smtplab.log.wire import WireRecorder
 
-Address = tuple[str, int]
+Address = tuple[bytes, int]  # IP address octets, port
 _REPLY_START = re.compile(rb"[2-5][0-9][0-9](?:[ \-\r]|$)")
 _COMMAND_START = re.compile(rb"[A-Za-z]{4}")
 
@@ -128,6 +136,14 @@ class CaptureReader:
     def _release(self, connection: _Connection, everything: bool = False) -> None:
         """Decode held data, in capture order, as far as acknowledgements allow (all of it
         when ``everything``: the connection is over)."""
+        held = connection.held
+        if len(held) == 1 and not everything:  # the usual case: one chunk, nothing before it
+            side, time, data, needs = held[0]
+            done = connection.decoded.get(connection.other(side))
+            if needs is None or done is None or _ahead(needs, done) <= 0:
+                held.clear()
+                self._decode(connection, side, time, data)
+                return
         blocked: set[Address] = set()
         remaining = []
         for side, time, data, needs in connection.held:
@@ -138,11 +154,15 @@ class CaptureReader:
                 blocked.add(side)  # a side's data stays in order behind what waits
                 remaining.append((side, time, data, needs))
                 continue
-            start = connection.decoded.get(side)
-            self._data(connection, side, time, data)
-            if start is not None:
-                connection.decoded[side] = (start + len(data)) % 2**32
+            self._decode(connection, side, time, data)
         connection.held = remaining
+
+    def _decode(self, connection: _Connection, side: Address, time: float, data: bytes) -> None:
+        """Decode ``side``'s next octets and note how far that side is decoded."""
+        self._data(connection, side, time, data)
+        start = connection.decoded.get(side)
+        if start is not None:
+            connection.decoded[side] = (start + len(data)) % 2**32
 
     def _data(self, connection: _Connection, side: Address, time: float, data: bytes) -> None:
         if connection.smtp is False:
@@ -182,7 +202,7 @@ class CaptureReader:
             return False
         number = len(self.recorders) + 1
         recorder = Recorder(
-            f"{self.prefix}-{number}", "pcap", endpoint(connection.client), endpoint(server)
+            f"{self.prefix}-{number}", "pcap", address_text(connection.client), address_text(server)
         )
         self.recorders.append(recorder)
         connection.wire = WireRecorder(recorder, opaque_after_starttls=True)

@@ -114,43 +114,53 @@ def _pcapng(stream: IO[bytes], name: str, problems: CaptureProblems) -> Iterator
     order = "<"
     interfaces: list[tuple[int, int]] = []  # (link type, timestamp units per second)
     number = 0
-    head = PCAPNG_MAGIC  # the first block's type, read already
-    while head:
-        where = f"{name} after packet {number}"
-        raw_length = stream.read(4)
+    header = PCAPNG_MAGIC + stream.read(4)  # the first block's type was read already
+    while header:
         prefix = b""
-        if head == PCAPNG_MAGIC:
+        if header[:4] == PCAPNG_MAGIC:
             # A section header: its byte-order magic, after the length, says how to read both.
             prefix = stream.read(4)
             if prefix not in _BYTE_ORDER:
                 if number == 0:
                     raise CaptureError(f"{name}: pcapng section header has no byte-order magic")
-                problems.add("section header without byte-order magic: rest skipped", where)
+                problems.add("section header without byte-order magic: rest skipped",
+                             f"{name} after packet {number}")  # fmt: skip
                 return
             order = _BYTE_ORDER[prefix]
             interfaces = []  # a new section numbers its interfaces afresh
-        if len(head) < 4 or len(raw_length) < 4:
-            problems.add("block header cut short (truncated file)", where)
+        if len(header) < 8:
+            problems.add("block header cut short (truncated file)", f"{name} after packet {number}")
             return
-        block_type, length = struct.unpack(order + "II", head + raw_length)
+        block_type, length = struct.unpack(order + "II", header)
         if length < 12 + len(prefix) or length % 4 or length > _BLOCK_LIMIT:
-            problems.add("impossible block length: rest of file skipped", where)
+            problems.add("impossible block length: rest of file skipped",
+                         f"{name} after packet {number}")  # fmt: skip
             return
-        body = prefix + stream.read(length - 8 - len(prefix))
-        if len(body) < length - 8:
-            problems.add("block cut short (truncated file)", where)
+        body = stream.read(length - 8 - len(prefix))
+        if len(body) < length - 8 - len(prefix):
+            problems.add("block cut short (truncated file)", f"{name} after packet {number}")
             return
-        body = body[:-4]  # without the trailing copy of the length
-        if block_type == _INTERFACE:
-            interfaces.append(_interface(body, order))
-        elif block_type in (_ENHANCED_PACKET, _OLD_PACKET, _SIMPLE_PACKET):
+        if block_type == _ENHANCED_PACKET:  # nearly every block: the short way
             number += 1
-            packet = _packet(block_type, body, order, interfaces, number)
+            interface, high, low, captured = struct.unpack(order + "IIII", body[:16])
+            if interface < len(interfaces):
+                linktype, per_second = interfaces[interface]
+                seconds, units = divmod((high << 32) | low, per_second)
+                yield Packet(
+                    number, seconds + units / per_second, linktype, body[20 : 20 + captured]
+                )
+            else:
+                problems.add("packet of an unknown interface", f"{name} packet {number}")
+        elif block_type == _INTERFACE:
+            interfaces.append(_interface(body[:-4], order))
+        elif block_type in (_OLD_PACKET, _SIMPLE_PACKET):
+            number += 1
+            packet = _packet(block_type, prefix + body[:-4], order, interfaces, number)
             if packet is None:
                 problems.add("packet of an unknown interface", f"{name} packet {number}")
             else:
                 yield packet
-        head = stream.read(4)
+        header = stream.read(8)
 
 
 # The magic 0x1A2B3C4D as the writer's byte order stores it.
@@ -176,20 +186,16 @@ def _interface(body: bytes, order: str) -> tuple[int, int]:
 def _packet(
     block_type: int, body: bytes, order: str, interfaces: list[tuple[int, int]], number: int
 ) -> Packet | None:
+    """A Simple Packet Block (no timestamp), or the obsolete Packet Block."""
     if block_type == _SIMPLE_PACKET:
         if not interfaces:
             return None
         linktype, _ = interfaces[0]
         original = struct.unpack(order + "I", body[:4])[0]
         return Packet(number, 0.0, linktype, body[4 : 4 + original])
-    if block_type == _ENHANCED_PACKET:
-        interface, high, low, captured = struct.unpack(order + "IIII", body[:16])
-        data = body[20 : 20 + captured]
-    else:  # the obsolete Packet Block: a 16-bit interface id and drop count
-        interface, _, high, low, captured = struct.unpack(order + "HHIII", body[:16])
-        data = body[20 : 20 + captured]
+    interface, _, high, low, captured = struct.unpack(order + "HHIII", body[:16])
     if interface >= len(interfaces):
         return None
     linktype, per_second = interfaces[interface]
-    seconds, units = divmod((high << 32) | low, per_second)  # exact, as pcap's two fields are
-    return Packet(number, seconds + units / per_second, linktype, data)
+    seconds, units = divmod((high << 32) | low, per_second)
+    return Packet(number, seconds + units / per_second, linktype, body[20 : 20 + captured])

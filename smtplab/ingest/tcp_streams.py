@@ -34,12 +34,13 @@ _MOD = 1 << 32
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """The TCP part of one frame."""
+    """The TCP part of one frame. Addresses are (IP address octets, port): turned into text
+    (:func:`address_text`) only for the few connections that turn out to be SMTP."""
 
     number: int
     time: float
-    source: tuple[str, int]
-    destination: tuple[str, int]
+    source: tuple[bytes, int]
+    destination: tuple[bytes, int]
     seq: int
     ack: int
     flags: int
@@ -64,16 +65,14 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
         if fragment & 0x3FFF:  # more fragments, or a fragment offset
             problems.add("IP fragment (not reassembled)", where)
             return None
-        source = socket.inet_ntop(socket.AF_INET, ip[12:16])
-        destination = socket.inet_ntop(socket.AF_INET, ip[16:20])
+        source, destination = ip[12:16], ip[16:20]
         tcp = ip[header_length:total] if total else ip[header_length:]
     elif version == 6:
         if len(ip) < 40:
             problems.add("IPv6 header cut short", where)
             return None
         payload_length, next_header = struct.unpack("!HB", ip[4:7])
-        source = socket.inet_ntop(socket.AF_INET6, ip[8:24])
-        destination = socket.inet_ntop(socket.AF_INET6, ip[24:40])
+        source, destination = ip[8:24], ip[24:40]
         rest = ip[40 : 40 + payload_length] if payload_length else ip[40:]
         while next_header in _V6_EXTENSIONS and len(rest) >= 8:
             next_header, rest = rest[0], rest[(rest[1] + 1) * 8 :]
@@ -104,6 +103,14 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
         flags,
         tcp[data_offset:],
     )
+
+
+def address_text(address: tuple[bytes, int]) -> str:
+    """``(octets, port)`` as the transcript writes an endpoint: ``host:port``, ``[v6]:port``."""
+    host, port = address
+    if len(host) == 4:
+        return f"{socket.inet_ntop(socket.AF_INET, host)}:{port}"
+    return f"[{socket.inet_ntop(socket.AF_INET6, host)}]:{port}"
 
 
 def _ip_packet(linktype: int, frame: bytes) -> bytes | None:
