@@ -133,7 +133,7 @@ class PostfixReader:
             elif " from=<" in message or " to=<" in message:  # qmgr, or a delivery agent
                 queue_line(time, message.rstrip("\r"))
         for pid, session in list(self._open.items()):  # the log ends in mid-session
-            session.recorder.note(None, "the log ends before this session's disconnect")  # type: ignore[arg-type]
+            session.recorder.note(None, "the log ends before this session's disconnect")
             del self._open[pid]
         return [row for recorder in self.sessions for row in recorder.tuples]
 

@@ -43,16 +43,16 @@ class _Conversation:
         self.auto_tls = auto_tls  # the transcript does not say when TLS starts: a 220 does
         self.recorder = Recorder(session, source, client=None, server=server)
         self.wire = WireRecorder(self.recorder)
-        self.wire.connected(time)  # type: ignore[arg-type]  # None: when is unknown
+        self.wire.connected(time)  # None: when is unknown
 
     def sent(self, data: bytes, time: float | None) -> None:
-        self.wire.sent(data, time)  # type: ignore[arg-type]
+        self.wire.sent(data, time)
 
     def received(self, data: bytes, time: float | None) -> None:
-        self.wire.received(data, time)  # type: ignore[arg-type]
+        self.wire.received(data, time)
         last = self.recorder.tuples[-1]
         if self.auto_tls and last[4] == "reply" and last[5] == "STARTTLS" and last[7] == 220:
-            self.recorder.tls_started(time, "TLS started (STARTTLS)")  # type: ignore[arg-type]
+            self.recorder.tls_started(time, "TLS started (STARTTLS)")
 
 
 def read_swaks(lines: Iterable[str], name: str, prefix: str, problems: CaptureProblems) -> list:
@@ -74,16 +74,16 @@ def read_swaks(lines: Iterable[str], name: str, prefix: str, problems: CapturePr
                 current = _Conversation(session, "swaks", trying["server"], None, auto_tls=False)
                 conversations.append(current)
             elif current is not None and text.startswith("TLS started"):
-                current.recorder.tls_started(None, text)  # type: ignore[arg-type]
+                current.recorder.tls_started(None, text)
             elif current is not None and text.startswith("Connection closed"):
-                current.wire.closed(None, "client", text)  # type: ignore[arg-type]
+                current.wire.closed(None, "client", text)
                 current = None
             continue
         if current is None:
             problems.add("a conversation line outside any session", f"{name} line {number}")
             continue
         if mark == "*** ":
-            current.recorder.note(None, f"swaks: {text}")  # type: ignore[arg-type]
+            current.recorder.note(None, f"swaks: {text}")
         elif mark in (" -> ", " ~> "):
             current.sent(text.encode("utf-8", "surrogateescape") + b"\r\n", None)
         else:

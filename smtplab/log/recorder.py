@@ -29,7 +29,7 @@ class Row(NamedTuple):
 
     session: str
     seq: int
-    time: float  # POSIX seconds, UTC
+    time: float | None  # POSIX seconds, UTC; None where the source does not say when
     sender: str
     kind: str
     verb: str | None = None
@@ -68,11 +68,11 @@ class Recorder:
         # Plain tuples in Row's field order: the garbage collector stops tracking a plain tuple
         # of strings and numbers, but never a tuple subclass, and a lab keeps millions of rows.
         self.tuples: list[tuple] = []
-        self._awaiting: deque[tuple[int, float]] = deque()  # (seq, time) of unanswered units
+        self._awaiting: deque[tuple[int, float | None]] = deque()  # (seq, time) of unanswered units
 
     def _add(
         self,
-        time: float,
+        time: float | None,
         sender: str,
         kind: str,
         verb: str | None = None,
@@ -116,7 +116,7 @@ class Recorder:
         """The rows so far, as :class:`Row` named tuples."""
         return [Row._make(values) for values in self.tuples]
 
-    def connect(self, time: float, expects_reply: bool = True) -> int:
+    def connect(self, time: float | None, expects_reply: bool = True) -> int:
         """The TCP connection opened; the greeting will answer it (unless the source never
         shows the greeting, as a server's log does not)."""
         seq = self._add(time, "client", "connect", verb=CONNECT)
@@ -125,7 +125,7 @@ class Recorder:
         return seq
 
     def command(
-        self, time: float, verb: str, argument: str = "", expects_reply: bool = True
+        self, time: float | None, verb: str, argument: str = "", expects_reply: bool = True
     ) -> int:
         """A command line from the client."""
         verb, argument = redact_command(verb, argument)
@@ -134,13 +134,13 @@ class Recorder:
             self._awaiting.append((seq, time))
         return seq
 
-    def counted(self, time: float, verb: str) -> int:
+    def counted(self, time: float | None, verb: str) -> int:
         """A command known only from a count (a server log's tally of a session's commands):
         no argument, and no reply expected, since the source shows none."""
         return self._add(time, "client", "command", verb=verb)
 
     def data(
-        self, time: float, content: bytes, size: int | None = None, lines: int | None = None
+        self, time: float | None, content: bytes, size: int | None = None, lines: int | None = None
     ) -> int:
         """A message block, up to and including the final dot; the next reply answers it."""
         text = preview(content)
@@ -158,7 +158,7 @@ class Recorder:
         self._awaiting.append((seq, time))
         return seq
 
-    def chunk(self, time: float, argument: str, size: int, content: bytes = b"") -> int:
+    def chunk(self, time: float | None, argument: str, size: int, content: bytes = b"") -> int:
         """A BDAT command and the ``size`` octets that followed it (RFC 3030): one row, with
         the chunk's size and first lines (``content``: the octets, when they were kept)."""
         seq = self._add(
@@ -174,7 +174,7 @@ class Recorder:
         self._awaiting.append((seq, time))
         return seq
 
-    def reply(self, time: float, reply: Reply, verb: str | None = None) -> int:
+    def reply(self, time: float | None, reply: Reply, verb: str | None = None) -> int:
         """A reply from the server, paired with the oldest unit still awaiting one."""
         reply_to = latency = None
         if self._awaiting:
@@ -195,17 +195,17 @@ class Recorder:
             latency=latency,
         )
 
-    def tls_started(self, time: float, text: str) -> int:
+    def tls_started(self, time: float | None, text: str) -> int:
         """TLS is on from here (STARTTLS, RFC 3207): this and every later row has ``tls``."""
         self.tls = True
         return self._add(time, "server", "tls", text=text)
 
-    def close(self, time: float, sender: str, text: str = "") -> int:
+    def close(self, time: float | None, sender: str, text: str = "") -> int:
         """The connection closed; ``sender`` is the side that closed it."""
         self._awaiting.clear()
         return self._add(time, sender, "close", text=text or None)
 
-    def note(self, time: float, text: str, sender: str = "server") -> int:
+    def note(self, time: float | None, text: str, sender: str = "server") -> int:
         """Something worth knowing that is not a protocol unit (a message id, a stored file)."""
         return self._add(time, sender, "note", text=text)
 

@@ -31,10 +31,10 @@ class WireRecorder:
         self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
         self._chunk: tuple[str, int] | None = None  # a BDAT line read: (argument, size)
 
-    def connected(self, time: float) -> None:
+    def connected(self, time: float | None) -> None:
         self.recorder.connect(time)
 
-    def sent(self, data: bytes, time: float) -> None:
+    def sent(self, data: bytes, time: float | None) -> None:
         if self.opaque:
             return
         self._out += data
@@ -78,7 +78,7 @@ class WireRecorder:
                 # even pipelined ones (over-redacting a pipelined command is the safe side).
                 self._in_auth = True
 
-    def received(self, data: bytes, time: float) -> None:
+    def received(self, data: bytes, time: float | None) -> None:
         if self.opaque:
             return
         self._replies.feed(data)
@@ -102,5 +102,5 @@ class WireRecorder:
                 self._out.clear()
                 return
 
-    def closed(self, time: float, by: str, text: str = "") -> None:
+    def closed(self, time: float | None, by: str, text: str = "") -> None:
         self.recorder.close(time, by, text)
