@@ -295,3 +295,20 @@ def test_cli_ingest_writes_one_table_and_reports_what_it_skipped(tmp_path) -> No
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert failed.returncode == 2 and "README: cannot tell its format" in failed.stderr
+
+
+def test_a_hostile_helo_name_in_a_reject_line_is_read_at_once(tmp_path) -> None:
+    # The client picks its HELO name and Postfix logs it: no pattern may backtrack over it.
+    helo = "x " + " ".join(f"a{i}=<b>" for i in range(40)) + " y"
+    log = tmp_path / "maillog"
+    log.write_text(
+        "Nov 29 01:57:55 vm postfix/smtpd[100]: connect from unknown[192.0.2.9]\n"
+        "Nov 29 01:57:55 vm postfix/smtpd[100]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: "
+        "554 5.7.1 <x@example.net>: Relay access denied; from=<a@b.example> "
+        f"to=<x@example.net> proto=ESMTP helo=<{helo}>\n"
+    )
+    frame = smtplab.read(log, year=2026)
+    reply = frame[frame["kind"] == "reply"].iloc[0]
+    assert (reply["code"], reply["enhanced"]) == (554, "5.7.1")
+    assert reply["text"] == "<x@example.net>: Relay access denied"
+    assert frame[frame["kind"] == "command"]["argument"].tolist() == ["TO:<x@example.net>"]

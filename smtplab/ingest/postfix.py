@@ -61,9 +61,13 @@ _QUEUE_ID = r"(?P<queue>[0-9A-F]{6,}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,}|NO
 _REJECT = re.compile(
     rf"{_QUEUE_ID}: (?:reject|discard|hold|filter|redirect)(?:_warning)?: "
     rf"(?P<stage>[A-Z\-]+) from {_CLIENT}: "
-    r"(?P<code>[245]\d\d) (?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3}) )?(?P<text>.*?);"
-    r"(?P<fields>(?: \w+=<?[^ ]*>?)*)$"
+    r"(?P<code>[245]\d\d) (?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3}) )?(?P<rest>.*)$"
 )
+# After the reply text Postfix logs "; from=<sender> to=<recipient> proto=ESMTP helo=<name>".
+# Cut there with a plain search: a client chooses its HELO name, and a pattern that
+# backtracks over it could be made to take forever.
+_REJECT_FIELDS = "; from=<"
+_FIELD = re.compile(r"(\w+)=(<[^>]*>|\S*)")
 _QUEUED = re.compile(rf"{_QUEUE_ID}: client={_CLIENT}")
 _QMGR_FROM = re.compile(rf"{_QUEUE_ID}: from=<(?P<sender>[^>]*)>, size=(?P<size>\d+)")
 _DELIVERY = re.compile(rf"{_QUEUE_ID}: to=<(?P<recipient>[^>]*)>,.*? status=(?P<status>\S+ .*)$")
@@ -186,8 +190,10 @@ class PostfixReader:
         self._open[pid] = _Session(recorder)
 
     def _reject(self, session: _Session, match: re.Match[str], time: float) -> None:
-        recorder, stage = session.recorder, match["stage"]
-        fields = dict(re.findall(r" (\w+)=(<[^>]*>|\S*)", match["fields"]))
+        recorder, stage, rest = session.recorder, match["stage"], match["rest"]
+        cut = rest.find(_REJECT_FIELDS)
+        text = rest[:cut] if cut >= 0 else rest
+        fields = dict(_FIELD.findall(rest[cut + 2 :])) if cut >= 0 else {}
         verb = _REPLY_VERB.get(stage, stage)
         if verb not in ("CONNECT", "DATA-END"):
             name, prefix = _ARGUMENT_FIELD.get(verb, ("", ""))
@@ -195,7 +201,7 @@ class PostfixReader:
             argument = f"{prefix}:{value}" if prefix and value else value
             recorder.command(time, verb, argument)
             session.rejected[verb] = session.rejected.get(verb, 0) + 1
-        reply = Reply(int(match["code"]), match["text"], match["enhanced"])
+        reply = Reply(int(match["code"]), text, match["enhanced"])
         recorder.reply(time, reply, verb)
 
     def _disconnect(self, session: _Session, counts: str, time: float) -> None:
