@@ -312,3 +312,50 @@ def test_a_hostile_helo_name_in_a_reject_line_is_read_at_once(tmp_path) -> None:
     assert (reply["code"], reply["enhanced"]) == (554, "5.7.1")
     assert reply["text"] == "<x@example.net>: Relay access denied"
     assert frame[frame["kind"] == "command"]["argument"].tolist() == ["TO:<x@example.net>"]
+
+
+# -- found in review: damage that once raised from inside a parser, or read too much ------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Foo 29 01:57:55 vm postfix/smtpd[1]: connect from unknown[192.0.2.9]",
+        "Feb 30 01:57:55 vm postfix/smtpd[1]: connect from unknown[192.0.2.9]",
+        "2026-13-29T01:57:55+00:00 vm postfix/smtpd[1]: connect from unknown[192.0.2.9]",
+    ],
+)
+def test_an_impossible_log_timestamp_is_counted_not_raised(line: str, tmp_path) -> None:
+    log = tmp_path / "maillog"
+    log.write_text((FIXTURES / "postfix.log").read_text() + line + "\n")
+    with pytest.warns(IngestWarning, match="impossible timestamp"):
+        frame = smtplab.read(log, year=2025)
+    assert frame["session"].nunique() == 7
+
+
+def test_a_garbled_smtplib_value_is_skipped(tmp_path) -> None:
+    debug = tmp_path / "debug.txt"
+    text = (FIXTURES / "smtplib-debug1.txt").read_text()
+    debug.write_text(text.replace("send: 'quit\\r\\n'", "send: " + "-" * 3000 + "1", 1))
+    with pytest.warns(IngestWarning, match="unreadable send value"):
+        frame = smtplab.read(debug)
+    assert frame["session"].nunique() == 2
+
+
+def test_a_short_pcapng_block_is_skipped(tmp_path) -> None:
+    data = (FIXTURES / "smtp.pcapng").read_bytes()
+    short = struct.pack("<II", 6, 12) + struct.pack("<I", 12)  # an Enhanced Packet Block, empty
+    damaged = tmp_path / "short.pcapng"
+    damaged.write_bytes(data + short)
+    with pytest.warns(IngestWarning, match="block too short"):
+        frame = smtplab.read(damaged)
+    assert frame["session"].nunique() == 9
+
+
+def test_a_cut_gzip_capture_keeps_what_came_before_the_cut(tmp_path) -> None:
+    packed = gzip.compress((FIXTURES / "smtp.pcap").read_bytes())
+    cut = tmp_path / "cut.pcap.gz"
+    cut.write_bytes(packed[: len(packed) * 3 // 4])
+    with pytest.warns(IngestWarning, match="compressed file cut short"):
+        frame = smtplab.read(cut)
+    assert frame["session"].nunique() >= 3

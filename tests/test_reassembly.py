@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import smtplab
 from smtplab.ingest import IngestWarning
@@ -164,9 +165,11 @@ def test_a_connection_without_close_and_a_lost_segment(tmp_path) -> None:
     segments = Conversation().session(close=False).segments
     lost = next(i for i, s in enumerate(segments) if s[5] == CLIENT_SAYS[2])  # the message
     del segments[lost]
-    frame = smtplab.read(pcap_of(tmp_path / "a.pcap", segments))
+    missing = f"{len(CLIENT_SAYS[2])} octets missing"
+    with pytest.warns(IngestWarning, match=missing):
+        frame = smtplab.read(pcap_of(tmp_path / "a.pcap", segments))
     notes = " ".join(frame[frame["kind"] == "note"]["text"])
-    assert f"{len(CLIENT_SAYS[2])} octets missing" in notes
+    assert missing in notes
     assert "capture ends before this connection closed" in notes
 
 
@@ -233,3 +236,26 @@ def test_frames_that_hold_no_tcp_are_passed_over_quietly(tmp_path) -> None:
         warnings.simplefilter("error", IngestWarning)  # not IP at all: nothing broken
         frame = smtplab.read(path)
     assert len(frame) == 0
+
+
+def test_http_with_a_password_is_not_read_as_smtp(tmp_path) -> None:
+    web = Conversation(server=("192.0.2.80", 80))
+    web.send(web.client, b"POST /login HTTP/1.1\r\nAuthorization: Basic YWxpY2U6czNjcmV0\r\n\r\n")
+    web.send(web.server, b"HTTP/1.1 200 OK\r\n\r\n")
+    ftp = Conversation(server=("192.0.2.21", 21))
+    ftp.send(ftp.server, b"220 ftp.example.org FTP ready\r\n")
+    ftp.send(ftp.client, b"USER alice\r\n")
+    ftp.send(ftp.server, b"331 password please\r\n")
+    ftp.send(ftp.client, b"PASS s3cret\r\n")
+    frame = smtplab.read(pcap_of(tmp_path / "other.pcap", web.segments + ftp.segments))
+    assert len(frame) == 0  # neither the Authorization header nor PASS became a row
+
+
+def test_a_reply_after_a_line_that_is_no_reply_is_kept(tmp_path) -> None:
+    conversation = Conversation()
+    conversation.send(SERVER, SERVER_SAYS[0])
+    conversation.send(CLIENT, b"QUIT\r\n")
+    conversation.send(SERVER, b"** debug output **\r\n221 2.0.0 bye\r\n")
+    frame = smtplab.read(pcap_of(tmp_path / "a.pcap", conversation.segments))
+    assert replies(frame) == [220, 221]
+    assert "not an SMTP reply" in " ".join(frame[frame["kind"] == "note"]["text"])

@@ -43,7 +43,12 @@ from smtplab.log.wire import WireRecorder
 
 Address = tuple[bytes, int]  # IP address octets, port
 _REPLY_START = re.compile(rb"[2-5][0-9][0-9](?:[ \-\r]|$)")
-_COMMAND_START = re.compile(rb"[A-Za-z]{4}")
+#: What a client may say first in an SMTP session (RFC 5321 and its extensions).
+_SMTP_VERBS = frozenset(
+    ["EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
+     "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "XCLIENT", "XFORWARD"]
+)  # fmt: skip
+_UNDECIDED_LIMIT = 64 * 1024  # octets kept while telling SMTP from anything else
 
 
 @dataclass
@@ -51,19 +56,21 @@ class _Connection:
     """One TCP connection of the capture, and its SMTP conversation once sides are known."""
 
     key: tuple[Address, Address]
-    started: float
+    started: float | None
     client: Address | None = None
     streams: dict[Address, Reassembly] = field(default_factory=dict)
-    waiting: list[tuple[Address, float, bytes]] = field(default_factory=list)  # sides unknown
+    waiting: list[tuple[Address, float | None, bytes]] = field(
+        default_factory=list
+    )  # sides unknown
     wire: WireRecorder | None = None
     smtp: bool | None = None  # None: not decided yet
     handshake: bool = False
     fin_from: list[Address] = field(default_factory=list)
     reset_by: Address | None = None
-    last_seen: float = 0.0  # the time of its latest segment
+    last_seen: float | None = 0.0  # the time of its latest segment
     # In-order data not decoded yet, in capture order: (side, time, octets, the other side's
     # stream position it acknowledges, or None), and how far each side has been decoded.
-    held: list[tuple[Address, float, bytes, int | None]] = field(default_factory=list)
+    held: list[tuple[Address, float | None, bytes, int | None]] = field(default_factory=list)
     decoded: dict[Address, int] = field(default_factory=dict)
 
     def stream(self, side: Address) -> Reassembly:
@@ -108,6 +115,8 @@ class CaptureReader:
             self._finish(connection)  # the same ports again: a new connection
             connection = None
         if connection is None:
+            if not segment.payload and not segment.flags & SYN:
+                return  # the last ACK of a finished connection, or a lone keep-alive
             connection = self._open[key] = _Connection(key, segment.time)
         side = segment.source
         connection.last_seen = segment.time
@@ -157,14 +166,18 @@ class CaptureReader:
             self._decode(connection, side, time, data)
         connection.held = remaining
 
-    def _decode(self, connection: _Connection, side: Address, time: float, data: bytes) -> None:
+    def _decode(
+        self, connection: _Connection, side: Address, time: float | None, data: bytes
+    ) -> None:
         """Decode ``side``'s next octets and note how far that side is decoded."""
         self._data(connection, side, time, data)
         start = connection.decoded.get(side)
         if start is not None:
             connection.decoded[side] = (start + len(data)) % 2**32
 
-    def _data(self, connection: _Connection, side: Address, time: float, data: bytes) -> None:
+    def _data(
+        self, connection: _Connection, side: Address, time: float | None, data: bytes
+    ) -> None:
         if connection.smtp is False:
             return
         if connection.wire is None:
@@ -177,42 +190,63 @@ class CaptureReader:
             return
         self._feed(connection, side, time, data)
 
-    def _decide(self, connection: _Connection) -> bool:
-        """Tell client from server and SMTP from anything else, once the data allows."""
-        first: dict[Address, bytes] = {}
+    def _decide(self, connection: _Connection, ended: bool = False) -> bool:
+        """Tell client from server and SMTP from anything else, once the data allows: the
+        server's first line must be a reply, and the client's first word an SMTP verb (an
+        FTP or HTTP session must not be read as mail, its passwords least of all)."""
+        first: dict[Address, bytes] = {}  # the first few octets each side said
         for side, _, data in connection.waiting:
-            first.setdefault(side, data)
+            so_far = first.get(side, b"")
+            if len(so_far) < 16:
+                first[side] = so_far + data[: 16 - len(so_far)]
+        if sum(len(data) for _, _, data in connection.waiting) > _UNDECIDED_LIMIT:
+            return self._not_smtp(connection)
         if connection.client is None:
             for side, data in first.items():
-                if _REPLY_START.match(data):
+                if len(data) >= 4 and _REPLY_START.match(data):
                     connection.client = connection.other(side)
-                elif _COMMAND_START.match(data):
-                    connection.client = side
         if connection.client is None:
+            if len(first) == 2 and all(len(data) >= 4 for data in first.values()):
+                return self._not_smtp(connection)  # both spoke, neither with a reply
             return False
         server = connection.other(connection.client)
-        if server in first:
-            connection.smtp = bool(_REPLY_START.match(first[server]))
-        elif connection.client in first:
-            connection.smtp = bool(_COMMAND_START.match(first[connection.client]))
-        if not connection.smtp:
-            if connection.smtp is False:
-                self.not_smtp += 1
-                connection.waiting.clear()
-            return False
+        said, heard = first.get(connection.client), first.get(server)
+        if heard is not None and len(heard) >= 4 and not _REPLY_START.match(heard):
+            return self._not_smtp(connection)
+        if said is not None and (b" " in said or b"\r" in said or len(said) >= 8):
+            if said.split(None, 1)[0].upper().decode("ascii", "replace") not in _SMTP_VERBS:
+                return self._not_smtp(connection)
+        elif not ended:
+            return False  # the client has not said enough yet
+        if heard is None or len(heard) < 4:
+            if not ended:
+                return False
+            if heard is None:
+                return self._not_smtp(connection)
+        assert heard is not None
+        connection.smtp = True
         number = len(self.recorders) + 1
         recorder = Recorder(
             f"{self.prefix}-{number}", "pcap", address_text(connection.client), address_text(server)
         )
         self.recorders.append(recorder)
         connection.wire = WireRecorder(recorder, opaque_after_starttls=True)
-        if connection.handshake or server in first:
+        greeted_first = connection.waiting[0][0] == server and heard[:3] in (b"220", b"554")
+        if connection.handshake or greeted_first:
             connection.wire.connected(connection.started)
         else:
             recorder.note(connection.started, "the capture starts in the middle of this session")
         return True
 
-    def _feed(self, connection: _Connection, side: Address, time: float, data: bytes) -> None:
+    def _not_smtp(self, connection: _Connection) -> bool:
+        connection.smtp = False
+        connection.waiting.clear()
+        self.not_smtp += 1
+        return False
+
+    def _feed(
+        self, connection: _Connection, side: Address, time: float | None, data: bytes
+    ) -> None:
         assert connection.wire is not None
         if side == connection.client:
             connection.wire.sent(data, time)
@@ -227,6 +261,11 @@ class CaptureReader:
                 connection.held.append((side, time, data, None))
             missing += stream.missing
         self._release(connection, everything=True)
+        undecided = connection.wire is None and connection.smtp is None and connection.waiting
+        if undecided and self._decide(connection, ended=True):  # a greeting and no more
+            waiting, connection.waiting = connection.waiting, []
+            for side, time, data in waiting:
+                self._feed(connection, side, time, data)
         if connection.wire is None:
             if connection.smtp is None and connection.waiting:
                 self.not_smtp += 1  # it said something, never recognisably SMTP
@@ -234,6 +273,10 @@ class CaptureReader:
         recorder, last = connection.wire.recorder, connection.last_seen
         if missing:
             recorder.note(last, f"{missing} octets missing from the capture were skipped")
+            self.problems.add(
+                f"{missing} octets missing from the capture, skipped",
+                f"{self.name} {recorder.session}",
+            )
         if ended_with_capture:
             recorder.note(last, "the capture ends before this connection closed")
         elif connection.reset_by is not None:

@@ -41,7 +41,7 @@ class Packet:
     """One captured frame: its number in the file (from 1), time, link type and octets."""
 
     number: int
-    time: float
+    time: float | None  # None: the format gives it none (a Simple Packet Block) or nonsense
     linktype: int
     data: bytes
 
@@ -86,7 +86,8 @@ def _pcap(
     header = stream.read(20)
     if len(header) < 20:
         raise CaptureError(f"{name}: the pcap header is cut short")
-    linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
+    *_, snaplen, linktype = struct.unpack(order + "HHiIII", header)
+    linktype &= 0x0FFFFFFF
     record = struct.Struct(order + "IIII")
     number = 0
     while True:
@@ -97,8 +98,10 @@ def _pcap(
         if len(head) < 16:
             problems.add("packet header cut short (truncated file)", f"{name} packet {number}")
             return
-        seconds, fraction, captured, _ = record.unpack(head)
-        if captured > _BLOCK_LIMIT:
+        seconds, fraction, captured, original = record.unpack(head)
+        # More octets than the packet had, or than the capture kept: a damaged length, after
+        # which no record boundary can be trusted.
+        if captured > _BLOCK_LIMIT or captured > original or (snaplen and captured > snaplen):
             problems.add(
                 "impossible packet length: rest of file skipped", f"{name} packet {number}"
             )
@@ -107,7 +110,7 @@ def _pcap(
         if len(data) < captured:
             problems.add("packet cut short (truncated file)", f"{name} packet {number}")
             return
-        yield Packet(number, seconds + fraction / per_second, linktype, data)
+        yield Packet(number, _time(seconds + fraction / per_second), linktype, data)
 
 
 def _pcapng(stream: IO[bytes], name: str, problems: CaptureProblems) -> Iterator[Packet]:
@@ -140,7 +143,10 @@ def _pcapng(stream: IO[bytes], name: str, problems: CaptureProblems) -> Iterator
         if len(body) < length - 8 - len(prefix):
             problems.add("block cut short (truncated file)", f"{name} after packet {number}")
             return
-        if block_type == _ENHANCED_PACKET:  # nearly every block: the short way
+        if len(body) < _SHORTEST.get(block_type, 4):
+            number += block_type in (_ENHANCED_PACKET, _OLD_PACKET, _SIMPLE_PACKET)
+            problems.add("block too short for its type", f"{name} block after packet {number}")
+        elif block_type == _ENHANCED_PACKET:  # nearly every block: the short way
             number += 1
             interface, high, low, captured = struct.unpack(order + "IIII", body[:16])
             if interface < len(interfaces):
@@ -161,6 +167,16 @@ def _pcapng(stream: IO[bytes], name: str, problems: CaptureProblems) -> Iterator
             else:
                 yield packet
         header = stream.read(8)
+
+
+#: The least body (with its 4-octet trailer) of each block type this reader looks into.
+_SHORTEST = {_ENHANCED_PACKET: 24, _OLD_PACKET: 24, _SIMPLE_PACKET: 8, _INTERFACE: 12}
+#: Times pandas can hold (1677-2262); a stamp outside is damage, not a date.
+_EARLIEST, _LATEST = -9.2e9, 9.2e9
+
+
+def _time(seconds: float) -> float | None:
+    return seconds if _EARLIEST < seconds < _LATEST else None
 
 
 # The magic 0x1A2B3C4D as the writer's byte order stores it.
@@ -192,10 +208,10 @@ def _packet(
             return None
         linktype, _ = interfaces[0]
         original = struct.unpack(order + "I", body[:4])[0]
-        return Packet(number, 0.0, linktype, body[4 : 4 + original])
+        return Packet(number, None, linktype, body[4 : 4 + original])  # SPBs have no time
     interface, _, high, low, captured = struct.unpack(order + "HHIII", body[:16])
     if interface >= len(interfaces):
         return None
     linktype, per_second = interfaces[interface]
     seconds, units = divmod((high << 32) | low, per_second)
-    return Packet(number, seconds + units / per_second, linktype, body[20 : 20 + captured])
+    return Packet(number, _time(seconds + units / per_second), linktype, body[20 : 20 + captured])

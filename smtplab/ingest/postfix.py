@@ -59,14 +59,15 @@ _CONNECT = re.compile(rf"connect from {_CLIENT}$")
 _DISCONNECT = re.compile(rf"disconnect from {_CLIENT}(?P<counts>(?: [a-z]+=\d+(?:/\d+)?)*)$")
 _QUEUE_ID = r"(?P<queue>[0-9A-F]{6,}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,}|NOQUEUE)"
 _REJECT = re.compile(
-    rf"{_QUEUE_ID}: (?:reject|discard|hold|filter|redirect)(?:_warning)?: "
+    rf"{_QUEUE_ID}: (?P<action>reject|reject_warning): "
     rf"(?P<stage>[A-Z\-]+) from {_CLIENT}: "
     r"(?P<code>[245]\d\d) (?:(?P<enhanced>[245]\.\d{1,3}\.\d{1,3}) )?(?P<rest>.*)$"
 )
-# After the reply text Postfix logs "; from=<sender> to=<recipient> proto=ESMTP helo=<name>".
-# Cut there with a plain search: a client chooses its HELO name, and a pattern that
-# backtracks over it could be made to take forever.
-_REJECT_FIELDS = "; from=<"
+# After the reply text Postfix logs "; from=<sender> to=<recipient> proto=ESMTP helo=<name>"
+# (from= once there is a sender, ";" alone at CONNECT). Cut at the first of them with a plain
+# search: a client chooses its HELO name, and a pattern that backtracks over it could be made
+# to take forever.
+_REJECT_FIELDS = re.compile(r"; (?:from=<|to=<|proto=|helo=<)|;$")  # literal: no backtracking
 _FIELD = re.compile(r"(\w+)=(<[^>]*>|\S*)")
 _QUEUED = re.compile(rf"{_QUEUE_ID}: client={_CLIENT}")
 _QMGR_FROM = re.compile(rf"{_QUEUE_ID}: from=<(?P<sender>[^>]*)>, size=(?P<size>\d+)")
@@ -106,13 +107,23 @@ class _Session:
 class PostfixReader:
     """Reads Postfix log lines into sessions (see the module docstring)."""
 
-    def __init__(self, name: str, prefix: str, problems: CaptureProblems, year: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        prefix: str,
+        problems: CaptureProblems,
+        year: int,
+        last_month: int | None = None,
+    ) -> None:
         self.name, self.prefix, self.problems, self.year = name, prefix, problems, year
+        # The month the log was last written (its file's time), when the year is a guess: a
+        # first line from a later month was written the year before.
+        self._newest_month = last_month
         self.sessions: list[Recorder] = []
         self._open: dict[str, _Session] = {}  # by smtpd pid
         self._by_queue_id: dict[str, Recorder] = {}
         self._last_month = 0
-        self._last_clock, self._last_day, self._last_time = "", "", 0.0
+        self._last_stamp, self._last_time = ("", "", ""), 0.0
         self._midnights: dict[tuple[int, int, str], float] = {}  # (year, month, day) -> its start
 
     def read(self, lines: Iterable[str]) -> list:
@@ -128,10 +139,15 @@ class PostfixReader:
             program, service, pid, message = match.group("program", "service", "pid", "message")
             if not program.startswith("postfix"):
                 continue  # another program's line in a shared log: not ours
-            if syslog:
-                time = syslog_time(*syslog.group("month", "day", "clock"))
-            else:
-                time = dt.datetime.fromisoformat(match["stamp"].replace("Z", "+00:00")).timestamp()
+            try:
+                if syslog:
+                    time = syslog_time(*syslog.group("month", "day", "clock"))
+                else:
+                    stamp = match["stamp"].replace("Z", "+00:00")
+                    time = dt.datetime.fromisoformat(stamp).timestamp()
+            except (KeyError, ValueError, OverflowError):  # "Foo 29", "Feb 30", month 13
+                self.problems.add("impossible timestamp", f"{self.name} line {number}")
+                continue
             if service.endswith("smtpd"):
                 smtpd(pid, time, message.rstrip("\r"))
             elif " from=<" in message or " to=<" in message:  # qmgr, or a delivery agent
@@ -168,7 +184,7 @@ class PostfixReader:
             if disconnect := _DISCONNECT.match(message):
                 self._disconnect(session, disconnect["counts"], time)
                 del self._open[pid]
-        elif ": reject" in message or ": discard" in message or ": hold" in message:
+        elif ": reject" in message:
             if reject := _REJECT.match(message):
                 self._reject(session, reject, time)
         elif ": client=" in message:
@@ -191,9 +207,13 @@ class PostfixReader:
 
     def _reject(self, session: _Session, match: re.Match[str], time: float) -> None:
         recorder, stage, rest = session.recorder, match["stage"], match["rest"]
-        cut = rest.find(_REJECT_FIELDS)
-        text = rest[:cut] if cut >= 0 else rest
-        fields = dict(_FIELD.findall(rest[cut + 2 :])) if cut >= 0 else {}
+        cut = _REJECT_FIELDS.search(rest)
+        text = rest[: cut.start()] if cut else rest
+        fields = dict(_FIELD.findall(rest[cut.start() + 2 :])) if cut else {}
+        if match["action"] == "reject_warning":
+            # "warn only" (smtpd_check.c): the client was not refused; nothing to pair.
+            recorder.note(time, f"Postfix would refuse {stage}: {match['code']} {text}")
+            return
         verb = _REPLY_VERB.get(stage, stage)
         if verb not in ("CONNECT", "DATA-END"):
             name, prefix = _ARGUMENT_FIELD.get(verb, ("", ""))
@@ -214,9 +234,14 @@ class PostfixReader:
 
     def _syslog_time(self, month_name: str, day: str, clock: str) -> float:
         """POSIX seconds of a classic syslog stamp, in ``self.year`` (UTC)."""
-        if clock == self._last_clock and day == self._last_day:  # the same second as before
+        stamp = (month_name, day, clock)
+        if stamp == self._last_stamp:  # the same second as the line before
             return self._last_time
         month = _MONTHS[month_name]
+        if self._newest_month is not None:
+            if month > self._newest_month:  # "Dec 31" in a log written in January
+                self.year -= 1
+            self._newest_month = None
         if month < self._last_month - 6:  # December to January: a new year
             self.year += 1
         self._last_month = month
@@ -228,7 +253,7 @@ class PostfixReader:
         # strptime is the slowest part of reading a log: the fields are fixed, cut them.
         seconds = int(clock[:2]) * 3600 + int(clock[3:5]) * 60 + int(clock[6:8])
         time = midnight + seconds + (float(clock[8:]) if len(clock) > 8 else 0.0)
-        self._last_clock, self._last_day, self._last_time = clock, day, time
+        self._last_stamp, self._last_time = stamp, time
         return time
 
 

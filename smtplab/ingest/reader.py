@@ -100,8 +100,10 @@ def _read_one(
     day: dt.date | None,
     bar: tqdm,  # type: ignore[type-arg]
 ) -> list[tuple]:  # type: ignore[type-arg]
-    with _open(path, bar) as stream:
+    with _open(path, bar, problems) as stream:
         head = stream.peek(4096)[:4096] if hasattr(stream, "peek") else b""
+        if not head and problems.total:
+            raise IngestError(f"{path}: {problems.examples[0].split(': ', 1)[-1]}")
         kind = format if format != "auto" else detect(path, head)
         if kind == "pcap":
             try:
@@ -110,9 +112,11 @@ def _read_one(
                 raise IngestError(str(error)) from None
         text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
         if kind == "postfix":
-            if year is None:
-                year = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).year
-            return PostfixReader(str(path), prefix, problems, year).read(text)
+            if year is not None:
+                return PostfixReader(str(path), prefix, problems, year).read(text)
+            written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            reader = PostfixReader(str(path), prefix, problems, written.year, written.month)
+            return reader.read(text)
         if kind == "swaks":
             return read_swaks(text, str(path), prefix, problems)
         return read_smtplib(text, str(path), prefix, problems, day)
@@ -158,7 +162,11 @@ def _files(paths: str | Path | Iterable[str | Path]) -> Iterator[tuple[Path, boo
 
 
 @contextmanager
-def _open(path: Path, bar: tqdm) -> Iterator[IO[bytes]]:  # type: ignore[type-arg]
+def _open(
+    path: Path,
+    bar: tqdm,  # type: ignore[type-arg]
+    problems: CaptureProblems,
+) -> Iterator[IO[bytes]]:
     try:
         raw = path.open("rb")
     except OSError as error:
@@ -168,7 +176,7 @@ def _open(path: Path, bar: tqdm) -> Iterator[IO[bytes]]:  # type: ignore[type-ar
         if raw.read(2) == b"\x1f\x8b":
             raw.seek(0)
             with gzip.open(counted) as unpacked:  # type: ignore[arg-type]
-                yield io.BufferedReader(unpacked)  # type: ignore[arg-type]
+                yield io.BufferedReader(_CutShort(unpacked, path, problems))  # type: ignore[arg-type]
         else:
             raw.seek(0)
             yield io.BufferedReader(counted)  # type: ignore[arg-type]
@@ -191,6 +199,24 @@ class _Counted(io.RawIOBase):
         count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         self._bar.update(count or 0)
         return count or 0
+
+
+class _CutShort(io.RawIOBase):
+    """A gzip stream whose premature end is the end of the data, noted: what came before it
+    is kept, as for an uncompressed file cut short."""
+
+    def __init__(self, unpacked: IO[bytes], path: Path, problems: CaptureProblems) -> None:
+        self._unpacked, self._path, self._problems = unpacked, path, problems
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return self._unpacked.readinto(buffer) or 0  # type: ignore[attr-defined]
+        except EOFError:
+            self._problems.add("compressed file cut short: the rest is lost", str(self._path))
+            return 0
 
 
 def _prefix(path: Path, used: dict[str, int]) -> str:

@@ -38,7 +38,7 @@ class Segment:
     (:func:`address_text`) only for the few connections that turn out to be SMTP."""
 
     number: int
-    time: float
+    time: float | None
     source: tuple[bytes, int]
     destination: tuple[bytes, int]
     seq: int
@@ -145,7 +145,7 @@ class Reassembly:
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
-        self.pending: dict[int, tuple[float, bytes]] = {}  # early segments by sequence number
+        self.pending: dict[int, tuple[float | None, bytes]] = {}  # early segments, by seq
         self.missing = 0  # octets skipped over because the capture never had them
 
     def syn(self, seq: int) -> None:
@@ -153,13 +153,13 @@ class Reassembly:
         self.next_seq = (seq + 1) % _MOD
         self.pending.clear()
 
-    def add(self, seq: int, time: float, payload: bytes) -> list[tuple[float, bytes]]:
+    def add(self, seq: int, time: float | None, payload: bytes) -> list[tuple[float | None, bytes]]:
         """A segment's payload; the data that is now in order, oldest first."""
         if not payload:
             return []
         if self.next_seq is None:
             self.next_seq = seq  # no handshake captured: start here
-        delivered: list[tuple[float, bytes]] = []
+        delivered: list[tuple[float | None, bytes]] = []
         self._accept(seq, time, payload, delivered)
         while self.pending:
             # An early segment may now be in reach (or overlap what was just delivered).
@@ -175,7 +175,11 @@ class Reassembly:
         return _distance(seq, self.next_seq)
 
     def _accept(
-        self, seq: int, time: float, payload: bytes, delivered: list[tuple[float, bytes]]
+        self,
+        seq: int,
+        time: float | None,
+        payload: bytes,
+        delivered: list[tuple[float | None, bytes]],
     ) -> None:
         assert self.next_seq is not None
         ahead = _distance(seq, self.next_seq)
@@ -190,9 +194,9 @@ class Reassembly:
         delivered.append((time, new))
         self.next_seq = (self.next_seq + len(new)) % _MOD
 
-    def skip_gaps(self) -> list[tuple[float, bytes]]:
+    def skip_gaps(self) -> list[tuple[float | None, bytes]]:
         """The connection ended with segments still waiting: jump the gaps, deliver them."""
-        delivered: list[tuple[float, bytes]] = []
+        delivered: list[tuple[float | None, bytes]] = []
         while self.pending and self.next_seq is not None:
             start = min(self.pending, key=self._ahead)
             self.missing += max(self._ahead(start), 0)

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.log.recorder import Recorder
+from smtplab.log.schema import endpoint
 from smtplab.log.wire import WireRecorder
 
 _TIME = 2  # the time field's index in a row tuple
@@ -85,9 +86,9 @@ def read_swaks(lines: Iterable[str], name: str, prefix: str, problems: CapturePr
         if mark == "*** ":
             current.recorder.note(None, f"swaks: {text}")
         elif mark in (" -> ", " ~> "):
-            current.sent(text.encode("utf-8", "surrogateescape") + b"\r\n", None)
+            current.sent(text.encode("utf-8") + b"\r\n", None)
         else:
-            current.received(text.encode("utf-8", "surrogateescape") + b"\r\n", None)
+            current.received(text.encode("utf-8") + b"\r\n", None)
     return [row for conversation in conversations for row in conversation.recorder.tuples]
 
 
@@ -104,6 +105,7 @@ def read_smtplib(
     midnight = (
         dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp() if day is not None else 0.0
     )
+    last_time: float | None = None
     for number, line in enumerate(lines, 1):
         match = SMTPLIB_LINE.match(line.rstrip("\r\n"))
         if match is None:
@@ -111,6 +113,10 @@ def read_smtplib(
                 problems.add("not an smtplib debug line", f"{name} line {number}")
             continue
         time = _seconds(match["clock"], midnight)
+        if time is not None and last_time is not None and time < last_time - 43200:
+            midnight += 86400  # the clock went past midnight: a new day
+            time += 86400
+        last_time = time if time is not None else last_time
         kind, value = match["kind"], match["value"]
         if kind == "connect":
             # "connect: to ('host', 25) None" (3.11: with the source address), or older
@@ -120,7 +126,7 @@ def read_smtplib(
             address = _literal(value)
             if isinstance(address, tuple) and len(address) == 2:
                 session = f"{prefix}-{len(conversations) + 1}"
-                server = f"{address[0]}:{address[1]}"
+                server = endpoint(address)
                 current = _Conversation(session, "smtplib", server, time, auto_tls=True)
                 conversations.append(current)
             continue  # the other "connect:" line repeats the greeting
@@ -153,7 +159,12 @@ def _seconds(clock: str | None, midnight: float) -> float | None:
 
 
 def _literal(text: str) -> object:
+    if len(text) > _LITERAL_LIMIT:
+        return None
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, RecursionError, MemoryError):  # garbled: not a literal
         return None
+
+
+_LITERAL_LIMIT = 1 << 20  # smtplib prints a message as one literal; beyond this it is damage

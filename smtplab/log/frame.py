@@ -41,7 +41,9 @@ def to_frame(rows: Iterable[Row | tuple]) -> pd.DataFrame:
             # Float POSIX seconds are exact to about 0.25 microseconds: round to microseconds
             # so that virtual-clock times read as the round numbers they are.
             seconds = np.asarray(values, dtype="float64")
-            missing = np.isnan(seconds)  # a source that does not know when (a swaks transcript)
+            # Missing: a source that does not know when (a swaks transcript), or a time no
+            # datetime64[ns] can hold (damage in a capture), which is no time either.
+            missing = ~(np.abs(seconds) < 9.2e9)
             micros = np.round(np.where(missing, 0.0, seconds) * 1e6).astype("int64")
             column = pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
             if missing.any():

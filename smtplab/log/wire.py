@@ -30,6 +30,7 @@ class WireRecorder:
         self._in_data = False  # the server said 354: client bytes are message content
         self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
         self._chunk: tuple[str, int] | None = None  # a BDAT line read: (argument, size)
+        self._data_scanned = 0  # message octets already searched for the final dot
 
     def connected(self, time: float | None) -> None:
         self.recorder.connect(time)
@@ -48,9 +49,14 @@ class WireRecorder:
                 self._chunk = None
                 continue
             if self._in_data:
-                end = (b"\r\n" + self._out).find(_DATA_END)
+                # Search only what is new (and the 4 octets before it): a big message arrives
+                # in many pieces, and rescanning all of it each time would be quadratic.
+                start = max(self._data_scanned - 4, 0)
+                end = (b"\r\n" + self._out).find(_DATA_END, start)
                 if end < 0:
+                    self._data_scanned = len(self._out) + 2
                     return
+                self._data_scanned = 0
                 content = bytes(self._out[:end])  # without the final dot line
                 del self._out[: end + 3]
                 self._in_data = False
@@ -85,9 +91,9 @@ class WireRecorder:
         while True:
             try:
                 reply = self._replies.next_reply()
-            except RemoteProtocolError as error:
+            except RemoteProtocolError as error:  # that line is dropped: read on
                 self.recorder.note(time, f"not an SMTP reply: {error}")
-                return
+                continue
             if reply is None:
                 return
             seq = self.recorder.reply(time, reply)
