@@ -36,6 +36,7 @@ from smtplab.ingest.tcp_streams import (
     Reassembly,
     Segment,
     address_text,
+    seq_distance,
     tcp_segment,
 )
 from smtplab.log.recorder import Recorder
@@ -149,7 +150,7 @@ class CaptureReader:
         if len(held) == 1 and not everything:  # the usual case: one chunk, nothing before it
             side, time, data, needs = held[0]
             done = connection.decoded.get(connection.other(side))
-            if needs is None or done is None or _ahead(needs, done) <= 0:
+            if needs is None or done is None or seq_distance(needs, done) <= 0:
                 held.clear()
                 self._decode(connection, side, time, data)
                 return
@@ -158,7 +159,7 @@ class CaptureReader:
         for side, time, data, needs in connection.held:
             other = connection.other(side)
             done = connection.decoded.get(other)
-            waits = needs is not None and done is not None and _ahead(needs, done) > 0
+            waits = needs is not None and done is not None and seq_distance(needs, done) > 0
             if side in blocked or (waits and not everything):
                 blocked.add(side)  # a side's data stays in order behind what waits
                 remaining.append((side, time, data, needs))
@@ -285,12 +286,6 @@ class CaptureReader:
         else:
             closer = connection.fin_from[0] if connection.fin_from else connection.client
             connection.wire.closed(last, "client" if closer == connection.client else "server")
-
-
-def _ahead(position: int, reference: int) -> int:
-    """How far a stream position is ahead of another, modulo 2**32 (RFC 9293 3.4)."""
-    difference = (position - reference) % 2**32
-    return difference - 2**32 if difference >= 2**31 else difference
 
 
 def _key(a: Address, b: Address) -> tuple[Address, Address]:

@@ -172,7 +172,7 @@ class Reassembly:
 
     def _ahead(self, seq: int) -> int:
         assert self.next_seq is not None
-        return _distance(seq, self.next_seq)
+        return seq_distance(seq, self.next_seq)
 
     def _accept(
         self,
@@ -182,7 +182,7 @@ class Reassembly:
         delivered: list[tuple[float | None, bytes]],
     ) -> None:
         assert self.next_seq is not None
-        ahead = _distance(seq, self.next_seq)
+        ahead = seq_distance(seq, self.next_seq)
         if ahead > 0:  # a gap before it: wait (keep the longer of two copies)
             kept = self.pending.get(seq)
             if kept is None or len(kept[1]) < len(payload):
@@ -206,7 +206,7 @@ class Reassembly:
         return delivered
 
 
-def _distance(seq: int, reference: int) -> int:
+def seq_distance(seq: int, reference: int) -> int:
     """How far ``seq`` is ahead of ``reference`` (negative: behind), modulo 2**32."""
     difference = (seq - reference) % _MOD
     return difference - _MOD if difference >= _MOD // 2 else difference
