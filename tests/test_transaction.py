@@ -31,7 +31,14 @@ def test_reply_codes_of_the_first_transaction(lab_and_result) -> None:
         "DATA-END",
         "QUIT",
     ]
-    assert replies["enhanced"].tolist()[2:] == ["2.1.0", "2.1.5", "5.1.1", pd.NA, "2.0.0", "2.0.0"]
+    assert replies["enhanced"].astype("string").tolist()[2:] == [
+        "2.1.0",
+        "2.1.5",
+        "5.1.1",
+        pd.NA,
+        "2.0.0",
+        "2.0.0",
+    ]
     assert result.accepted == ["bob@example.org"]
     assert list(result.refused) == ["nobody@example.org"]
     assert result.delivered and result.reply.code == 250

@@ -24,13 +24,13 @@ COLUMNS: dict[str, str] = {
     "verb": "category",  # command verb; on a reply, the verb it answers
     "argument": "string",  # the rest of the command line
     "code": "Int16",  # reply code, on replies
-    "enhanced": "string",  # enhanced status code (RFC 3463), when present
+    "enhanced": "category",  # enhanced status code (RFC 3463), when present
     "text": "string",  # reply text (lines joined by \n); first lines of a data block
     "reply_to": "Int32",  # on a reply, the seq of the unit it answers
     "latency": "float64",  # seconds from that unit to its reply
     "source": "category",  # lab, tcp, pcap, postfix, swaks, smtplib, ...
-    "client": "string",  # client endpoint, host:port where known
-    "server": "string",  # server endpoint, host:port where known
+    "client": "category",  # client endpoint, host:port where known
+    "server": "category",  # server endpoint, host:port where known
     "tls": "boolean",  # the unit travelled under TLS
     "size": "Int64",  # octets of a data block, or of the chunk after a BDAT command
     "lines": "Int32",  # lines of a data block (or BDAT chunk)
