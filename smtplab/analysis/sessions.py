@@ -1,0 +1,222 @@
+"""One row per session: endpoints, times, counts, outcome and a Postfix-style fingerprint.
+
+The fingerprint is what Postfix's ``smtpd`` logs at ``disconnect``: each command it received,
+``name=count`` when all were accepted and ``name=accepted/sent`` when some were refused, then
+``commands=...`` for the total (``ehlo=1 mail=1 rcpt=1/2 data=1 quit=1 commands=5/6``). The
+names come in Postfix's order; commands Postfix does not know except ``expn`` and ``help``
+count as ``unknown``. As in Postfix, ``data`` counts as accepted only when the message after it
+was accepted too, and a command that got no reply (the connection was cut) as refused.
+Computed from any transcript, it can be compared with a Postfix log line for line.
+
+The outcome, one of :data:`OUTCOMES`:
+
+* ``refused`` — the greeting was not 220 (a 554 or 421 greeting, RFC 5321 3.1);
+* ``delivered`` — at least one message was accepted;
+* ``rejected`` / ``deferred`` — mail was attempted, nothing was accepted, and the last refusal
+  in a mail transaction was permanent (5xx) / temporary (4xx);
+* ``encrypted`` — the session went on under STARTTLS where the transcript cannot see (a
+  capture);
+* ``no mail`` — the client ended the session with QUIT without attempting mail;
+* ``aborted`` — anything else: the connection ended mid-way, or a transaction was abandoned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from smtplab.analysis.steps import (
+    REFUSALS_ONLY,
+    STATUSES,
+    Verbs,
+    is_verb,
+    last_chunks,
+    ordered,
+    session_codes,
+    steps,
+)
+
+#: Postfix's order of commands in its ``disconnect`` line (smtpd's command table), with
+#: ``expn`` and ``help``, which Postfix does not implement, before ``quit``.
+FINGERPRINT_ORDER = (
+    "helo",
+    "ehlo",
+    "xclient",
+    "xforward",
+    "starttls",
+    "auth",
+    "mail",
+    "rcpt",
+    "data",
+    "bdat",
+    "rset",
+    "noop",
+    "vrfy",
+    "etrn",
+    "expn",
+    "help",
+    "quit",
+    "unknown",
+)
+OUTCOMES = ("refused", "delivered", "rejected", "deferred", "encrypted", "no mail", "aborted")
+TRANSACTION_VERBS = ("MAIL", "RCPT", "DATA", "DATA-END", "BDAT")
+_FINGERPRINT_COLUMN = {verb.upper(): i for i, verb in enumerate(FINGERPRINT_ORDER)}
+_UNKNOWN = FINGERPRINT_ORDER.index("unknown")
+
+_ACCEPTED = STATUSES.index("accepted")
+_TEMPORARY = STATUSES.index("temporary")
+_PERMANENT = STATUSES.index("permanent")
+
+
+def sessions(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per session of ``frame`` (live or captured), indexed by session id.
+
+    Columns: ``source, client, server, start, end, duration`` (seconds), ``commands``,
+    ``replies``, ``errors`` (4xx and 5xx replies), ``messages`` (accepted), ``recipients``
+    (accepted RCPTs), ``tls``, ``outcome`` and ``fingerprint``.
+    """
+    frame = ordered(frame)
+    codes = session_codes(frame)
+    names = _session_names(frame)
+    count = len(names)
+    first = np.searchsorted(codes, np.arange(count))  # first row of each session
+    present = np.bincount(codes, minlength=count) > 0
+
+    time = frame["time"]
+    by_session = pd.Series(time.array).groupby(codes, sort=True)
+    start = by_session.min().reindex(range(count))
+    end = by_session.max().reindex(range(count))
+
+    kind = Verbs(frame["kind"])
+    code = frame["code"].to_numpy(dtype="float64", na_value=np.nan)
+    is_reply = kind("reply")
+    table = pd.DataFrame(
+        {
+            "source": _first(frame["source"], first, present),
+            "client": _first(frame["client"], first, present),
+            "server": _first(frame["server"], first, present),
+            "start": start.array,
+            "end": end.array,
+            "duration": (end - start).dt.total_seconds().to_numpy(),
+            "commands": np.bincount(codes[kind("command")], minlength=count),
+            "replies": np.bincount(codes[is_reply], minlength=count),
+            "errors": np.bincount(codes[is_reply & (code >= 400)], minlength=count),
+            "tls": np.bincount(codes[frame["tls"].to_numpy(bool, na_value=False)], minlength=count)
+            > 0,
+        },
+        index=pd.Index(names, name="session"),
+    )
+
+    step = steps(frame)
+    step_codes = session_codes(step)
+    verb = Verbs(step["verb"])
+    status = step["status"].cat.codes.to_numpy()
+    accepted = status == _ACCEPTED
+    implied = step["source"].isin(REFUSALS_ONLY).to_numpy()
+    data_ok = _data_accepted(step_codes, verb, accepted, implied)
+    message_done = verb("DATA-END") | last_chunks(step)
+    # A log of refusals has no message steps: an accepted DATA, or the last of a run of
+    # accepted BDATs, is a message accepted.
+    bdat = verb("BDAT")
+    run_ends = bdat & ~(np.append(bdat[1:], False) & (np.append(step_codes[1:], -1) == step_codes))
+    implied_message = implied & ((verb("DATA") & data_ok) | (run_ends & accepted))
+    messages = np.bincount(step_codes[(message_done & accepted) | implied_message], minlength=count)
+    table["messages"] = messages
+    table["recipients"] = np.bincount(step_codes[verb("RCPT") & accepted], minlength=count)
+    table["outcome"] = _outcomes(step_codes, verb, status, messages, count)
+    is_command = is_verb(step["kind"], "command")
+    table["fingerprint"] = fingerprints(
+        step_codes[is_command],
+        verb.mapped(_FINGERPRINT_COLUMN, _UNKNOWN)[is_command],
+        np.where(verb("DATA"), data_ok, accepted)[is_command],
+        count,
+    )
+    return table[present]
+
+
+def _session_names(frame: pd.DataFrame) -> np.ndarray:
+    session = frame["session"]
+    if isinstance(session.dtype, pd.CategoricalDtype):
+        return np.asarray(session.cat.categories, dtype=object)
+    return np.asarray(pd.factorize(session, sort=True)[1], dtype=object)
+
+
+def _first(
+    column: pd.Series, first: np.ndarray, present: np.ndarray
+) -> pd.api.extensions.ExtensionArray:
+    """The column's value on each session's first row (NA for a category with no rows)."""
+    positions = np.where(present, np.minimum(first, len(column) - 1), -1)
+    return column.array.take(positions, allow_fill=True)
+
+
+def _data_accepted(
+    codes: np.ndarray, verb: Verbs, accepted: np.ndarray, implied: np.ndarray
+) -> np.ndarray:
+    """Accepted DATA commands whose message was accepted too (Postfix's ``data`` count).
+
+    In sources that log only refusals there is no message step: an accepted DATA stands."""
+    following_is_message = np.append(verb("DATA-END")[1:], False)
+    same_session = np.append(codes[1:], -1) == codes
+    following_ok = np.append(accepted[1:], False)
+    has_message = following_is_message & same_session
+    return verb("DATA") & accepted & np.where(has_message, following_ok, implied)
+
+
+def fingerprints(codes: np.ndarray, column: np.ndarray, ok: np.ndarray, count: int) -> np.ndarray:
+    """Postfix's ``ehlo=1 mail=1 rcpt=1/2 data=1 quit=1 commands=5/6`` for each session,
+    from each command's session, :data:`FINGERPRINT_ORDER` position and success."""
+    width = len(FINGERPRINT_ORDER)
+    cell = codes * width + column
+    sent = np.bincount(cell, minlength=count * width).reshape(count, width)
+    good = np.bincount(cell[ok], minlength=count * width).reshape(count, width)
+    # Sessions repeat a handful of patterns: format each distinct one once.
+    patterns, which = np.unique(np.hstack([good, sent]), axis=0, return_inverse=True)
+    texts = np.array([_fingerprint(row[:width], row[width:]) for row in patterns], dtype=object)
+    return texts[which.reshape(-1)]
+
+
+def _fingerprint(good: np.ndarray, sent: np.ndarray) -> str:
+    parts = [
+        f"{name}={g}" if g == s else f"{name}={g}/{s}"
+        for name, g, s in zip(FINGERPRINT_ORDER, good, sent, strict=True)
+        if s
+    ]
+    total, total_good = int(sent.sum()), int(good.sum())
+    parts.append(
+        f"commands={total_good}" if total_good == total else f"commands={total_good}/{total}"
+    )
+    return " ".join(parts)
+
+
+def _outcomes(
+    codes: np.ndarray, verb: Verbs, status: np.ndarray, messages: np.ndarray, count: int
+) -> pd.Categorical:
+    outcome = np.full(count, OUTCOMES.index("aborted"))
+    # The last refusal in a mail transaction decides between rejected and deferred.
+    refused = verb(*TRANSACTION_VERBS) & ((status == _TEMPORARY) | (status == _PERMANENT))
+    last_refusal = last_per_session(codes[refused], status[refused], count)
+    mail_tried = np.bincount(codes[verb("MAIL")], minlength=count) > 0
+    quit_sent = np.bincount(codes[verb("QUIT")], minlength=count) > 0
+    outcome[~mail_tried & quit_sent] = OUTCOMES.index("no mail")
+    # A session whose last step is an accepted STARTTLS went on where the transcript cannot
+    # see (a capture: the rest is encrypted).
+    last = last_per_session(codes, np.arange(len(codes)), count)
+    has_steps = last >= 0
+    encrypted = np.zeros(count, dtype=bool)
+    tls = verb("STARTTLS") & (status == _ACCEPTED)
+    encrypted[has_steps] = tls[last[has_steps]]
+    outcome[encrypted] = OUTCOMES.index("encrypted")
+    outcome[last_refusal == _TEMPORARY] = OUTCOMES.index("deferred")
+    outcome[last_refusal == _PERMANENT] = OUTCOMES.index("rejected")
+    outcome[messages > 0] = OUTCOMES.index("delivered")
+    bad_greeting = verb("CONNECT") & ((status == _TEMPORARY) | (status == _PERMANENT))
+    outcome[codes[bad_greeting]] = OUTCOMES.index("refused")
+    return pd.Categorical.from_codes(outcome, categories=list(OUTCOMES))
+
+
+def last_per_session(codes: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """The last of ``values`` in each session (``codes`` ascending), -1 where there is none."""
+    result = np.full(count, -1, dtype=np.int64)
+    unique, first_in_reversed = np.unique(codes[::-1], return_index=True)
+    result[unique] = values[::-1][first_in_reversed]
+    return result
