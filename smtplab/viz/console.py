@@ -1,0 +1,121 @@
+"""An SMTP console in a notebook: type commands to the in-process server, watch the diagram grow.
+
+Like ``telnet mx 25`` in a networking course, but every line is recorded and drawn. Each line
+typed is sent as is, with CRLF, and whatever the server answers is shown; after ``DATA`` and
+its 354 the lines typed are the message, until a line with a single dot (RFC 5321 4.1.1.4),
+and the server stays silent until then. A scenario picks the server's behaviour (see
+``smtplab.scenarios()``); changing it, or ``new session``, starts over.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import pandas as pd
+
+from smtplab.client.session import Session
+from smtplab.lab import Lab
+from smtplab.protocol.events import Reply
+from smtplab.scenarios import scenario, scenarios
+from smtplab.viz.render import figure_png, table_html, text_html
+from smtplab.viz.sequence import diagram_size, sequence_diagram
+
+DEFAULT = "basic"
+MAX_ROWS = 40
+
+
+class Console(widgets.VBox):
+    """Type SMTP commands to an in-process server; replies and a sequence diagram update.
+
+    :meth:`submit` is what the text box calls; tests and notebook cells can call it too.
+    """
+
+    def __init__(self, scenario_name: str = DEFAULT) -> None:
+        names = scenarios()["name"].tolist()
+        if scenario_name not in names:
+            raise ValueError(f"no scenario {scenario_name!r}; choose one of {', '.join(names)}")
+        self.scenario = widgets.Dropdown(options=names, value=scenario_name, description="server")
+        self.line = widgets.Text(
+            placeholder="EHLO client.example.net, then Enter",
+            description="client:",
+            continuous_update=False,
+            layout=widgets.Layout(width="70%"),
+        )
+        self.send = widgets.Button(description="send", tooltip="send the line (even an empty one)")
+        self.restart = widgets.Button(description="new session", icon="refresh")
+        self.replies = widgets.HTML()
+        self.diagram = widgets.Image(format="png")
+        self.table = widgets.HTML()
+        # Enter sends (the box's value changes on Enter); an empty line, which a message
+        # may need, changes nothing: the send button sends it.
+        self.line.observe(lambda change: change["new"] and self._typed(), names="value")
+        self.send.on_click(lambda button: self._typed())
+        self.restart.on_click(lambda button: self.new_session())
+        self.scenario.observe(lambda change: self.new_session(), names="value")
+        super().__init__(
+            [
+                widgets.HBox([self.scenario, self.restart]),
+                widgets.HBox([self.line, self.send]),
+                self.replies,
+                self.diagram,
+                self.table,
+            ]
+        )
+        self.lab: Lab
+        self.session: Session
+        self.new_session()
+
+    def new_session(self) -> None:
+        """Connect a new client to a new server of the chosen scenario."""
+        self.lab = scenario(self.scenario.value).lab()
+        self.session = self.lab.connect()
+        self.history: list[str] = [_greeting(self.session.greeting)]
+        self._refresh()
+
+    def submit(self, line: str) -> list[Reply]:
+        """Send one line as typed; return the replies it brought (none inside a message)."""
+        if "\r" in line or "\n" in line:
+            raise ValueError("type one line at a time")
+        if self.session.closed:
+            self.history.append("(the session is closed: starting a new one)")
+            self.history.append(_greeting(self._reconnect()))
+        replies = self.session.send_raw(line.encode("utf-8") + b"\r\n")
+        self.history.append(f"C: {line}")
+        self.history.extend(f"S: {reply}" for reply in replies)
+        self._refresh()
+        return replies
+
+    @property
+    def transcript(self) -> pd.DataFrame:
+        """Every session typed so far, as a transcript frame."""
+        return self.lab.transcript()
+
+    def _typed(self) -> None:
+        line, self.line.value = self.line.value, ""
+        try:
+            self.submit(line)
+        except Exception as error:  # shown, not raised: the widget stays usable
+            self.history.append(f"(not sent: {error})")
+            self._refresh()
+
+    def _reconnect(self) -> Reply | None:
+        self.session = self.lab.connect()
+        return self.session.greeting
+
+    def _refresh(self) -> None:
+        self.replies.value = text_html("\n".join(self.history[-12:]))
+        frame = self.lab.transcript()
+        current = frame[frame["session"].astype(str) == self.session.name]
+        shown = min(len(current), MAX_ROWS)
+        start = max(0, len(current) - MAX_ROWS)
+        self.diagram.value = figure_png(
+            lambda ax: sequence_diagram(
+                current, ax=ax, start=start, rows=MAX_ROWS, current=len(current) - 1
+            ),
+            size=diagram_size(shown),
+        )
+        columns = ["seq", "sender", "kind", "verb", "argument", "code", "enhanced", "text"]
+        self.table.value = table_html(current[columns].iloc[::-1], max_rows=12)
+
+
+def _greeting(reply: Reply | None) -> str:
+    return f"S: {reply}" if reply else "(the server closed the connection without a greeting)"

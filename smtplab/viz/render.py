@@ -1,0 +1,47 @@
+"""Figures and tables as widget values: PNG bytes for ``widgets.Image``, HTML for ``widgets.HTML``.
+
+Widgets draw into a fresh :class:`~matplotlib.figure.Figure` that pyplot never sees, so
+redrawing on every click neither leaks figures nor makes the notebook show a second copy.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from smtplab.viz.style import png
+
+
+def figure_png(draw: Callable[[Axes], Any], size: tuple[float, float] | None = None) -> bytes:
+    """Call ``draw(ax)`` on a new figure's axes and return the figure as PNG.
+
+    With ``size`` None the figure takes the size that ``draw`` gives it (sequence diagrams
+    grow with their rows).
+    """
+    figure = Figure(figsize=size or (8, 4), dpi=100)
+    ax = figure.add_subplot()
+    draw(ax)
+    figure.tight_layout()
+    return png(figure)
+
+
+def table_html(frame: pd.DataFrame, max_rows: int = 30, index: bool = False) -> str:
+    """A compact HTML table (escaped) of the first ``max_rows`` rows."""
+    shown = frame.head(max_rows)
+    more = len(frame) - len(shown)
+    with pd.option_context("display.max_colwidth", 60):
+        text = shown.to_html(index=index, border=0, na_rep="", escape=True)
+    text = text.replace('class="dataframe"', 'class="dataframe" style="font-size: 12px"')
+    if more > 0:
+        text += f"<p><i>… {more:,} more rows</i></p>"
+    return text
+
+
+def text_html(text: str) -> str:
+    """Plain text, escaped, in a preformatted block."""
+    return f"<pre style='white-space: pre-wrap; margin: 0'>{html.escape(text)}</pre>"
