@@ -47,7 +47,7 @@ class Console(widgets.VBox):
         self.table = widgets.HTML()
         # Enter sends (the box's value changes on Enter); an empty line, which a message
         # may need, changes nothing: the send button sends it.
-        self.line.observe(lambda change: change["new"] and self._typed(), names="value")
+        self.line.observe(self._entered, names="value")
         self.send.on_click(lambda button: self._typed())
         self.restart.on_click(lambda button: self.new_session())
         self.scenario.observe(lambda change: self.new_session(), names="value")
@@ -88,6 +88,10 @@ class Console(widgets.VBox):
     def transcript(self) -> pd.DataFrame:
         """Every session typed so far, as a transcript frame."""
         return self.lab.transcript()
+
+    def _entered(self, change: dict) -> None:  # type: ignore[type-arg]
+        if change["new"]:  # not the box being cleared after a send
+            self._typed()
 
     def _typed(self) -> None:
         line, self.line.value = self.line.value, ""

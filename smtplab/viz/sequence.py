@@ -65,9 +65,10 @@ def sequence_diagram(
     shown = table.iloc[start : start + rows]
     count = len(shown)
     own_figure = ax is None
-    ax = new_axes(ax, diagram_size(count, width))
+    size = diagram_size(count, width)
+    ax = new_axes(ax, size)
     if own_figure:
-        top = 1 - 0.35 / ax.figure.get_size_inches()[1]  # room for the title line
+        top = 1 - 0.35 / size[1]  # room for the title line
         ax.figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top)
     ax.set_xlim(0, 10)
     ax.set_ylim(count + 0.2, -1.9)
