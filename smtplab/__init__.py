@@ -21,6 +21,7 @@ from smtplab.protocol.codes import explain
 from smtplab.protocol.config import ServerConfig
 from smtplab.scenarios import run_scenario, scenario, scenarios
 from smtplab.server import Context, Fault, Faults, Mailboxes, MaildirStore, MemoryStore, Policy
+from smtplab.traffic import simulate
 from smtplab.transport.tcp import ServerThread, TcpServer
 
 __version__ = "0.1.0"
@@ -56,4 +57,5 @@ __all__ = [
     "run_scenario",
     "scenario",
     "scenarios",
+    "simulate",
 ]

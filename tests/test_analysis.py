@@ -283,3 +283,19 @@ def test_talking_before_the_greeting_is_flagged() -> None:
     found = oddities(to_frame(recorder.rows))
     assert found["check"].tolist() == ["talked before greeting"]
     assert found["seq"].tolist() == [1]
+
+
+def test_simulated_traffic_is_reproducible_and_mixed() -> None:
+    first = smtplab.simulate(60, seed=7)
+    again = smtplab.simulate(60, seed=7)
+    pd.testing.assert_frame_equal(first, again)
+    assert first["session"].nunique() >= 60
+    other = smtplab.simulate(60, seed=8)
+    assert not first["text"].equals(other["text"])
+    big = smtplab.simulate(200)
+    codes = set(code_distribution(big, "code").index)
+    # The mix the module promises: greylisting, full mailbox, unknown user, moved, relay.
+    assert {250, 251, 354, 451, 452, 550, 551} <= codes
+    outcomes = sessions(big)["outcome"].value_counts()
+    assert outcomes["delivered"] > outcomes["deferred"] > 0 and outcomes["rejected"] > 0
+    assert oddities(big).empty
