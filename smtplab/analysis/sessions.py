@@ -22,6 +22,8 @@ The outcome, one of :data:`OUTCOMES`:
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -131,7 +133,14 @@ def sessions(frame: pd.DataFrame) -> pd.DataFrame:
         np.where(verb("DATA"), data_ok, accepted)[is_command],
         count,
     )
-    return table[present]
+    table = table[present]
+    # Natural order of names (lab-2 before lab-10), which is the order sessions began in.
+    return table.iloc[sorted(range(len(table)), key=lambda i: _natural(table.index[i]))]
+
+
+def _natural(name: str) -> list[int | str]:
+    """``"mx-10"`` as ``["mx-", 10, ""]``, so that names sort as people count."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(name))]
 
 
 def _session_names(frame: pd.DataFrame) -> np.ndarray:

@@ -46,7 +46,7 @@ ABANDON = ("RSET", "EHLO", "HELO")
 TRANSACTION_STATES = (State.MAIL, State.RCPT, State.BDAT)
 #: Hand-placed labels where the computed spot would collide with a state or another label.
 LABEL_AT: dict[tuple[State, State], tuple[float, float, str]] = {
-    (State.RCPT, State.READY): (0.62, 2.55, "left"),
+    (State.RCPT, State.READY): (0.45, 1.9, "left"),
     (State.BDAT, State.READY): (2.05, 2.9, "left"),
     (State.READY, State.CLOSED): (1.75, 5.1, "left"),
 }
@@ -219,6 +219,8 @@ def _edge(ax: Axes, before: State, after: State, verbs: list[str], numbers: list
     # half-way between the chord's middle and its control point.
     dx, dy = x1 - x0, y1 - y0
     along = 0.3 if dy > 0.1 and abs(dx) > 0.1 else 0.5  # long diagonal back edges: near start
+    if after == State.CLOSED and before != State.CONNECTED:
+        along = 0.8  # the summarised QUIT/421 edges: label near closed, clear of the spine
     mx, my = x0 + along * dx, y0 + along * dy
     mx, my = mx + bend * dy * 2 * along * (1 - along), my - bend * dx * 2 * along * (1 - along)
     align = "center"
