@@ -39,3 +39,15 @@ def test_ingest_benchmark_runs_and_sees_every_session() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "x tshark's speed" in result.stdout and "x pflogsumm's speed" in result.stdout
+
+
+def test_analysis_benchmark_runs_and_checks_its_results() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "analysis.py"), "--rows", "20000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout
+    assert "sessions()" in result.stdout and "MB in memory" in result.stdout
