@@ -99,6 +99,22 @@ def _unrefused(counts: str, refused: tuple[tuple[str, int], ...]) -> tuple[str, 
     return tuple(verb for verb, sent in _tally(counts) for _ in range(sent - rejected.get(verb, 0)))
 
 
+# A busy server logs the same clients and the same counts again and again: the connect and
+# disconnect messages, read once each.
+@functools.lru_cache(maxsize=4096)
+def _connecting(message: str) -> str | None:
+    """The client endpoint of a ``connect from`` message, or None if it is none."""
+    connect = _CONNECT.match(message)
+    return _endpoint(connect) if connect else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _disconnecting(message: str) -> str | None:
+    """The command counts of a ``disconnect from`` message (maybe ""), or None if it is none."""
+    disconnect = _DISCONNECT.match(message)
+    return disconnect["counts"] if disconnect else None
+
+
 _ARGUMENT_FIELD = {"MAIL": ("from", "FROM"), "RCPT": ("to", "TO"), "VRFY": ("to", "")}
 _REPLY_VERB = {"CONNECT": "CONNECT", "END-OF-MESSAGE": "DATA-END", "DATA": "DATA", "BDAT": "BDAT"}
 #: A line's fields up to its message, for both timestamp styles (SYSLOG_LINE, RFC3339_LINE).
@@ -158,7 +174,7 @@ class PostfixReader:
             postfix, is_smtpd, pid, stamp = head
             if not postfix:
                 continue  # another program's line in a shared log: not ours
-            if stamp != last_stamp:
+            if stamp is not last_stamp:  # (the same head's stamp: the same time)
                 try:
                     if isinstance(stamp, tuple):
                         time = self._syslog_time(*stamp)
@@ -203,30 +219,31 @@ class PostfixReader:
     def _queue_line(self, time: float, message: str) -> None:
         """A queued message's sender and size, or one delivery's status: a note in the
         session that queued it."""
-        queued = _QMGR_FROM.match(message)
-        if queued:
-            queue, sender, size = queued.group("queue", "sender", "size")
-            if (session := self._by_queue_id.get(queue)) is not None:
-                self.rows.note(session, time, f"{queue}: from=<{sender}>, size={size}")
-                return
-        delivered = _DELIVERY.match(message)
-        if delivered:
+        # Both patterns start with the queue id and a colon: a message whose text before its
+        # first colon is no queue id seen in a session needs neither.
+        session = self._by_queue_id.get(message[: message.find(":")])
+        if session is None:
+            return
+        # A message matches one pattern at most (": from=<" or ": to=<" after the queue id).
+        if " to=<" in message and (delivered := _DELIVERY.match(message)):
             queue, recipient, status = delivered.group("queue", "recipient", "status")
-            if (session := self._by_queue_id.get(queue)) is not None:
-                self.rows.note(session, time, f"{queue}: to=<{recipient}> status={status}")
+            self.rows.note(session, time, f"{queue}: to=<{recipient}> status={status}")
+        elif queued := _QMGR_FROM.match(message):
+            queue, sender, size = queued.group("queue", "sender", "size")
+            self.rows.note(session, time, f"{queue}: from=<{sender}>, size={size}")
 
     def _smtpd(self, pid: str, time: float, message: str) -> None:
         # Cheap tests of the message's shape first: most lines are one of a few kinds.
         if message.startswith("connect from "):
-            if connect := _CONNECT.match(message):
-                self._connect(pid, time, connect)
+            if (client := _connecting(message)) is not None:
+                self._connect(pid, time, client)
             return
         session = self._open.get(pid)
         if session is None:
             return  # a session that started before the log does
         if message.startswith("disconnect from "):
-            if disconnect := _DISCONNECT.match(message):
-                self._disconnect(session, disconnect["counts"], time)
+            if (counts := _disconnecting(message)) is not None:
+                self._disconnect(session, counts, time)
                 del self._open[pid]
         elif ": reject" in message:
             if reject := _REJECT.match(message):
@@ -242,9 +259,9 @@ class PostfixReader:
         elif _TROUBLE.match(message):
             self.rows.note(session, time, message)
 
-    def _connect(self, pid: str, time: float, connect: re.Match[str]) -> None:
+    def _connect(self, pid: str, time: float, client: str) -> None:
         self._sessions += 1
-        number = self.rows.session(f"{self.prefix}-{self._sessions}", _endpoint(connect))
+        number = self.rows.session(f"{self.prefix}-{self._sessions}", client)
         self.rows.connect(number, time)  # the greeting is not logged
         self._open[pid] = number
 

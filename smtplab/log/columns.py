@@ -174,7 +174,7 @@ class LogColumns:
         for field, name in enumerate(("sender", "kind", "verb")):
             values = np.array([shape[field] for shape in by_shape], dtype=object)
             columns[name] = _categorical(values, shapes)
-        columns["argument"] = _strings(count, self._argument, place)
+        columns["argument"] = _sparse_strings(count, self._argument, place)
         rows = place[np.array([reply[0] for reply in self._replies], dtype=np.intp)]
         missing = np.ones(count, dtype=bool)
         missing[rows] = False
@@ -182,8 +182,8 @@ class LogColumns:
         codes[rows] = [reply[1] for reply in self._replies]
         columns["code"] = nullable_integers("code", codes, missing, COLUMNS["code"])
         enhanced = {reply[0]: reply[2] for reply in self._replies if reply[2] is not None}
-        columns["enhanced"] = _strings(count, enhanced, place)
-        columns["text"] = _strings(count, self._text, place)
+        columns["enhanced"] = _sparse_strings(count, enhanced, place)
+        columns["text"] = _sparse_strings(count, self._text, place)
         # A paired reply answers the row just before it, sent at the time of that row.
         paired = rows[np.array([reply[3] for reply in self._replies], dtype=bool)]
         unpaired = np.ones(count, dtype=bool)
@@ -195,8 +195,8 @@ class LogColumns:
         latency[paired] = times[paired] - times[paired - 1]
         columns["latency"] = np.round(latency, 6)
         columns["source"] = _categorical(np.array([self.source], dtype=object), np.zeros(count))
-        columns["client"] = pd.array(np.array(self._clients, dtype=object)[sessions], "string")
-        columns["server"] = pd.array(np.array(self._servers, dtype=object)[sessions], "string")
+        columns["client"] = _strings(self._clients, sessions)
+        columns["server"] = _strings(self._servers, sessions)
         tls = np.arange(count) >= np.array(self._tls_from, dtype=np.int64)[self._session]
         columns["tls"] = pd.arrays.BooleanArray(tls[order], np.zeros(count, dtype=bool))
         nothing, everywhere = np.zeros(count, dtype=np.int64), np.ones(count, dtype=bool)
@@ -233,24 +233,28 @@ class LogColumns:
         return rows
 
 
-def _categorical(values: Any, codes: Any = None) -> pd.Categorical:
-    """A categorical column of ``values`` (object array, None for missing), or of
-    ``values[codes]``; its categories sorted, as :func:`~smtplab.log.frame.to_frame` makes."""
-    if codes is not None:  # the few distinct values first, then the rows
-        used = np.unique(codes).astype(np.intp)
-        categories = sorted({values[index] for index in used} - {None})
-        position = {value: number for number, value in enumerate(categories)}
-        recode = np.array([position.get(value, -1) for value in values], dtype=np.intp)
-        return pd.Categorical.from_codes(
-            recode[np.asarray(codes, dtype=np.intp)], categories=np.array(categories, dtype=object)
-        )
-    codes, categories = pd.factorize(values, sort=True)
-    return pd.Categorical.from_codes(codes, categories=categories)
+def _categorical(values: Any, codes: Any) -> pd.Categorical:
+    """The categorical column ``values[codes]`` (``values``: an object array, None for missing)
+    with its categories sorted, as :func:`~smtplab.log.frame.to_frame` makes them."""
+    codes = np.asarray(codes, dtype=np.intp)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(values)))
+    categories = sorted({values[index] for index in used} - {None})
+    position = {value: number for number, value in enumerate(categories)}
+    recode = np.array([position.get(value, -1) for value in values], dtype=np.intp)
+    return pd.Categorical.from_codes(recode[codes], categories=np.array(categories, dtype=object))
 
 
-def _strings(count: int, values: dict[int, str], place: Any) -> Any:
+def _strings(values: list[str | None], rows: Any) -> Any:
+    """The string column ``values[rows]`` (None: missing).
+
+    Checking and converting each value is the costly part of a string column: only ``values``
+    are, and the rows are taken from them, as a numpy take.
+    """
+    return pd.array(np.array(values, dtype=object), dtype="string").take(rows)
+
+
+def _sparse_strings(count: int, values: dict[int, str], place: Any) -> Any:
     """A string column of ``count`` rows with ``values`` by added row, missing elsewhere."""
-    column = np.full(count, None, dtype=object)
-    if values:
-        column[place[np.fromiter(values, dtype=np.intp, count=len(values))]] = list(values.values())
-    return pd.array(column, dtype="string")
+    taken = np.full(count, len(values), dtype=np.intp)  # the last of the values: missing
+    taken[place[np.fromiter(values, dtype=np.intp, count=len(values))]] = np.arange(len(values))
+    return _strings([*values.values(), None], taken)
