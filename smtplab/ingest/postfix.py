@@ -115,6 +115,16 @@ def _disconnecting(message: str) -> str | None:
     return disconnect["counts"] if disconnect else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _refusal(rest: str) -> tuple[str, dict[str, str]]:
+    """A reject line's reply text, and the fields after it (the last of each name); cached,
+    as a server refuses the same client or address again and again (do not change the dict)."""
+    cut = _REJECT_FIELDS.search(rest)
+    if cut is None:
+        return rest, {}
+    return rest[: cut.start()], dict(_FIELD.findall(rest[cut.start() + 2 :]))
+
+
 _ARGUMENT_FIELD = {"MAIL": ("from", "FROM"), "RCPT": ("to", "TO"), "VRFY": ("to", "")}
 _REPLY_VERB = {"CONNECT": "CONNECT", "END-OF-MESSAGE": "DATA-END", "DATA": "DATA", "BDAT": "BDAT"}
 #: A line's fields up to its message, for both timestamp styles (SYSLOG_LINE, RFC3339_LINE).
@@ -269,8 +279,7 @@ class PostfixReader:
         action, stage, code, enhanced, rest = match.group(
             "action", "stage", "code", "enhanced", "rest"
         )
-        cut = _REJECT_FIELDS.search(rest)
-        text = rest[: cut.start()] if cut else rest
+        text, fields = _refusal(rest)
         if action == "reject_warning":
             # "warn only" (smtpd_check.c): the client was not refused; nothing to pair.
             self.rows.note(session, time, f"Postfix would refuse {stage}: {code} {text}")
@@ -281,9 +290,7 @@ class PostfixReader:
         paired = verb not in ("CONNECT", "DATA-END")
         if paired:
             name, prefix = _ARGUMENT_FIELD.get(verb, ("", ""))
-            value = ""
-            if name and cut:  # the last of the fields so named
-                value = dict(_FIELD.findall(rest[cut.start() + 2 :])).get(name, "")
+            value = fields.get(name, "") if name else ""
             argument = f"{prefix}:{value}" if prefix and value else value
             self.rows.command(session, time, verb, argument)
             rejected = self._rejected.setdefault(session, {})
