@@ -24,6 +24,7 @@ median of ``--repeat`` runs is reported. No timing is asserted.
 
     .venv/bin/python benchmarks/ingest.py                  # 10,000 sessions, 2,000 log copies
     .venv/bin/python benchmarks/ingest.py --messages 1000 --log-copies 100 --repeat 1
+    .venv/bin/python benchmarks/ingest.py --only log      # the log comparison alone
 
 Needs root for ``dumpcap`` on ``lo``, and ``tshark``, ``pflogsumm``, ``smtp-source`` and
 ``smtp-sink`` (Debian: ``apt install tshark pflogsumm postfix``).
@@ -113,61 +114,83 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--log-copies", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("capture", "log"), help="run one comparison")
     args = parser.parse_args(argv)
-    needed = ("tshark", "dumpcap", "pflogsumm", "smtp-source", "smtp-sink")
+    needed = {
+        None: ("tshark", "dumpcap", "pflogsumm", "smtp-source", "smtp-sink"),
+        "capture": ("tshark", "dumpcap", "smtp-source", "smtp-sink"),
+        "log": ("pflogsumm",),
+    }[args.only]
     missing = [tool for tool in needed if shutil.which(tool) is None]
     if missing:
         print(f"missing {', '.join(missing)} (apt install tshark pflogsumm postfix)",
               file=sys.stderr)  # fmt: skip
         return 2
+    complete = True
     with tempfile.TemporaryDirectory() as work:
         capture, log = Path(work) / "load.pcapng", Path(work) / "maillog"
-        port = record_capture(capture, args.messages)
-        log_sessions = big_log(log, args.log_copies)
+        port = record_capture(capture, args.messages) if args.only != "log" else 0
+        log_sessions = big_log(log, args.log_copies) if args.only != "capture" else 0
         print("reading captured SMTP: smtplab against tshark and pflogsumm")
-        print(f"  capture   {capture.stat().st_size / 1e6:,.1f} MB, {args.messages:,} sessions")
-        print(f"  log       {log.stat().st_size / 1e6:,.1f} MB, {log_sessions:,} sessions")
+        print(f"  smtplab   {Path(smtplab.__file__).parent}")
+        if args.only != "log":
+            print(f"  capture   {capture.stat().st_size / 1e6:,.1f} MB, {args.messages:,} sessions")
+        if args.only != "capture":
+            print(f"  log       {log.stat().st_size / 1e6:,.1f} MB, {log_sessions:,} sessions")
         print(f"  repeats   {args.repeat} (median)\n")
-
-        def run_tshark() -> str:
-            return subprocess.run(
-                ["tshark", "-r", str(capture), "-d", f"tcp.port=={port},smtp", "-Y", "smtp",
-                 "-T", "fields", "-e", "tcp.stream", "-e", "smtp.req.command",
-                 "-e", "smtp.response.code"],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-
-        tshark_s, fields = timed(run_tshark, args.repeat)
-        ours_s, frame = timed(lambda: smtplab.read(capture, progress=False), args.repeat)
-        streams = {line.split("\t")[0] for line in str(fields).splitlines()}
-        codes = sum(len(c.split(",")) for c in re.findall(r"\t(\d[\d,]*)$", str(fields), re.M))
-        sessions = frame["session"].nunique()  # type: ignore[index]
-        replies = int((frame["kind"] == "reply").sum())  # type: ignore[index]
-        print(f"capture  tshark   {tshark_s:7.2f} s  "
-              f"({len(streams):,} connections, {codes:,} codes)")  # fmt: skip
-        print(f"         smtplab  {ours_s:7.2f} s  ({sessions:,} sessions, {replies:,} replies)")
-        print(f"         smtplab is {tshark_s / ours_s:.2f}x tshark's speed\n")
-
-        def run_pflogsumm() -> str:
-            return subprocess.run(
-                ["pflogsumm", "--detail", "10", str(log)],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-
-        summary_s, summary = timed(run_pflogsumm, args.repeat)
-        year = 2026
-        read_s, logged = timed(lambda: smtplab.read(log, year=year, progress=False), args.repeat)
-        received = re.search(r"(\d+)\s+received", str(summary))
-        count = received[1] if received else "?"
-        print(f"log      pflogsumm {summary_s:6.2f} s  ({count} received)")
-        print(f"         smtplab   {read_s:6.2f} s  "
-              f"({logged['session'].nunique():,} sessions)")  # type: ignore[index]  # fmt: skip
-        print(f"         smtplab is {summary_s / read_s:.2f}x pflogsumm's speed")
-        seen_in_log = logged["session"].nunique()  # type: ignore[index]
-        if sessions != args.messages or seen_in_log != log_sessions:
-            print("WARNING: the readers did not see every session", file=sys.stderr)
-            return 1
+        if args.only != "log":
+            complete &= compare_capture(capture, port, args.repeat) == args.messages
+        if args.only != "capture":
+            complete &= compare_log(log, args.repeat) == log_sessions
+    if not complete:
+        print("WARNING: the readers did not see every session", file=sys.stderr)
+        return 1
     return 0
+
+
+def compare_capture(capture: Path, port: int, repeat: int) -> int:
+    """Time tshark and smtplab on the capture, print both; the sessions smtplab saw."""
+
+    def run_tshark() -> str:
+        return subprocess.run(
+            ["tshark", "-r", str(capture), "-d", f"tcp.port=={port},smtp", "-Y", "smtp",
+             "-T", "fields", "-e", "tcp.stream", "-e", "smtp.req.command",
+             "-e", "smtp.response.code"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    tshark_s, fields = timed(run_tshark, repeat)
+    ours_s, frame = timed(lambda: smtplab.read(capture, progress=False), repeat)
+    streams = {line.split("\t")[0] for line in str(fields).splitlines()}
+    codes = sum(len(c.split(",")) for c in re.findall(r"\t(\d[\d,]*)$", str(fields), re.M))
+    sessions = frame["session"].nunique()  # type: ignore[index]
+    replies = int((frame["kind"] == "reply").sum())  # type: ignore[index]
+    print(f"capture  tshark   {tshark_s:7.2f} s  "
+          f"({len(streams):,} connections, {codes:,} codes)")  # fmt: skip
+    print(f"         smtplab  {ours_s:7.2f} s  ({sessions:,} sessions, {replies:,} replies)")
+    print(f"         smtplab is {tshark_s / ours_s:.2f}x tshark's speed\n")
+    return int(sessions)
+
+
+def compare_log(log: Path, repeat: int) -> int:
+    """Time pflogsumm and smtplab on the log, print both; the sessions smtplab saw."""
+
+    def run_pflogsumm() -> str:
+        return subprocess.run(
+            ["pflogsumm", "--detail", "10", str(log)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    summary_s, summary = timed(run_pflogsumm, repeat)
+    year = 2026
+    read_s, logged = timed(lambda: smtplab.read(log, year=year, progress=False), repeat)
+    received = re.search(r"(\d+)\s+received", str(summary))
+    count = received[1] if received else "?"
+    seen_in_log = logged["session"].nunique()  # type: ignore[index]
+    print(f"log      pflogsumm {summary_s:6.2f} s  ({count} received)")
+    print(f"         smtplab   {read_s:6.2f} s  ({seen_in_log:,} sessions)")
+    print(f"         smtplab is {summary_s / read_s:.2f}x pflogsumm's speed")
+    return int(seen_in_log)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,9 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from smtplab.ingest.packets import CaptureProblems
-from smtplab.log.recorder import Recorder
+from smtplab.log.columns import LogColumns
 from smtplab.protocol.events import Reply
 
 SYSLOG_LINE = re.compile(
@@ -93,15 +92,49 @@ def _tally(counts: str) -> tuple[tuple[str, int], ...]:
     return tuple((name.upper(), sent[name]) for name in ordered)
 
 
+@functools.lru_cache(maxsize=1024)
+def _unrefused(counts: str, refused: tuple[tuple[str, int], ...]) -> tuple[str, ...]:
+    """The verbs of the commands a ``disconnect`` counts that no ``reject`` line showed."""
+    rejected = dict(refused)
+    return tuple(verb for verb, sent in _tally(counts) for _ in range(sent - rejected.get(verb, 0)))
+
+
+# A busy server logs the same clients and the same counts again and again: the connect and
+# disconnect messages, read once each.
+@functools.lru_cache(maxsize=4096)
+def _connecting(message: str) -> str | None:
+    """The client endpoint of a ``connect from`` message, or None if it is none."""
+    connect = _CONNECT.match(message)
+    return _endpoint(connect) if connect else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _disconnecting(message: str) -> str | None:
+    """The command counts of a ``disconnect from`` message (maybe ""), or None if it is none."""
+    disconnect = _DISCONNECT.match(message)
+    return disconnect["counts"] if disconnect else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _refusal(rest: str) -> tuple[str, dict[str, str]]:
+    """A reject line's reply text, and the fields after it (the last of each name); cached,
+    as a server refuses the same client or address again and again (do not change the dict)."""
+    cut = _REJECT_FIELDS.search(rest)
+    if cut is None:
+        return rest, {}
+    return rest[: cut.start()], dict(_FIELD.findall(rest[cut.start() + 2 :]))
+
+
 _ARGUMENT_FIELD = {"MAIL": ("from", "FROM"), "RCPT": ("to", "TO"), "VRFY": ("to", "")}
 _REPLY_VERB = {"CONNECT": "CONNECT", "END-OF-MESSAGE": "DATA-END", "DATA": "DATA", "BDAT": "BDAT"}
-
-
-@dataclass
-class _Session:
-    recorder: Recorder
-    rejected: dict[str, int] = field(default_factory=dict)  # verb -> rejections logged
-    queue_ids: list[str] = field(default_factory=list)
+#: A line's fields up to its message, for both timestamp styles (SYSLOG_LINE, RFC3339_LINE).
+_HEAD = re.compile(
+    r"(?:(?P<month>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<clock>\d\d:\d\d:\d\d(?:\.\d+)?)"
+    r"|(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))) "
+    r"\S+ (?P<program>[\w.\-]+)/(?P<service>[\w\-/]+)\[(?P<pid>\d+)\]: "
+)
+#: What a line's head tells: its program is Postfix, its service is smtpd, the pid, the stamp.
+_Head = tuple[bool, bool, str, "tuple[str, str, str] | str"]
 
 
 class PostfixReader:
@@ -119,118 +152,159 @@ class PostfixReader:
         # The month the log was last written (its file's time), when the year is a guess: a
         # first line from a later month was written the year before.
         self._newest_month = last_month
-        self.sessions: list[Recorder] = []
-        self._open: dict[str, _Session] = {}  # by smtpd pid
-        self._by_queue_id: dict[str, Recorder] = {}
+        self.rows = LogColumns("postfix")
+        self._sessions = 0
+        self._open: dict[str, int] = {}  # smtpd pid -> its session's number in self.rows
+        self._rejected: dict[int, dict[str, int]] = {}  # session -> verb -> rejections logged
+        self._by_queue_id: dict[str, int] = {}  # session number
         self._last_month = 0
         self._last_stamp, self._last_time = ("", "", ""), 0.0
         self._midnights: dict[tuple[int, int, str], float] = {}  # (year, month, day) -> its start
+        self._heads: dict[str, _Head] = {}
 
-    def read(self, lines: Iterable[str]) -> list:
-        syslog_line, rfc3339_line = SYSLOG_LINE.match, RFC3339_LINE.match
-        syslog_time, smtpd, queue_line = self._syslog_time, self._smtpd, self._queue_line
+    def read(self, lines: Iterable[str]) -> LogColumns:
+        """Every session of ``lines`` (a text file's lines, ending in their line breaks)."""
+        heads, head_of = self._heads, self._head
+        smtpd, queue_line = self._smtpd, self._queue_line
+        last_stamp: object = None
+        time = 0.0
         for number, line in enumerate(lines, 1):  # the hot loop: one pass, few calls
-            syslog = syslog_line(line)
-            match = syslog or rfc3339_line(line)
-            if match is None:
-                if line.strip():
-                    self.problems.add("not a syslog line", f"{self.name} line {number}")
-                continue
-            program, service, pid, message = match.group("program", "service", "pid", "message")
-            if not program.startswith("postfix"):
+            # What comes before the message ("Nov 29 01:57:55 vm postfix/smtpd[23488]") repeats
+            # from line to line: it is read once, and its ": " found by a plain search. That
+            # is the ": " that ends _HEAD whenever _HEAD ends there once (checked by _head),
+            # as _HEAD's every field before it is cut at a space.
+            colon = line.find(": ")
+            head = heads.get(line[:colon]) if colon > 0 else None
+            if head is None:
+                head, colon = head_of(line, colon)
+                if head is None:
+                    if line.strip():
+                        self.problems.add("not a syslog line", f"{self.name} line {number}")
+                    continue
+            postfix, is_smtpd, pid, stamp = head
+            if not postfix:
                 continue  # another program's line in a shared log: not ours
-            try:
-                if syslog:
-                    time = syslog_time(*syslog.group("month", "day", "clock"))
-                else:
-                    stamp = match["stamp"].replace("Z", "+00:00")
-                    time = dt.datetime.fromisoformat(stamp).timestamp()
-            except (KeyError, ValueError, OverflowError):  # "Foo 29", "Feb 30", month 13
-                self.problems.add("impossible timestamp", f"{self.name} line {number}")
-                continue
-            if service.endswith("smtpd"):
-                smtpd(pid, time, message.rstrip("\r"))
+            if stamp is not last_stamp:  # (the same head's stamp: the same time)
+                try:
+                    if isinstance(stamp, tuple):
+                        time = self._syslog_time(*stamp)
+                    else:
+                        time = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+                except (KeyError, ValueError, OverflowError):  # "Foo 29", "Feb 30", month 13
+                    self.problems.add("impossible timestamp", f"{self.name} line {number}")
+                    continue
+                last_stamp = stamp
+            # The message is the rest of the line up to its line break (SYSLOG_LINE's ".*").
+            message = line[colon + 2 :].rstrip("\r\n")
+            if "\n" in message:  # not from a file's lines: cut where SYSLOG_LINE would
+                message = message.partition("\n")[0].rstrip("\r")
+            if is_smtpd:
+                smtpd(pid, time, message)
             elif " from=<" in message or " to=<" in message:  # qmgr, or a delivery agent
-                queue_line(time, message.rstrip("\r"))
+                queue_line(time, message)
         for pid, session in list(self._open.items()):  # the log ends in mid-session
-            session.recorder.note(None, "the log ends before this session's disconnect")
+            self.rows.note(session, None, "the log ends before this session's disconnect")
             del self._open[pid]
-        return [row for recorder in self.sessions for row in recorder.tuples]
+        return self.rows
+
+    def _head(self, line: str, colon: int) -> tuple[_Head | None, int]:
+        """A line's head read with _HEAD (remembered when it ends at the line's first ": "),
+        and where its message starts, less 2."""
+        match = _HEAD.match(line)
+        if match is None:
+            return None, colon
+        month, day, clock, stamp, program, service, pid = match.groups()
+        head: _Head = (
+            program.startswith("postfix"),
+            service.endswith("smtpd"),
+            pid,
+            (month, day, clock) if stamp is None else stamp,
+        )
+        if match.end() == colon + 2:
+            if len(self._heads) >= 4096:  # a new second, a new pid: heads do not come back
+                self._heads.clear()
+            self._heads[line[:colon]] = head
+        return head, match.end() - 2
 
     def _queue_line(self, time: float, message: str) -> None:
         """A queued message's sender and size, or one delivery's status: a note in the
         session that queued it."""
-        queued = _QMGR_FROM.match(message)
-        if queued and (recorder := self._by_queue_id.get(queued["queue"])):
-            text = f"{queued['queue']}: from=<{queued['sender']}>, size={queued['size']}"
-            recorder.note(time, text)
+        # Both patterns start with the queue id and a colon: a message whose text before its
+        # first colon is no queue id seen in a session needs neither.
+        session = self._by_queue_id.get(message[: message.find(":")])
+        if session is None:
             return
-        delivered = _DELIVERY.match(message)
-        if delivered and (recorder := self._by_queue_id.get(delivered["queue"])):
-            recorder.note(time, f"{delivered['queue']}: to=<{delivered['recipient']}> "
-                                f"status={delivered['status']}")  # fmt: skip
+        # A message matches one pattern at most (": from=<" or ": to=<" after the queue id).
+        if " to=<" in message and (delivered := _DELIVERY.match(message)):
+            queue, recipient, status = delivered.group("queue", "recipient", "status")
+            self.rows.note(session, time, f"{queue}: to=<{recipient}> status={status}")
+        elif queued := _QMGR_FROM.match(message):
+            queue, sender, size = queued.group("queue", "sender", "size")
+            self.rows.note(session, time, f"{queue}: from=<{sender}>, size={size}")
 
     def _smtpd(self, pid: str, time: float, message: str) -> None:
         # Cheap tests of the message's shape first: most lines are one of a few kinds.
         if message.startswith("connect from "):
-            if connect := _CONNECT.match(message):
-                self._connect(pid, time, connect)
+            if (client := _connecting(message)) is not None:
+                self._connect(pid, time, client)
             return
         session = self._open.get(pid)
         if session is None:
             return  # a session that started before the log does
-        recorder = session.recorder
         if message.startswith("disconnect from "):
-            if disconnect := _DISCONNECT.match(message):
-                self._disconnect(session, disconnect["counts"], time)
+            if (counts := _disconnecting(message)) is not None:
+                self._disconnect(session, counts, time)
                 del self._open[pid]
         elif ": reject" in message:
             if reject := _REJECT.match(message):
                 self._reject(session, reject, time)
         elif ": client=" in message:
             if queued := _QUEUED.match(message):
-                session.queue_ids.append(queued["queue"])
-                self._by_queue_id[queued["queue"]] = recorder
-                recorder.note(time, f"{queued['queue']}: queued")
+                queue = queued["queue"]
+                self._by_queue_id[queue] = session
+                self.rows.note(session, time, f"{queue}: queued")
         elif "TLS connection established" in message:
             if tls := _TLS.match(message):
-                recorder.tls_started(time, tls["detail"])
+                self.rows.tls_started(session, time, tls["detail"])
         elif _TROUBLE.match(message):
-            recorder.note(time, message)
+            self.rows.note(session, time, message)
 
-    def _connect(self, pid: str, time: float, connect: re.Match[str]) -> None:
-        number = len(self.sessions) + 1
-        recorder = Recorder(f"{self.prefix}-{number}", "postfix", client=_endpoint(connect))
-        recorder.connect(time, expects_reply=False)  # the greeting is not logged
-        self.sessions.append(recorder)
-        self._open[pid] = _Session(recorder)
+    def _connect(self, pid: str, time: float, client: str) -> None:
+        self._sessions += 1
+        number = self.rows.session(f"{self.prefix}-{self._sessions}", client)
+        self.rows.connect(number, time)  # the greeting is not logged
+        self._open[pid] = number
 
-    def _reject(self, session: _Session, match: re.Match[str], time: float) -> None:
-        recorder, stage, rest = session.recorder, match["stage"], match["rest"]
-        cut = _REJECT_FIELDS.search(rest)
-        text = rest[: cut.start()] if cut else rest
-        fields = dict(_FIELD.findall(rest[cut.start() + 2 :])) if cut else {}
-        if match["action"] == "reject_warning":
+    def _reject(self, session: int, match: re.Match[str], time: float) -> None:
+        action, stage, code, enhanced, rest = match.group(
+            "action", "stage", "code", "enhanced", "rest"
+        )
+        text, fields = _refusal(rest)
+        if action == "reject_warning":
             # "warn only" (smtpd_check.c): the client was not refused; nothing to pair.
-            recorder.note(time, f"Postfix would refuse {stage}: {match['code']} {text}")
+            self.rows.note(session, time, f"Postfix would refuse {stage}: {code} {text}")
             return
         verb = _REPLY_VERB.get(stage, stage)
-        if verb not in ("CONNECT", "DATA-END"):
+        # The command a reply answers: logged with the reject, so the reply is paired with it
+        # (every other command of the session was answered before it was sent).
+        paired = verb not in ("CONNECT", "DATA-END")
+        if paired:
             name, prefix = _ARGUMENT_FIELD.get(verb, ("", ""))
-            value = fields.get(name, "")
+            value = fields.get(name, "") if name else ""
             argument = f"{prefix}:{value}" if prefix and value else value
-            recorder.command(time, verb, argument)
-            session.rejected[verb] = session.rejected.get(verb, 0) + 1
-        reply = Reply(int(match["code"]), text, match["enhanced"])
-        recorder.reply(time, reply, verb)
+            self.rows.command(session, time, verb, argument)
+            rejected = self._rejected.setdefault(session, {})
+            rejected[verb] = rejected.get(verb, 0) + 1
+        reply = Reply(int(code), text, enhanced)  # checked as a live reply is
+        self.rows.reply(session, time, verb, reply.code, reply.enhanced, reply.text, paired)
 
-    def _disconnect(self, session: _Session, counts: str, time: float) -> None:
-        recorder, rejected = session.recorder, session.rejected
-        for verb, sent in _tally(counts):
-            for _ in range(sent - rejected.get(verb, 0)):
-                recorder.counted(time, verb)
+    def _disconnect(self, session: int, counts: str, time: float) -> None:
+        refused = self._rejected.pop(session, None)
+        self.rows.counted(
+            session, time, _unrefused(counts, tuple(refused.items()) if refused else ())
+        )
         by = "server" if "quit=" in counts else "client"
-        recorder.close(time, by, "disconnect" + counts)
+        self.rows.close(session, time, by, "disconnect" + counts)
 
     def _syslog_time(self, month_name: str, day: str, clock: str) -> float:
         """POSIX seconds of a classic syslog stamp, in ``self.year`` (UTC)."""

@@ -28,6 +28,7 @@ from smtplab.ingest.capture import CaptureReader
 from smtplab.ingest.packets import CaptureError, CaptureProblems, is_capture
 from smtplab.ingest.postfix import RFC3339_LINE, SYSLOG_LINE, PostfixReader
 from smtplab.ingest.transcripts import SMTPLIB_LINE, SWAKS_LINE, read_smtplib, read_swaks
+from smtplab.log.columns import LogColumns
 from smtplab.log.frame import to_frame
 
 FORMATS = ("pcap", "postfix", "swaks", "smtplib")
@@ -62,7 +63,7 @@ def read(
     files = list(_files(paths))
     total = sum(path.stat().st_size for path, _ in files)
     show = progress if progress is not None else total > 10_000_000
-    rows: list[tuple] = []  # type: ignore[type-arg]
+    parts: list[list[tuple] | LogColumns] = []  # type: ignore[type-arg]  # one per file
     skipped: dict[str, dict[str, Any]] = {}
     prefixes: dict[str, int] = {}
     with tqdm(total=total, unit="B", unit_scale=True, disable=not show, desc="smtplab") as bar:
@@ -70,7 +71,7 @@ def read(
             prefix = _prefix(path, prefixes)
             problems = CaptureProblems()
             try:
-                rows += _read_one(path, format, prefix, problems, year, day, bar)
+                parts.append(_read_one(path, format, prefix, problems, year, day, bar))
             except IngestError as error:
                 if named:
                     raise
@@ -86,7 +87,13 @@ def read(
                     IngestWarning,
                     stacklevel=2,
                 )
-    frame = to_frame(rows)
+    if len(parts) == 1 and isinstance(parts[0], LogColumns):
+        frame = parts[0].to_frame()  # a log alone: built column by column
+    else:
+        rows: list[tuple] = []  # type: ignore[type-arg]
+        for part in parts:
+            rows += part.tuples() if isinstance(part, LogColumns) else part
+        frame = to_frame(rows)
     frame.attrs["skipped"] = skipped
     return frame
 
@@ -99,7 +106,7 @@ def _read_one(
     year: int | None,
     day: dt.date | None,
     bar: tqdm,  # type: ignore[type-arg]
-) -> list[tuple]:  # type: ignore[type-arg]
+) -> list[tuple] | LogColumns:  # type: ignore[type-arg]
     with _open(path, bar, problems) as stream:
         head = stream.peek(4096)[:4096] if hasattr(stream, "peek") else b""
         if not head and problems.total:

@@ -38,16 +38,7 @@ def to_frame(rows: Iterable[Row | tuple]) -> pd.DataFrame:
     for index, (name, dtype) in enumerate(COLUMNS.items()):
         values = flat[index::width]
         if name == "time":
-            # Float POSIX seconds are exact to about 0.25 microseconds: round to microseconds
-            # so that virtual-clock times read as the round numbers they are.
-            seconds = np.asarray(values, dtype="float64")
-            # Missing: a source that does not know when (a swaks transcript), or a time no
-            # datetime64[ns] can hold (damage in a capture), which is no time either.
-            missing = ~(np.abs(seconds) < 9.2e9)
-            micros = np.round(np.where(missing, 0.0, seconds) * 1e6).astype("int64")
-            column = pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
-            if missing.any():
-                column = column.where(~missing)
+            column = time_column(values)
         elif name == "latency":
             column = np.round(np.asarray(values, dtype="float64"), 6)
         elif dtype == "category":
@@ -61,6 +52,21 @@ def to_frame(rows: Iterable[Row | tuple]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
+def time_column(values: Any) -> Any:
+    """The ``time`` column from float POSIX seconds (a list or array; None or NaN: missing)."""
+    # Float POSIX seconds are exact to about 0.25 microseconds: round to microseconds so that
+    # virtual-clock times read as the round numbers they are.
+    seconds = np.asarray(values, dtype="float64")
+    # Missing: a source that does not know when (a swaks transcript), or a time no
+    # datetime64[ns] can hold (damage in a capture), which is no time either.
+    missing = ~(np.abs(seconds) < 9.2e9)
+    micros = np.round(np.where(missing, 0.0, seconds) * 1e6).astype("int64")
+    column = pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
+    if missing.any():
+        column = column.where(~missing)
+    return column
+
+
 def _nullable(name: str, values: list[Any], dtype: str) -> Any:
     """A nullable integer or boolean array from Python values with ``None`` for missing."""
     array = np.array(values, dtype=object)
@@ -68,7 +74,11 @@ def _nullable(name: str, values: list[Any], dtype: str) -> Any:
     array[missing] = 0
     if dtype == "boolean":
         return pd.arrays.BooleanArray(array.astype(bool), missing)
-    numbers = array.astype(np.int64)
+    return nullable_integers(name, array.astype(np.int64), missing, dtype)
+
+
+def nullable_integers(name: str, numbers: Any, missing: Any, dtype: str) -> Any:
+    """An ``Int16``/``Int32``/``Int64`` array from int64 ``numbers`` (0 where ``missing``)."""
     target = np.dtype(dtype.lower())
     limits = np.iinfo(target)
     if len(numbers) and (numbers.min() < limits.min or numbers.max() > limits.max):
