@@ -164,3 +164,34 @@ def test_state_diagram_highlights_the_path() -> None:
     assert "QUIT  [8]" in labels
     plain = [t.get_text() for t in state_diagram().texts]
     assert "DATA-END" in plain and not any("[" in label for label in plain)
+
+
+def test_sequence_diagram_refuses_negative_positions() -> None:
+    frame = basic_transaction()
+    with pytest.raises(ValueError, match="start must be 0 or more"):
+        sequence_diagram(frame, start=-3)
+    with pytest.raises(ValueError, match="current must be a row index"):
+        sequence_diagram(frame, current=-1)
+
+
+def test_state_path_of_a_log_follows_protocol_order() -> None:
+    """A Postfix log gives accepted commands only as counts: the path is rebuilt in order."""
+    log = smtplab.read(FIXTURES / "postfix.log")
+    tls = [(a.value, step, b.value) for a, step, b in path_of(log, "postfix-3")]
+    assert tls == [
+        ("greeting", "CONNECT", "connected"),
+        ("connected", "EHLO", "ready"),
+        ("ready", "STARTTLS", "connected"),
+        ("connected", "EHLO", "ready"),
+        ("ready", "MAIL", "mail"),
+        ("mail", "RCPT", "rcpt"),
+        ("rcpt", "DATA", "data"),
+        ("data", "DATA-END", "ready"),
+        ("ready", "QUIT", "closed"),
+    ]
+    chunked = path_of(log, "postfix-7")
+    assert chunked[-2:] == [
+        (State.BDAT, "BDAT-LAST", State.READY),
+        (State.READY, "QUIT", State.CLOSED),
+    ]
+    state_diagram(log.iloc[:0])  # an empty frame draws the bare machine

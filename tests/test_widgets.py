@@ -149,3 +149,11 @@ def test_dashboard_on_a_transcript_without_times() -> None:
     assert "4 of 4 sessions" in dashboard.status.value
     dashboard.classes.value = "5xx"
     assert "2 of 4 sessions" in dashboard.status.value
+
+
+def test_step_player_explains_a_multi_line_reply() -> None:
+    traffic = smtplab.simulate(5)
+    player = StepPlayer(traffic, "mx-2")
+    player.slider.value = 3  # the EHLO reply: a 250 with the extension keywords after it
+    assert "250 — Requested mail action okay, completed" in player.explanation.value
+    assert "Further lines: 8BITMIME, CHUNKING" in player.explanation.value

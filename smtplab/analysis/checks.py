@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from smtplab.analysis.steps import keys, ordered, session_codes, steps
+from smtplab.analysis.steps import keys, ordered, paired_reply_to, session_codes, steps
 from smtplab.protocol.client import GROUP_ENDERS
 from smtplab.protocol.states import BDAT_LAST, POSITIVE_CODES
 
@@ -81,7 +81,7 @@ def _enhanced_class(frame: pd.DataFrame) -> pd.DataFrame:
 def _reply_without_command(frame: pd.DataFrame) -> pd.DataFrame:
     codes = session_codes(frame)
     kind = frame["kind"].to_numpy(dtype=object)
-    reply_to = frame["reply_to"].to_numpy("float64", na_value=np.nan)
+    reply_to = paired_reply_to(frame, codes)
     is_step = np.isin(kind, ("connect", "command", "data"))
     step_keys = np.sort(keys(codes[is_step], frame["seq"].to_numpy()[is_step]))
     is_reply = kind == "reply"

@@ -3,10 +3,11 @@
 The fingerprint is what Postfix's ``smtpd`` logs at ``disconnect``: each command it received,
 ``name=count`` when all were accepted and ``name=accepted/sent`` when some were refused, then
 ``commands=...`` for the total (``ehlo=1 mail=1 rcpt=1/2 data=1 quit=1 commands=5/6``). The
-names come in Postfix's order; commands Postfix does not know except ``expn`` and ``help``
-count as ``unknown``. As in Postfix, ``data`` counts as accepted only when the message after it
-was accepted too, and a command that got no reply (the connection was cut) as refused.
-Computed from any transcript, it can be compared with a Postfix log line for line.
+names come in Postfix's order; a verb Postfix does not have (EXPN and HELP among them) counts
+as ``unknown``, and an AUTH exchange, challenges and all, as one ``auth``. As in Postfix,
+``data`` counts as accepted only when the message after it was accepted too, and a command
+that got no reply (the connection was cut) as refused. Computed from any transcript, it can
+be compared with a Postfix log line for line.
 
 The outcome, one of :data:`OUTCOMES`:
 
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from smtplab.analysis.steps import (
+    POSTFIX_COMMANDS,
     REFUSALS_ONLY,
     STATUSES,
     Verbs,
@@ -36,30 +38,17 @@ from smtplab.analysis.steps import (
     steps,
 )
 
-#: Postfix's order of commands in its ``disconnect`` line (smtpd's command table), with
-#: ``expn`` and ``help``, which Postfix does not implement, before ``quit``.
-FINGERPRINT_ORDER = (
-    "helo",
-    "ehlo",
-    "xclient",
-    "xforward",
-    "starttls",
-    "auth",
-    "mail",
-    "rcpt",
-    "data",
-    "bdat",
-    "rset",
-    "noop",
-    "vrfy",
-    "etrn",
-    "expn",
-    "help",
-    "quit",
-    "unknown",
-)
+#: Postfix's order of commands in its ``disconnect`` line (smtpd's command table); any other
+#: verb, EXPN and HELP included (Postfix implements neither), counts as ``unknown``.
+FINGERPRINT_ORDER = (*(verb.lower() for verb in POSTFIX_COMMANDS), "unknown")
+#: Sources that see nothing after STARTTLS (RFC 3207): a capture without the keys.
+BLIND_AFTER_STARTTLS = frozenset({"pcap"})
 OUTCOMES = ("refused", "delivered", "rejected", "deferred", "encrypted", "no mail", "aborted")
 TRANSACTION_VERBS = ("MAIL", "RCPT", "DATA", "DATA-END", "BDAT")
+COLUMNS = [
+    "source", "client", "server", "start", "end", "duration", "commands", "replies", "errors",
+    "messages", "recipients", "tls", "outcome", "fingerprint",
+]  # fmt: skip
 _FINGERPRINT_COLUMN = {verb.upper(): i for i, verb in enumerate(FINGERPRINT_ORDER)}
 _UNKNOWN = FINGERPRINT_ORDER.index("unknown")
 
@@ -99,7 +88,6 @@ def sessions(frame: pd.DataFrame) -> pd.DataFrame:
             "start": start.array,
             "end": end.array,
             "duration": (end - start).dt.total_seconds().to_numpy(),
-            "commands": np.bincount(codes[kind("command")], minlength=count),
             "replies": np.bincount(codes[is_reply], minlength=count),
             "errors": np.bincount(codes[is_reply & (code >= 400)], minlength=count),
             "tls": np.bincount(codes[frame["tls"].to_numpy(bool, na_value=False)], minlength=count)
@@ -122,19 +110,25 @@ def sessions(frame: pd.DataFrame) -> pd.DataFrame:
     run_ends = bdat & ~(np.append(bdat[1:], False) & (np.append(step_codes[1:], -1) == step_codes))
     implied_message = implied & ((verb("DATA") & data_ok) | (run_ends & accepted))
     messages = np.bincount(step_codes[(message_done & accepted) | implied_message], minlength=count)
+    is_command = is_verb(step["kind"], "command")
+    # From the steps: the lines inside an AUTH exchange are not commands.
+    table["commands"] = np.bincount(step_codes[is_command], minlength=count)
     table["messages"] = messages
     table["recipients"] = np.bincount(step_codes[verb("RCPT") & accepted], minlength=count)
-    table["outcome"] = _outcomes(step_codes, verb, status, messages, count)
-    is_command = is_verb(step["kind"], "command")
+    blind = np.bincount(
+        codes[frame["source"].isin(BLIND_AFTER_STARTTLS).to_numpy()], minlength=count
+    )
+    table["outcome"] = _outcomes(step_codes, verb, status, messages, blind > 0, count)
     table["fingerprint"] = fingerprints(
         step_codes[is_command],
         verb.mapped(_FINGERPRINT_COLUMN, _UNKNOWN)[is_command],
         np.where(verb("DATA"), data_ok, accepted)[is_command],
         count,
     )
+    table = table[COLUMNS]
     # Sessions in the order the frame first mentions them (lab-2 before lab-10), not in
     # the categories' alphabetical order.
-    return table.iloc[np.argsort(appearance[present], kind="stable")]
+    return table.iloc[np.flatnonzero(present)[np.argsort(appearance[present], kind="stable")]]
 
 
 def _first_appearance(frame: pd.DataFrame) -> np.ndarray:
@@ -202,7 +196,12 @@ def _fingerprint(good: np.ndarray, sent: np.ndarray) -> str:
 
 
 def _outcomes(
-    codes: np.ndarray, verb: Verbs, status: np.ndarray, messages: np.ndarray, count: int
+    codes: np.ndarray,
+    verb: Verbs,
+    status: np.ndarray,
+    messages: np.ndarray,
+    blind: np.ndarray,
+    count: int,
 ) -> pd.Categorical:
     outcome = np.full(count, OUTCOMES.index("aborted"))
     # The last refusal in a mail transaction decides between rejected and deferred.
@@ -211,16 +210,16 @@ def _outcomes(
     mail_tried = np.bincount(codes[verb("MAIL")], minlength=count) > 0
     quit_sent = np.bincount(codes[verb("QUIT")], minlength=count) > 0
     outcome[~mail_tried & quit_sent] = OUTCOMES.index("no mail")
-    # A session whose last step is an accepted STARTTLS went on where the transcript cannot
-    # see (a capture: the rest is encrypted).
+    # A capture's session whose last step is an accepted STARTTLS went on where the capture
+    # cannot see. (A live client or a server log sees what follows.)
     last = last_per_session(codes, np.arange(len(codes)), count)
     has_steps = last >= 0
     encrypted = np.zeros(count, dtype=bool)
     tls = verb("STARTTLS") & (status == _ACCEPTED)
     encrypted[has_steps] = tls[last[has_steps]]
-    outcome[encrypted] = OUTCOMES.index("encrypted")
-    outcome[last_refusal == _TEMPORARY] = OUTCOMES.index("deferred")
-    outcome[last_refusal == _PERMANENT] = OUTCOMES.index("rejected")
+    outcome[encrypted & blind] = OUTCOMES.index("encrypted")
+    outcome[mail_tried & (last_refusal == _TEMPORARY)] = OUTCOMES.index("deferred")
+    outcome[mail_tried & (last_refusal == _PERMANENT)] = OUTCOMES.index("rejected")
     outcome[messages > 0] = OUTCOMES.index("delivered")
     bad_greeting = verb("CONNECT") & ((status == _TEMPORARY) | (status == _PERMANENT))
     outcome[codes[bad_greeting]] = OUTCOMES.index("refused")

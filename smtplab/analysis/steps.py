@@ -28,6 +28,8 @@ Consecutive pipelined steps share a ``group`` number with the step that opened t
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -36,6 +38,7 @@ REFUSALS_ONLY = frozenset({"postfix"})
 
 STATUSES = ("accepted", "temporary", "permanent", "unanswered")
 STEP_KINDS = ("connect", "command", "data")
+_ACCEPTED = STATUSES.index("accepted")
 
 
 def ordered(frame: pd.DataFrame) -> pd.DataFrame:
@@ -118,9 +121,11 @@ def steps(frame: pd.DataFrame) -> pd.DataFrame:
     step_rows = np.flatnonzero(is_step)
     reply_rows = np.flatnonzero(is_reply)
     step_keys = keys(codes[step_rows], seq[step_rows])  # sorted: frame is ordered
-    reply_keys = keys(
-        codes[reply_rows], frame["reply_to"].to_numpy(np.int64, na_value=0)[reply_rows]
-    )
+    reply_to = paired_reply_to(frame, codes)
+    if frame["source"].isin(REFUSALS_ONLY).any():
+        is_reply = is_verb(frame["kind"], "reply") & ~np.isnan(reply_to)
+        reply_rows = np.flatnonzero(is_reply)
+    reply_keys = keys(codes[reply_rows], reply_to[reply_rows].astype(np.int64))
     # The last reply to a step is its answer (an AUTH may first get 334 challenges).
     reversed_keys = reply_keys[::-1]
     unique_keys, first_in_reversed = np.unique(reversed_keys, return_index=True)
@@ -133,6 +138,7 @@ def steps(frame: pd.DataFrame) -> pd.DataFrame:
     reply_of_step = np.full(len(step_rows), -1, dtype=np.int64)
     reply_of_step[answered_step] = last_replies[found]
 
+    step_rows, reply_of_step = _fold_auth_responses(frame, step_rows, reply_of_step, codes)
     table = frame.iloc[step_rows][
         ["session", "seq", "time", "kind", "verb", "argument", "size", "source", "client", "server"]
     ].reset_index(drop=True)
@@ -157,11 +163,155 @@ def steps(frame: pd.DataFrame) -> pd.DataFrame:
     status[(code >= 400) & (code < 500)] = STATUSES.index("temporary")
     status[code >= 500] = STATUSES.index("permanent")
     status[np.isnan(code) & implied] = STATUSES.index("accepted")
+    if implied.any():
+        _logged_refusals(frame, table, status)
     table["status"] = pd.Categorical.from_codes(status, categories=list(STATUSES))
 
     table["pipelined"] = _pipelined(table, codes[step_rows])
     table["group"] = np.cumsum(~table["pipelined"].to_numpy()) - 1
     return table
+
+
+def paired_reply_to(frame: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
+    """The ``reply_to`` column (floats, NaN for none), with a log's refusals of the greeting
+    and of the message paired.
+
+    Postfix logs ``reject: CONNECT`` (a refused greeting) and ``reject: END-OF-MESSAGE`` (a
+    refused message) with no command before them; they answer the connection and the
+    session's DATA."""
+    reply_to = frame["reply_to"].to_numpy("float64", na_value=np.nan).copy()
+    if not frame["source"].isin(REFUSALS_ONLY).any():
+        return reply_to
+    loose = (
+        is_verb(frame["kind"], "reply")
+        & np.isnan(reply_to)
+        & frame["source"].isin(REFUSALS_ONLY).to_numpy()
+    )
+    if not loose.any():
+        return reply_to
+    seq = frame["seq"].to_numpy()
+    for verb, target in (("CONNECT", is_verb(frame["kind"], "connect")), ("DATA-END", None)):
+        rows = np.flatnonzero(loose & is_verb(frame["verb"], verb))
+        if target is None:
+            target = is_verb(frame["kind"], "command") & is_verb(frame["verb"], "DATA")
+        candidates = np.flatnonzero(target)
+        for row in rows:
+            mine = candidates[codes[candidates] == codes[row]]
+            if len(mine):
+                # The greeting: the connection; the message: the session's last DATA.
+                reply_to[row] = seq[mine[0] if verb == "CONNECT" else mine[-1]]
+    return reply_to
+
+
+def _fold_auth_responses(
+    frame: pd.DataFrame, step_rows: np.ndarray, reply_of_step: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold the lines a client sends inside an AUTH exchange into the AUTH step.
+
+    After ``334`` the client's lines are SASL responses, not commands (RFC 4954 4); they are
+    recorded as ``AUTH ***`` rows. The exchange is one step, answered by the reply to its last
+    line (``235``, ``535``, ...), as Postfix counts it (``auth=1``)."""
+    verb = frame["verb"].iloc[step_rows]
+    argument = frame["argument"].iloc[step_rows]
+    inside = is_verb(verb, "AUTH") & (argument == "***").fillna(False).to_numpy(bool)
+    if not inside.any():
+        return step_rows, reply_of_step
+    position = np.arange(len(step_rows))
+    opener = np.maximum.accumulate(np.where(~inside, position, 0))
+    same = codes[step_rows][opener] == codes[step_rows]
+    follows = inside & same & is_verb(verb, "AUTH")[opener]
+    replies = reply_of_step.copy()
+    # The last line of each exchange decides (np.unique on the reversed order: the last).
+    openers, last = np.unique(opener[follows][::-1], return_index=True)
+    replies[openers] = reply_of_step[follows][::-1][last]
+    keep = ~follows
+    return step_rows[keep], replies[keep]
+
+
+#: Postfix's names of commands in its disconnect counts, upper-cased; any other verb is
+#: what Postfix counts as ``unknown``.
+POSTFIX_COMMANDS = (
+    "HELO", "EHLO", "XCLIENT", "XFORWARD", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA",
+    "BDAT", "RSET", "NOOP", "VRFY", "ETRN", "QUIT",
+)  # fmt: skip
+_COUNT = re.compile(r"([a-z]+)=(\d+)(?:/(\d+))?")
+
+
+def _logged_refusals(frame: pd.DataFrame, table: pd.DataFrame, status: np.ndarray) -> None:
+    """Commands a log of refusals counts as refused without logging a reply.
+
+    Postfix's ``disconnect`` line says how many of each command succeeded (``data=0/1``), but
+    only some refusals have a ``reject:`` line (a lost connection, a failed AUTH, an unknown
+    command have none). Those commands have no reply row; without this they would count as
+    accepted. The last such rows of each verb are marked ``unanswered``: refused, reply
+    unknown."""
+    closes = frame[
+        is_verb(frame["kind"], "close")
+        & frame["source"].isin(REFUSALS_ONLY).to_numpy()
+        & frame["text"].str.startswith("disconnect ").fillna(False).to_numpy(bool)
+    ]
+    session = table["session"].astype(str).to_numpy()
+    verb = table["verb"].astype(str).to_numpy()
+    unknown = ~np.isin(verb, POSTFIX_COMMANDS) & is_verb(table["kind"], "command")
+    no_reply = table["code"].isna().to_numpy()
+    for name, text in zip(closes["session"].astype(str), closes["text"], strict=True):
+        for counted, good, sent in _COUNT.findall(text):
+            if not sent or counted == "commands":
+                continue
+            mine = session == name
+            rows = mine & (unknown if counted == "unknown" else verb == counted.upper())
+            refused_with_reply = np.count_nonzero(rows & ~no_reply & (status != _ACCEPTED))
+            missing = int(sent) - int(good) - refused_with_reply
+            if missing > 0:
+                candidates = np.flatnonzero(rows & no_reply)[-missing:]
+                status[candidates] = STATUSES.index("unanswered")
+
+
+#: Protocol order of steps, for sources that do not record the order (a Postfix log).
+_PROTOCOL_RANK = {
+    "CONNECT": 0,
+    "HELO": 1,
+    "EHLO": 1,
+    "STARTTLS": 2,
+    "AUTH": 3,
+    "MAIL": 4,
+    "RCPT": 5,
+    "DATA": 6,
+    "DATA-END": 7,
+    "BDAT": 7,
+    "QUIT": 9,
+}
+
+
+def in_protocol_order(step: pd.DataFrame) -> pd.DataFrame:
+    """:func:`steps` with the steps of sources that do not record their order (a Postfix log
+    logs refusals when they happen and the other commands only as counts at the end) sorted
+    into protocol order: EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, ..., QUIT. Exact for the
+    usual one transaction per session."""
+    unordered = step["source"].isin(REFUSALS_ONLY).to_numpy()
+    if not unordered.any():
+        return step
+    rank = step["verb"].map(_PROTOCOL_RANK).astype("float64").fillna(8).to_numpy().copy()
+    codes = session_codes(step)
+    # A second EHLO is the one after STARTTLS (RFC 3207 4.2): it goes after it.
+    hello = is_verb(step["verb"], "EHLO", "HELO")
+    earlier = pd.Series(hello.astype(np.int64)).groupby(codes).cumsum().to_numpy() - hello
+    rank[hello & (earlier > 0)] = 2.5
+    # Several transactions in one session: the k-th MAIL, RCPT and DATA go together (extra
+    # RCPTs and chunks to the last one) - a guess, as the log gives no order.
+    transaction = np.zeros(len(step))
+    mails = pd.Series(is_verb(step["verb"], "MAIL").astype(np.int64)).groupby(codes)
+    count = mails.transform("sum").to_numpy()
+    for verbs in (("MAIL",), ("RCPT",), ("DATA",), ("BDAT", "DATA-END")):
+        mine = is_verb(step["verb"], *verbs)
+        nth = pd.Series(mine.astype(np.int64)).groupby(codes).cumsum().to_numpy() - 1
+        transaction[mine] = np.minimum(nth, np.maximum(count - 1, 0))[mine]
+    transaction[rank >= 9] = np.inf  # QUIT last
+    transaction[rank <= 3] = -1  # greeting, EHLO, STARTTLS, AUTH first
+    rank = np.where(unordered, rank, 0.0)
+    transaction = np.where(unordered, transaction, 0.0)
+    order = np.lexsort((np.arange(len(step)), rank, transaction, codes))
+    return step.iloc[order].reset_index(drop=True)
 
 
 def _pipelined(table: pd.DataFrame, codes: np.ndarray) -> np.ndarray:

@@ -19,7 +19,14 @@ import re
 import numpy as np
 import pandas as pd
 
-from smtplab.analysis.steps import REFUSALS_ONLY, STATUSES, session_codes, steps
+from smtplab.analysis.steps import (
+    REFUSALS_ONLY,
+    STATUSES,
+    in_protocol_order,
+    last_chunks,
+    session_codes,
+    steps,
+)
 
 OUTCOMES = (
     "delivered",
@@ -31,20 +38,6 @@ OUTCOMES = (
 )
 #: Steps after which no transaction is open (RFC 5321 4.1.1.5, 4.1.4; RFC 3207 4.2).
 BOUNDARIES = ("CONNECT", "RSET", "HELO", "EHLO", "STARTTLS", "QUIT")
-#: Protocol order of steps, for sources that do not record the order (a Postfix log).
-_PROTOCOL_RANK = {
-    "CONNECT": 0,
-    "HELO": 1,
-    "EHLO": 1,
-    "STARTTLS": 2,
-    "AUTH": 3,
-    "MAIL": 4,
-    "RCPT": 5,
-    "DATA": 6,
-    "DATA-END": 7,
-    "BDAT": 7,
-    "QUIT": 9,
-}
 _ADDRESS = re.compile(r"^(?:FROM|TO):\s*<([^>]*)>", re.IGNORECASE)
 _ACCEPTED = STATUSES.index("accepted")
 _TEMPORARY = STATUSES.index("temporary")
@@ -60,30 +53,35 @@ def transactions(frame: pd.DataFrame) -> pd.DataFrame:
     ``outcome``, ``stage`` (the command whose reply decided it), ``code``, ``enhanced`` and
     ``text`` of that reply.
     """
-    step = _in_protocol_order(steps(frame))
+    step = in_protocol_order(steps(frame))
     verb = step["verb"].to_numpy(dtype=object)
     status = step["status"].cat.codes.to_numpy().astype(np.int64)
     codes = session_codes(step)
     n = len(step)
 
+    if n == 0:
+        return _empty()
     is_mail = verb == "MAIL"
-    is_last_chunk = (verb == "BDAT") & step["argument"].str.upper().str.endswith("LAST").fillna(
-        False
-    ).to_numpy()
-    # An open/closed marker on each step, carried forward: MAIL opens; a boundary closes;
-    # the message's reply and a refused MAIL close after themselves.
+    accepted_mail = is_mail & (status == _ACCEPTED)
+    is_last_chunk = last_chunks(step)
+    # An open/closed marker on each step, carried forward: an accepted MAIL opens; a boundary
+    # closes; the reply to the message closes after itself.
     marker = np.full(n, np.nan)
     marker[np.isin(verb, BOUNDARIES)] = 0.0
     new_session = np.append(True, codes[1:] != codes[:-1])
     marker[new_session] = 0.0
-    marker[is_mail] = 1.0
-    ends = (verb == "DATA-END") | is_last_chunk | (is_mail & (status != _ACCEPTED))
+    marker[accepted_mail] = 1.0
+    ends = (verb == "DATA-END") | is_last_chunk
     after = np.flatnonzero(ends) + 1
     after = after[after < n]
     marker[after] = np.where(np.isnan(marker[after]), 0.0, marker[after])
     is_open = pd.Series(marker).ffill().to_numpy() == 1.0
-    number = np.cumsum(is_mail)  # the transaction each step would belong to
-    belongs = is_open & (number > 0)
+    # A refused MAIL outside a transaction is a transaction of its own, over at once; inside
+    # one (a nested MAIL, 503) it changes nothing (RFC 5321 4.1.1.2).
+    # (A refused MAIL sets no marker, so is_open there says whether one was already open.)
+    lone_mail = is_mail & ~accepted_mail & ~is_open
+    number = np.cumsum(accepted_mail | lone_mail)  # the transaction each step would belong to
+    belongs = ((is_open & ~(is_mail & ~accepted_mail)) | lone_mail) & (number > 0)
 
     rows = np.flatnonzero(belongs)
     if not len(rows):
@@ -127,18 +125,6 @@ def transactions(frame: pd.DataFrame) -> pd.DataFrame:
     columns = ["session", "transaction", "start", "mail_from", "recipients", "rejected"]
     columns += ["accepted", "refused", "size", "outcome", "stage", "code", "enhanced", "text"]
     return table[columns].reset_index(drop=True)
-
-
-def _in_protocol_order(step: pd.DataFrame) -> pd.DataFrame:
-    """Steps of sources that do not record the order, sorted into protocol order."""
-    unordered = step["source"].isin(REFUSALS_ONLY).to_numpy()
-    if not unordered.any():
-        return step
-    rank = step["verb"].map(_PROTOCOL_RANK).astype("float64").fillna(8).to_numpy()
-    rank = np.where(unordered, rank, 0.0)
-    codes = session_codes(step)
-    order = np.lexsort((np.arange(len(step)), rank, codes))
-    return step.iloc[order].reset_index(drop=True)
 
 
 def _lists(values: pd.Series, txn: np.ndarray, index: pd.Index) -> pd.Series:
@@ -211,7 +197,7 @@ def _one(
         if st[row] in (_TEMPORARY, _PERMANENT):
             return refusal(row, "DATA")
         return row, "aborted", None
-    if not np.isnan(data) and implied[int(data)]:
+    if not np.isnan(data) and implied[int(data)] and st[int(data)] == _ACCEPTED:
         return int(data), "delivered", "DATA"  # a log of refusals: DATA was not refused
     return m, "aborted", None
 

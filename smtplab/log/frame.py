@@ -106,11 +106,34 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate transcripts, keeping the schema's dtypes (categories are unioned)."""
+    """Concatenate transcripts, keeping the schema's dtypes (categories are unioned).
+
+    Two transcripts may name different sessions alike (two labs both start at ``lab-1``);
+    merged, they would read as one garbled session. A session name already taken by an
+    earlier frame is renamed ``name~2`` (``~3``, ...), so every session stays whole."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_frame()
-    return conform(pd.concat(frames, ignore_index=True))
+    taken: set[str] = set()
+    renamed = []
+    for frame in frames:
+        names = set(frame["session"].astype(str).unique())
+        clashes = names & taken
+        if clashes:
+            mapping = {name: _fresh(name, taken | names) for name in sorted(clashes)}
+            frame = frame.assign(session=frame["session"].astype(str).replace(mapping))
+            names = (names - clashes) | set(mapping.values())
+        taken |= names
+        renamed.append(frame)
+    return conform(pd.concat(renamed, ignore_index=True))
+
+
+def _fresh(name: str, used: set[str]) -> str:
+    number = 2
+    while f"{name}~{number}" in used:
+        number += 1
+    used.add(f"{name}~{number}")
+    return f"{name}~{number}"
 
 
 TABLE_FORMATS = (".csv", ".parquet")

@@ -78,11 +78,29 @@ class Console(widgets.VBox):
         if self.session.closed:
             self.history.append("(the session is closed: starting a new one)")
             self.history.append(_greeting(self._reconnect()))
-        replies = self.session.send_raw(line.encode("utf-8") + b"\r\n")
         self.history.append(f"C: {line}")
+        before = len(self._replies_so_far())
+        try:
+            replies = self.session.send_raw(line.encode("utf-8") + b"\r\n")
+        except Exception:
+            # The line went out and the client's bookkeeping objected to what came back;
+            # the transcript has the replies all the same: show them from there.
+            self.history.extend(f"S: {text}" for text in self._replies_so_far()[before:])
+            self._refresh()
+            raise
         self.history.extend(f"S: {reply}" for reply in replies)
         self._refresh()
         return replies
+
+    def _replies_so_far(self) -> list[str]:
+        """The current session's replies, as the history shows them."""
+        frame = self.lab.transcript()
+        mine = frame["session"].astype(str) == self.session.name
+        rows = frame[mine.to_numpy() & (frame["kind"] == "reply").to_numpy()]
+        return [
+            " ".join(str(part) for part in (r.code, r.enhanced, r.text) if _known(part))
+            for r in rows.itertuples()
+        ]
 
     @property
     def transcript(self) -> pd.DataFrame:
@@ -123,3 +141,7 @@ class Console(widgets.VBox):
 
 def _greeting(reply: Reply | None) -> str:
     return f"S: {reply}" if reply else "(the server closed the connection without a greeting)"
+
+
+def _known(value: object) -> bool:
+    return isinstance(value, str) or (value is not None and not pd.isna(value))  # type: ignore[call-overload]

@@ -120,10 +120,13 @@ class StepPlayer(widgets.VBox):
         where = f"\nState after it: {state}" if state else ""
         head = f"Row {position + 1} of {len(self.rows)} ({row['sender']}, {row['kind']})"
         if row["kind"] == "reply" and pd.notna(row["code"]):
+            # The first line carries the meaning; the rest (EHLO's keywords) is listed after.
+            first, _, rest = (row["text"] if _known(row["text"]) else "").partition("\n")
             wire = " ".join(
-                str(part) for part in (row["code"], row["enhanced"], row["text"]) if _known(part)
+                str(part) for part in (row["code"], row["enhanced"], first) if _known(part)
             )
-            return f"{head}: answers {row['verb']}\n{explain(wire)}{where}"
+            more = f"\n  Further lines: {rest.replace(chr(10), ', ')}" if rest else ""
+            return f"{head}: answers {row['verb']}\n{explain(wire)}{more}{where}"
         if row["kind"] in ("command", "connect", "data"):
             verb = str(row["verb"]) if _known(row["verb"]) else "CONNECT"
             argument = f" {row['argument']}" if _known(row["argument"]) else ""

@@ -61,6 +61,10 @@ def sequence_diagram(
     rows to draw in a long session. ``current`` (a row index in display order) marks one row
     and fades the rows after it, as a step-by-step player shows a session unfolding.
     """
+    if start < 0 or rows < 1:
+        raise ValueError("start must be 0 or more and rows 1 or more")
+    if current is not None and current < 0:
+        raise ValueError("current must be a row index, 0 or more")
     table = session_rows(frame, session)
     shown = table.iloc[start : start + rows]
     count = len(shown)

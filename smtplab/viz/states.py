@@ -13,16 +13,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyArrowPatch
 
-from smtplab.analysis.steps import last_chunks, steps
+from smtplab.analysis.steps import REFUSALS_ONLY, in_protocol_order, last_chunks, steps
 from smtplab.protocol.states import (
     ANYTIME,
     BDAT_LAST,
     CONNECT,
+    DATA_END,
     ON_REFUSAL,
+    POSITIVE_CODES,
     TRANSITIONS,
     State,
     next_state,
@@ -54,24 +57,39 @@ HIGHLIGHT = "#D55E00"
 
 
 def path_of(frame: pd.DataFrame, session: str | None = None) -> list[tuple[State, str, State]]:
-    """The ``(state, step, next state)`` of each step of one session, by the engine's table."""
-    table = steps(frame)
+    """The ``(state, step, next state)`` of each step of one session, by the engine's table.
+
+    A log of refusals (Postfix) gives no codes for what it accepted: such a step counts as
+    answered with the usual positive code (221 for QUIT), its steps are taken in protocol
+    order, and an accepted DATA is followed by the message it implies.
+    """
+    table = in_protocol_order(steps(frame))
     if session is None and len(table):
         session = str(table["session"].iloc[0])
     table = table[table["session"].astype(str) == session]
-    last = last_chunks(table)
+    verbs = table["verb"].astype(str).tolist()
+    # A log of refusals has no BDAT arguments: the last chunk of a run is the LAST one.
+    last = last_chunks(table) | (
+        table["source"].isin(REFUSALS_ONLY).to_numpy()
+        & (np.array(verbs, dtype=object) == "BDAT")
+        & (np.array([*verbs[1:], ""], dtype=object) != "BDAT")
+    )
     state = State.GREETING
     path = []
     for (_, row), is_last in zip(table.iterrows(), last, strict=True):
         step = BDAT_LAST if is_last else str(row["verb"])
         code = row["code"]
-        if pd.isna(code):
+        implied = pd.isna(code)
+        if implied:
             if row["status"] != "accepted":
                 break  # unanswered: the session ends here
-            code = 250  # a log of refusals: not refused
+            code = min(POSITIVE_CODES.get(step, {250}))
         after = next_state(state, step, int(code))
         path.append((state, step, after))
         state = after
+        if implied and step == "DATA" and state == State.DATA:
+            path.append((state, DATA_END, next_state(state, DATA_END, 250)))
+            state = State.READY
     return path
 
 
@@ -129,7 +147,7 @@ def state_diagram(
         va="bottom",
     )
     title = "SMTP session states (RFC 5321 3.3, 4.1.4; RFC 3030; RFC 3207)"
-    if frame is not None:
+    if frame is not None and len(frame):
         title += f"\npath of {session or frame['session'].astype(str).iloc[0]}"
     ax.set_title(title, fontsize=10, loc="left")
     return ax
