@@ -1,0 +1,77 @@
+"""Reading logs and transcripts as they come: shared syslog files, detection past other
+programs' lines, smtpd pids reused without a disconnect, swaks output without ``=== Trying``,
+and endpoints written one way by every reader."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import smtplab
+from smtplab.ingest import IngestWarning
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+#: Lines of other programs, as a shared /var/log/mail.log or syslog holds them.
+OTHERS = [
+    "Nov 29 01:57:54 vm dovecot: imap-login: Login: user=<alice>, method=PLAIN, rip=192.0.2.7",
+    "Nov 29 01:57:54 vm dovecot[812]: master: Dovecot v2.3.19 (9f4e0a3b) starting up",
+    "Nov 29 01:57:54 vm CRON[4242]: (root) CMD (command -v debian-sa1 > /dev/null)",
+    'Nov 29 01:57:54 vm kernel: [ 1234.567890] audit: type=1400 apparmor="DENIED"',
+    "Nov 29 01:57:54 vm systemd[1]: Started Session 7 of user alice.",
+    "Nov 29 01:57:54 vm sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; COMMAND=/bin/true",
+    "Nov 29 01:57:54 vm postfix/pickup[23482]: 7E1A416A0E3: uid=0 from=<root>",
+    "Nov 29 01:57:54 vm postfix/postfix-script[23480]: starting the Postfix mail system",
+    "Nov 29 01:57:54 vm last message repeated 3 times",
+    '2026-11-29T01:57:54.123456+00:00 vm rsyslogd: [origin software="rsyslogd"] start',
+]
+
+
+def fixture_lines() -> list[str]:
+    return (FIXTURES / "postfix.log").read_text().splitlines(keepends=True)
+
+
+def read_quietly(path: Path, **options) -> pd.DataFrame:
+    """smtplab.read, failing on any IngestWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IngestWarning)
+        return smtplab.read(path, **options)
+
+
+def shared(lines: list[str], every: int = 3) -> str:
+    """``lines`` with other programs' lines before and between them."""
+    out = [line + "\n" for line in OTHERS]
+    for number, line in enumerate(lines):
+        out.append(line)
+        if number % every == 0:
+            out.append(OTHERS[number % len(OTHERS)] + "\n")
+    return "".join(out)
+
+
+# -- 1. other programs' lines in a shared log ---------------------------------------------------
+
+
+def test_other_programs_lines_in_a_shared_log_are_passed_over_silently(tmp_path) -> None:
+    alone, mixed = tmp_path / "alone" / "mail.log", tmp_path / "mixed" / "mail.log"
+    alone.parent.mkdir()
+    mixed.parent.mkdir()
+    alone.write_text("".join(fixture_lines()))
+    mixed.write_text(shared(fixture_lines()))
+    frame = read_quietly(mixed, year=2026)
+    assert frame.attrs["skipped"] == {}
+    pd.testing.assert_frame_equal(frame, read_quietly(alone, year=2026))
+
+
+def test_only_lines_that_are_no_syslog_lines_count_as_skipped(tmp_path) -> None:
+    lines = fixture_lines()
+    lines.insert(5, "\x07garbage that is no log line\n")
+    lines.insert(9, "Nov 29 01:57:5x vm dovecot: a clock that is no clock\n")
+    log = tmp_path / "mail.log"
+    log.write_text(shared(lines, every=4))
+    with pytest.warns(IngestWarning, match="skipped 2 unreadable"):
+        frame = smtplab.read(log, year=2026)
+    assert frame.attrs["skipped"][str(log)]["counts"] == {"not a syslog line": 2}
+    assert frame["session"].nunique() == 7
