@@ -4,6 +4,7 @@ and endpoints written one way by every reader."""
 
 from __future__ import annotations
 
+import gzip
 import warnings
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 import smtplab
-from smtplab.ingest import IngestWarning
+from smtplab.ingest import IngestError, IngestWarning
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -75,3 +76,36 @@ def test_only_lines_that_are_no_syslog_lines_count_as_skipped(tmp_path) -> None:
         frame = smtplab.read(log, year=2026)
     assert frame.attrs["skipped"][str(log)]["counts"] == {"not a syslog line": 2}
     assert frame["session"].nunique() == 7
+
+
+# -- 2. detection past the first lines ----------------------------------------------------------
+
+
+def filler(octets: int) -> str:
+    """Other programs' lines, at least ``octets`` of them."""
+    lines = []
+    while sum(map(len, lines)) < octets:
+        lines.append(f"Nov 29 01:50:00 vm dovecot[812]: imap(alice)<{len(lines)}>: Logged out\n")
+    return "".join(lines)
+
+
+def test_a_shared_log_whose_postfix_lines_start_late_is_recognised(tmp_path) -> None:
+    log = tmp_path / "mail.log"
+    log.write_text(filler(40_000) + "".join(fixture_lines()))
+    frame = read_quietly(log, year=2026)
+    assert frame["session"].nunique() == 7 and set(frame["source"]) == {"postfix"}
+    with gzip.open(tmp_path / "mail.log.1.gz", "wt") as packed:
+        packed.write(log.read_text())
+    assert read_quietly(tmp_path / "mail.log.1.gz", year=2026)["session"].nunique() == 7
+
+
+def test_a_syslog_file_without_postfix_lines_gets_a_clear_error(tmp_path) -> None:
+    syslog = tmp_path / "syslog"
+    syslog.write_text("".join(line + "\n" for line in OTHERS if "postfix" not in line))
+    with pytest.raises(IngestError, match=r"syslog: a syslog file with no Postfix line"):
+        smtplab.read(syslog)
+    late = tmp_path / "late.log"  # Postfix's first line past the detection window
+    late.write_text(filler(100_000) + "".join(fixture_lines()))
+    with pytest.raises(IngestError, match=r"late\.log: .*first 64 KB.*format='postfix'"):
+        smtplab.read(late)
+    assert read_quietly(late, format="postfix", year=2026)["session"].nunique() == 7
