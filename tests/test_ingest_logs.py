@@ -109,3 +109,49 @@ def test_a_syslog_file_without_postfix_lines_gets_a_clear_error(tmp_path) -> Non
     with pytest.raises(IngestError, match=r"late\.log: .*first 64 KB.*format='postfix'"):
         smtplab.read(late)
     assert read_quietly(late, format="postfix", year=2026)["session"].nunique() == 7
+
+
+# -- 4. swaks output without "=== Trying host:port..." ------------------------------------------
+
+SWAKS_PIPE = """\
+=== Trying pipe to /usr/sbin/sendmail -bs...
+=== Connected to /usr/sbin/sendmail -bs.
+<-  220 vm ESMTP Postfix (Debian/GNU)
+ -> EHLO vm
+<-  250-vm
+<-  250-PIPELINING
+<-  250 CHUNKING
+ -> MAIL FROM:<alice@example.net>
+<-  250 2.1.0 Ok
+ -> RCPT TO:<root@localhost>
+<-  250 2.1.5 Ok
+ -> DATA
+<-  354 End data with <CR><LF>.<CR><LF>
+ -> Subject: test
+ ->\x20
+ -> This is a test mailing
+ -> .
+<-  250 2.0.0 Ok: queued as 2121A16A0E3
+ -> QUIT
+<-  221 2.0.0 Bye
+=== Connection closed with child process.
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SWAKS_PIPE,  # swaks --pipe
+        SWAKS_PIPE.split("\n", 2)[2],  # cut from a longer transcript: starts at "<-  220"
+    ],
+    ids=["pipe", "from-the-greeting"],
+)
+def test_swaks_output_without_a_trying_line_is_one_session(text: str, tmp_path) -> None:
+    transcript = tmp_path / "out.txt"
+    transcript.write_text(text)
+    frame = read_quietly(transcript)
+    assert set(frame["source"]) == {"swaks"} and frame["session"].nunique() == 1
+    codes = frame[frame["kind"] == "reply"]["code"].tolist()
+    assert codes == [220, 250, 250, 250, 354, 250, 221]
+    assert frame["server"].isna().all()  # a pipe (or nothing said) is no network endpoint
+    assert frame["kind"].iloc[-1] == "close"

@@ -32,7 +32,13 @@ from tqdm.auto import tqdm
 from smtplab.ingest.capture import CaptureReader
 from smtplab.ingest.packets import CaptureError, CaptureProblems, is_capture
 from smtplab.ingest.postfix import ANY_PROGRAM_LINE, RFC3339_LINE, SYSLOG_LINE, PostfixReader
-from smtplab.ingest.transcripts import SMTPLIB_LINE, SWAKS_LINE, read_smtplib, read_swaks
+from smtplab.ingest.transcripts import (
+    SMTPLIB_LINE,
+    SWAKS_LINE,
+    SWAKS_REPLY,
+    read_smtplib,
+    read_swaks,
+)
 from smtplab.log.columns import LogColumns
 from smtplab.log.frame import to_frame
 
@@ -157,7 +163,7 @@ def detect(path: Path, head: bytes) -> str:
         )
     syslog = False  # a syslog line of some program seen
     for line in head.decode("utf-8", "replace").splitlines():
-        if line.startswith("=== ") and SWAKS_LINE.match(line):
+        if (line.startswith("=== ") and SWAKS_LINE.match(line)) or SWAKS_REPLY.match(line):
             return "swaks"
         if SMTPLIB_LINE.match(line):
             return "smtplib"
