@@ -111,6 +111,31 @@ def test_a_syslog_file_without_postfix_lines_gets_a_clear_error(tmp_path) -> Non
     assert read_quietly(late, format="postfix", year=2026)["session"].nunique() == 7
 
 
+# -- 3. an smtpd pid reused without a disconnect ------------------------------------------------
+
+
+def test_a_reused_smtpd_pid_starts_a_new_session_and_closes_the_old_one(tmp_path) -> None:
+    log = tmp_path / "maillog"
+    log.write_text(
+        "Nov 29 01:57:55 vm postfix/smtpd[100]: connect from one.example[192.0.2.1]\n"
+        "Nov 29 01:57:55 vm postfix/smtpd[100]: NOQUEUE: reject: RCPT from one.example"
+        "[192.0.2.1]: 554 5.7.1 <x@example.net>: Relay access denied; from=<a@b.example> "
+        "to=<x@example.net> proto=ESMTP helo=<one>\n"
+        # smtpd 100 died here; its pid came back, serving another client:
+        "Nov 29 02:10:00 vm postfix/smtpd[100]: connect from two.example[192.0.2.2]\n"
+        "Nov 29 02:10:01 vm postfix/smtpd[100]: disconnect from two.example[192.0.2.2] "
+        "ehlo=1 quit=1 commands=2\n"
+    )
+    frame = read_quietly(log, year=2026)
+    first, second = (frame[frame["session"] == s] for s in ("maillog-1", "maillog-2"))
+    assert first["client"].iloc[0] == "192.0.2.1" and second["client"].iloc[0] == "192.0.2.2"
+    assert first["kind"].tolist() == ["connect", "command", "reply", "close"]
+    closed = first.iloc[-1]
+    assert "no disconnect" in closed["text"] and pd.isna(closed["time"])
+    assert second["kind"].tolist() == ["connect", "command", "command", "close"]
+    assert second["verb"].tolist()[1:3] == ["EHLO", "QUIT"]
+
+
 # -- 4. swaks output without "=== Trying host:port..." ------------------------------------------
 
 SWAKS_PIPE = """\

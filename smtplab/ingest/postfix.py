@@ -20,7 +20,10 @@ A session's rows carry what the log knows and nothing more:
   disconnect time, in the usual protocol order (the log does not say their order); their
   replies were positive but their codes are not logged, so they get no reply rows;
 * a ``note`` row per queued message: queue id, sender, size, and each delivery's status;
-* the ``close`` row at ``disconnect``.
+* the ``close`` row at ``disconnect``. A ``connect from`` on the pid of a session that never
+  disconnected (lines lost to rotation, smtpd killed and its pid reused) starts a new session
+  and closes the old one with a ``close`` row that says the log has no disconnect (no time, as
+  the log does not say when it ended). A session still open where the log ends gets a note.
 
 A shared log (``/var/log/mail.log``, ``syslog``) also holds other programs' lines: ``dovecot``,
 ``cron``, ``kernel``, Postfix's own daemons the reader has no use for. Any well-formed syslog
@@ -88,6 +91,9 @@ _TROUBLE = re.compile(r"(?:lost connection|timeout|too many errors|improper comm
 _ORDER = ["ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
           "vrfy", "etrn", "quit", "unknown"]  # fmt: skip
 _RANKS = {name: rank for rank, name in enumerate(_ORDER)}
+_NO_DISCONNECT = (
+    "no disconnect in the log: smtpd[{pid}] connected another client before this session's end"
+)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -331,6 +337,14 @@ class PostfixReader:
             self.rows.note(session, time, message)
 
     def _connect(self, pid: str, time: float, client: str) -> None:
+        unfinished = self._open.get(pid)
+        if unfinished is not None:
+            # This smtpd process is serving a new client, so its last session is over, but
+            # the log never said so (rotated or lost lines, smtpd killed and its pid reused).
+            # Close it with what is known: no disconnect, so neither the commands it would
+            # have counted nor when it ended.
+            self._rejected.pop(unfinished, None)
+            self.rows.close(unfinished, None, "server", _NO_DISCONNECT.format(pid=pid))
         self._sessions += 1
         number = self.rows.session(f"{self.prefix}-{self._sessions}", client)
         self.rows.connect(number, time)  # the greeting is not logged
