@@ -13,6 +13,7 @@ import pytest
 
 import smtplab
 from smtplab.ingest import IngestError, IngestWarning
+from smtplab.log.schema import endpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -180,3 +181,25 @@ def test_swaks_output_without_a_trying_line_is_one_session(text: str, tmp_path) 
     assert codes == [220, 250, 250, 250, 354, 250, 221]
     assert frame["server"].isna().all()  # a pipe (or nothing said) is no network endpoint
     assert frame["kind"].iloc[-1] == "close"
+
+
+# -- 5. one way to write an endpoint ------------------------------------------------------------
+
+
+def test_every_reader_writes_endpoints_as_the_schema_does(tmp_path) -> None:
+    assert endpoint(("192.0.2.1", 25)) == "192.0.2.1:25"
+    assert endpoint(("2001:db8::1", 25, 0, 0)) == "[2001:db8::1]:25"
+    assert endpoint(("2001:db8::1", None)) == "[2001:db8::1]"
+    log = tmp_path / "maillog"
+    log.write_text(
+        "Nov 29 01:57:55 vm postfix/smtpd[1]: connect from unknown[::1]\n"
+        "Nov 29 01:57:56 vm postfix/smtpd[2]: connect from a.example[2001:db8::1]:52114\n"
+    )
+    clients = read_quietly(log, year=2026).groupby("session", observed=True)["client"].first()
+    assert clients.tolist() == ["[::1]", "[2001:db8::1]:52114"]
+    transcript = tmp_path / "swaks.txt"
+    transcript.write_text(
+        "=== Trying ::1:25...\n=== Connected to ::1.\n<-  220 vm ESMTP Postfix\n"
+        " -> QUIT\n<-  221 2.0.0 Bye\n=== Connection closed with remote host.\n"
+    )
+    assert read_quietly(transcript)["server"].iloc[0] == endpoint(("::1", 25)) == "[::1]:25"

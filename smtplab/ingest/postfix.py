@@ -51,6 +51,7 @@ from collections.abc import Iterable
 
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.log.columns import LogColumns
+from smtplab.log.schema import endpoint
 from smtplab.protocol.events import Reply
 
 SYSLOG_LINE = re.compile(
@@ -405,6 +406,6 @@ class PostfixReader:
 
 
 def _endpoint(match: re.Match[str]) -> str:
-    address, port = match["address"], match["port"]
-    host = f"[{address}]" if ":" in address else address
-    return f"{host}:{port}" if port else host
+    """The client of a ``name[address]:port`` match (the port is logged only with
+    ``smtpd_client_port_logging``)."""
+    return endpoint((match["address"], match["port"]))
