@@ -13,8 +13,11 @@ pcapng file (made once, outside the timed region; a few hundred thousand packets
 
 **A Postfix log.** The committed fixture's log (seven real sessions from ``swaks``,
 ``smtplib`` and smtplab, with rejections, TLS and BDAT) repeated ``--log-copies`` times with
-fresh process ids, queue ids and times, so that every session is distinct. Timed:
-``pflogsumm`` summarising it, and ``smtplab.read()`` building the transcript.
+fresh process ids, queue ids and times, so that every session is distinct. ``--log-shape``
+says how its times fall: ``clustered`` (the default: each copy writes all its lines in the
+same second, so lines come 54 to a second and a reader's per-second caches pay) or ``spread``
+(every line in a second of its own, as on a quiet server). Timed: ``pflogsumm`` summarising
+it, and ``smtplab.read()`` building the transcript.
 
 The script checks both readers saw the same traffic (sessions and reply codes against tshark,
 sessions against the log's ``connect from`` lines), prints seconds, rates and the ratios. The
@@ -25,6 +28,7 @@ median of ``--repeat`` runs is reported. No timing is asserted.
     .venv/bin/python benchmarks/ingest.py                  # 10,000 sessions, 2,000 log copies
     .venv/bin/python benchmarks/ingest.py --messages 1000 --log-copies 100 --repeat 1
     .venv/bin/python benchmarks/ingest.py --only log      # the log comparison alone
+    .venv/bin/python benchmarks/ingest.py --only log --log-shape spread  # a second per line
 
 Needs root for ``dumpcap`` on ``lo``, and ``tshark``, ``pflogsumm``, ``smtp-source`` and
 ``smtp-sink`` (Debian: ``apt install tshark pflogsumm postfix``).
@@ -33,6 +37,7 @@ Needs root for ``dumpcap`` on ``lo``, and ``tshark``, ``pflogsumm``, ``smtp-sour
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import shutil
@@ -48,6 +53,7 @@ from pathlib import Path
 import smtplab
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+LOG_SHAPES = {"clustered": "a copy's lines in one second", "spread": "a second per line"}
 
 
 def free_port() -> int:
@@ -81,10 +87,15 @@ def record_capture(path: Path, messages: int) -> int:
     return port
 
 
-def big_log(path: Path, copies: int) -> int:
-    """The fixture log ``copies`` times with fresh pids, queue ids and times; sessions."""
+def big_log(path: Path, copies: int, shape: str = "clustered") -> int:
+    """The fixture log ``copies`` times with fresh pids, queue ids and times; sessions.
+
+    ``shape`` is ``clustered`` (each copy writes all its lines in one second, copy ``n`` at
+    second ``n``: lines come many to a second, so a reader's per-second caches pay) or
+    ``spread`` (every line in a second of its own, as on a quiet server)."""
     lines = (FIXTURES / "postfix.log").read_text().splitlines()
     queue_ids = sorted(set(re.findall(r"\b([0-9A-F]{11})\b", "\n".join(lines))))
+    start = dt.datetime(2026, 11, 29)
     with path.open("w") as out:
         for copy in range(copies):
             minute, second = divmod(copy, 60)
@@ -95,7 +106,15 @@ def big_log(path: Path, copies: int) -> int:
             text = re.sub(r"\[(\d+)\]:", lambda m, shift=shift: f"[{int(m[1]) + shift}]:", text)
             for index, queue_id in enumerate(queue_ids):
                 text = text.replace(queue_id, f"{copy:07X}{index:04X}")
-            text = re.sub(r"^Nov 29 \d\d:\d\d:\d\d", stamp, text, flags=re.MULTILINE)
+            if shape == "clustered":
+                text = re.sub(r"^Nov 29 \d\d:\d\d:\d\d", stamp, text, flags=re.MULTILINE)
+            else:
+                first = copy * len(lines)
+                text = "\n".join(
+                    (start + dt.timedelta(seconds=first + number)).strftime("%b %e %H:%M:%S")
+                    + line[len("Nov 29 00:00:00") :]
+                    for number, line in enumerate(text.split("\n"))
+                )
             out.write(text + "\n")
     return copies * (len([line for line in lines if " connect from " in line]))
 
@@ -115,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-copies", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=("capture", "log"), help="run one comparison")
+    parser.add_argument(
+        "--log-shape",
+        choices=("clustered", "spread"),
+        default="clustered",
+        help="clustered: each copy's lines in one second (default); spread: a second per line",
+    )
     args = parser.parse_args(argv)
     needed = {
         None: ("tshark", "dumpcap", "pflogsumm", "smtp-source", "smtp-sink"),
@@ -130,13 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         capture, log = Path(work) / "load.pcapng", Path(work) / "maillog"
         port = record_capture(capture, args.messages) if args.only != "log" else 0
-        log_sessions = big_log(log, args.log_copies) if args.only != "capture" else 0
+        log_sessions = 0
+        if args.only != "capture":
+            log_sessions = big_log(log, args.log_copies, args.log_shape)
         print("reading captured SMTP: smtplab against tshark and pflogsumm")
         print(f"  smtplab   {Path(smtplab.__file__).parent}")
         if args.only != "log":
             print(f"  capture   {capture.stat().st_size / 1e6:,.1f} MB, {args.messages:,} sessions")
         if args.only != "capture":
-            print(f"  log       {log.stat().st_size / 1e6:,.1f} MB, {log_sessions:,} sessions")
+            print(f"  log       {log.stat().st_size / 1e6:,.1f} MB, {log_sessions:,} sessions, "
+                  f"{args.log_shape} ({LOG_SHAPES[args.log_shape]})")  # fmt: skip
         print(f"  repeats   {args.repeat} (median)\n")
         if args.only != "log":
             complete &= compare_capture(capture, port, args.repeat) == args.messages

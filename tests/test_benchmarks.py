@@ -51,3 +51,19 @@ def test_analysis_benchmark_runs_and_checks_its_results() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all checks passed" in result.stdout
     assert "sessions()" in result.stdout and "MB in memory" in result.stdout
+
+
+def test_ingest_benchmark_writes_a_log_with_a_second_per_line(tmp_path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ingest_benchmark", BENCHMARKS / "ingest.py")
+    assert spec is not None and spec.loader is not None
+    ingest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ingest)
+    clustered, spread = tmp_path / "clustered.log", tmp_path / "spread.log"
+    assert ingest.big_log(clustered, 3) == ingest.big_log(spread, 3, "spread") == 21
+    stamps = [line[:15] for line in spread.read_text().splitlines()]
+    assert len(set(stamps)) == len(stamps)  # every line in a second of its own
+    assert len({line[:15] for line in clustered.read_text().splitlines()}) == 3
+    strip = [line[15:] for line in clustered.read_text().splitlines()]
+    assert strip == [line[15:] for line in spread.read_text().splitlines()]

@@ -20,12 +20,26 @@ A session's rows carry what the log knows and nothing more:
   disconnect time, in the usual protocol order (the log does not say their order); their
   replies were positive but their codes are not logged, so they get no reply rows;
 * a ``note`` row per queued message: queue id, sender, size, and each delivery's status;
-* the ``close`` row at ``disconnect``.
+* the ``close`` row at ``disconnect``. A ``connect from`` on the pid of a session that never
+  disconnected (lines lost to rotation, smtpd killed and its pid reused) starts a new session
+  and closes the old one with a ``close`` row that says the log has no disconnect (no time, as
+  the log does not say when it ended). A session still open where the log ends gets a note.
+
+A shared log (``/var/log/mail.log``, ``syslog``) also holds other programs' lines: ``dovecot``,
+``cron``, ``kernel``, Postfix's own daemons the reader has no use for. Any well-formed syslog
+line (a timestamp, a host and a ``tag[pid]:`` or ``tag:``, or syslogd's ``last message
+repeated``) that is not one the reader uses is passed over silently; only a line that is no
+syslog line at all, or whose timestamp cannot be (``Feb 30``), is counted as skipped.
 
 Timestamps: classic syslog lines (``Nov 29 01:57:55``) carry no year and no zone; the year is
 taken from ``year`` (default: the file's modification year, stepping back one for months after
 it, as log readers do) and the zone is UTC. RFC 3339 timestamps (``2026-11-29T01:57:55.1+00:00``)
 are complete.
+
+Speed: of a line, the head after the timestamp (``vm postfix/smtpd[23488]``) is read once per
+distinct head, the timestamp once per second, and a classic timestamp's day and minute once
+each; so a log whose lines come one per second costs little more than one whose lines come
+many to a second.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ from collections.abc import Iterable
 
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.log.columns import LogColumns
+from smtplab.log.schema import endpoint
 from smtplab.protocol.events import Reply
 
 SYSLOG_LINE = re.compile(
@@ -77,6 +92,9 @@ _TROUBLE = re.compile(r"(?:lost connection|timeout|too many errors|improper comm
 _ORDER = ["ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
           "vrfy", "etrn", "quit", "unknown"]  # fmt: skip
 _RANKS = {name: rank for rank, name in enumerate(_ORDER)}
+_NO_DISCONNECT = (
+    "no disconnect in the log: smtpd[{pid}] connected another client before this session's end"
+)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -133,8 +151,22 @@ _HEAD = re.compile(
     r"|(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))) "
     r"\S+ (?P<program>[\w.\-]+)/(?P<service>[\w\-/]+)\[(?P<pid>\d+)\]: "
 )
-#: What a line's head tells: its program is Postfix, its service is smtpd, the pid, the stamp.
-_Head = tuple[bool, bool, str, "tuple[str, str, str] | str"]
+#: _HEAD's timestamp alternatives, each to match a timestamp alone.
+_CLASSIC_STAMP = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)")
+_RFC3339_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)")
+#: A syslog line of any program (RFC 3164's ``TAG[pid]: ``, e.g. ``dovecot: ``, ``CRON[9]: ``,
+#: ``kernel: ``), and syslogd's own ``last message repeated N times``.
+ANY_PROGRAM_LINE = re.compile(
+    r"(?P<stamp>[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?"
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) \S+ "
+    r"(?:(?P<tag>[^\s\[\]:]+(?:\[\d+\])?):(?:\s|$)|(?:--- )?last message repeated \d+ times)"
+)
+#: What a line's head (after its timestamp) tells: its program is Postfix, its service is
+#: smtpd, the pid.
+_Head = tuple[bool, bool, str]
+_NOT_OURS: _Head = (False, False, "")
+#: The seconds of a classic stamp's clock, after its minute: ":00" to ":99" (as "\d\d" allows).
+_SECONDS = {f":{second:02d}": float(second) for second in range(100)}
 
 
 class PostfixReader:
@@ -158,42 +190,63 @@ class PostfixReader:
         self._rejected: dict[int, dict[str, int]] = {}  # session -> verb -> rejections logged
         self._by_queue_id: dict[str, int] = {}  # session number
         self._last_month = 0
-        self._last_stamp, self._last_time = ("", "", ""), 0.0
+        self._date: tuple[str, str] = ("", "")  # the last classic stamp's month and day
+        self._midnight = 0.0  # that day's start
+        self._minutes: dict[str, float] = {}  # that day's "Nov 29 01:57" stamps -> their times
         self._midnights: dict[tuple[int, int, str], float] = {}  # (year, month, day) -> its start
         self._heads: dict[str, _Head] = {}
 
     def read(self, lines: Iterable[str]) -> LogColumns:
         """Every session of ``lines`` (a text file's lines, ending in their line breaks)."""
-        heads, head_of = self._heads, self._head
+        heads, whole, stamp_time, minutes = (
+            self._heads,
+            self._whole,
+            self._stamp_time,
+            self._minutes,
+        )
         smtpd, queue_line = self._smtpd, self._queue_line
-        last_stamp: object = None
+        last_stamp = ""
         time = 0.0
         for number, line in enumerate(lines, 1):  # the hot loop: one pass, few calls
-            # What comes before the message ("Nov 29 01:57:55 vm postfix/smtpd[23488]") repeats
-            # from line to line: it is read once, and its ": " found by a plain search. That
-            # is the ": " that ends _HEAD whenever _HEAD ends there once (checked by _head),
-            # as _HEAD's every field before it is cut at a space.
+            # A line is "STAMP HOST PROGRAM/SERVICE[PID]: MESSAGE". The stamp ends at the first
+            # space from the 16th character on, whichever its style, and the head after it
+            # ("vm postfix/smtpd[23488]") ends at the first ": " (no field before it can hold
+            # one). Heads repeat from line to line and are read once (by _whole); stamps repeat
+            # while the clock stays in a second. Whatever does not split so is read whole.
             colon = line.find(": ")
-            head = heads.get(line[:colon]) if colon > 0 else None
-            if head is None:
-                head, colon = head_of(line, colon)
+            space = line.find(" ", 15)
+            head = heads.get(line[space + 1 : colon]) if 0 < space < colon else None
+            try:
+                if head is not None:
+                    stamp = line[:space]
+                    if stamp != last_stamp:
+                        # "Nov 29 01:57" seen before (this day), and ":55": no more to check.
+                        minute, second = minutes.get(stamp[:12]), _SECONDS.get(stamp[12:])
+                        if minute is not None and second is not None:
+                            time, last_stamp = minute + second, stamp
+                        elif (fresh := stamp_time(stamp)) is None:  # no timestamp: read whole
+                            head = None
+                        else:
+                            time, last_stamp = fresh, stamp
                 if head is None:
-                    if line.strip():
-                        self.problems.add("not a syslog line", f"{self.name} line {number}")
-                    continue
-            postfix, is_smtpd, pid, stamp = head
+                    found = whole(line)
+                    if found is None:
+                        if line.strip():
+                            self.problems.add("not a syslog line", f"{self.name} line {number}")
+                        continue
+                    head, space, colon = found
+                    stamp = line[:space]
+                    if stamp != last_stamp:
+                        fresh = stamp_time(stamp)
+                        if fresh is None:  # (cannot be: _whole matched it)
+                            continue
+                        time, last_stamp = fresh, stamp
+            except (KeyError, ValueError, OverflowError):  # "Foo 29", "Feb 30", month 13
+                self.problems.add("impossible timestamp", f"{self.name} line {number}")
+                continue
+            postfix, is_smtpd, pid = head
             if not postfix:
-                continue  # another program's line in a shared log: not ours
-            if stamp is not last_stamp:  # (the same head's stamp: the same time)
-                try:
-                    if isinstance(stamp, tuple):
-                        time = self._syslog_time(*stamp)
-                    else:
-                        time = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-                except (KeyError, ValueError, OverflowError):  # "Foo 29", "Feb 30", month 13
-                    self.problems.add("impossible timestamp", f"{self.name} line {number}")
-                    continue
-                last_stamp = stamp
+                continue  # another program's line in a shared log: not ours, not damage
             # The message is the rest of the line up to its line break (SYSLOG_LINE's ".*").
             message = line[colon + 2 :].rstrip("\r\n")
             if "\n" in message:  # not from a file's lines: cut where SYSLOG_LINE would
@@ -207,24 +260,39 @@ class PostfixReader:
             del self._open[pid]
         return self.rows
 
-    def _head(self, line: str, colon: int) -> tuple[_Head | None, int]:
-        """A line's head read with _HEAD (remembered when it ends at the line's first ": "),
-        and where its message starts, less 2."""
+    def _whole(self, line: str) -> tuple[_Head, int, int] | None:
+        """A line's head read with _HEAD, or as another program's line (ANY_PROGRAM_LINE), where
+        its timestamp ends and where its message starts, less 2; None for no syslog line.
+        The head is remembered for the fast split of :meth:`read` when that split agrees."""
         match = _HEAD.match(line)
-        if match is None:
-            return None, colon
-        month, day, clock, stamp, program, service, pid = match.groups()
-        head: _Head = (
-            program.startswith("postfix"),
-            service.endswith("smtpd"),
-            pid,
-            (month, day, clock) if stamp is None else stamp,
-        )
-        if match.end() == colon + 2:
-            if len(self._heads) >= 4096:  # a new second, a new pid: heads do not come back
+        if match is not None:
+            program, service, pid = match.group("program", "service", "pid")
+            head: _Head = (program.startswith("postfix"), service.endswith("smtpd"), pid)
+            space = match.end("clock") if match["clock"] is not None else match.end("stamp")
+            colon = match.end() - 2
+        else:
+            other = ANY_PROGRAM_LINE.match(line)
+            if other is None:
+                return None
+            head, space, colon = _NOT_OURS, other.end("stamp"), other.end("tag")
+        if colon == line.find(": ") and space == line.find(" ", 15) and space < colon:
+            if len(self._heads) >= 4096:  # pids come and go: most heads do not come back
                 self._heads.clear()
-            self._heads[line[:colon]] = head
-        return head, match.end() - 2
+            self._heads[line[space + 1 : colon]] = head
+        return head, space, colon
+
+    def _stamp_time(self, stamp: str) -> float | None:
+        """POSIX seconds of a timestamp (see the module docstring), None if it is none;
+        raises KeyError, ValueError or OverflowError for an impossible one."""
+        classic = _CLASSIC_STAMP.fullmatch(stamp)
+        if classic is not None:
+            time = self._syslog_time(*classic.groups())
+            if len(stamp) == 15:  # "Nov 29 01:57:55": its minute, for read's quick path
+                self._minutes[stamp[:12]] = time - int(stamp[13:])
+            return time
+        if _RFC3339_STAMP.fullmatch(stamp):
+            return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        return None
 
     def _queue_line(self, time: float, message: str) -> None:
         """A queued message's sender and size, or one delivery's status: a note in the
@@ -270,6 +338,14 @@ class PostfixReader:
             self.rows.note(session, time, message)
 
     def _connect(self, pid: str, time: float, client: str) -> None:
+        unfinished = self._open.get(pid)
+        if unfinished is not None:
+            # This smtpd process is serving a new client, so its last session is over, but
+            # the log never said so (rotated or lost lines, smtpd killed and its pid reused).
+            # Close it with what is known: no disconnect, so neither the commands it would
+            # have counted nor when it ended.
+            self._rejected.pop(unfinished, None)
+            self.rows.close(unfinished, None, "server", _NO_DISCONNECT.format(pid=pid))
         self._sessions += 1
         number = self.rows.session(f"{self.prefix}-{self._sessions}", client)
         self.rows.connect(number, time)  # the greeting is not logged
@@ -308,30 +384,28 @@ class PostfixReader:
 
     def _syslog_time(self, month_name: str, day: str, clock: str) -> float:
         """POSIX seconds of a classic syslog stamp, in ``self.year`` (UTC)."""
-        stamp = (month_name, day, clock)
-        if stamp == self._last_stamp:  # the same second as the line before
-            return self._last_time
-        month = _MONTHS[month_name]
-        if self._newest_month is not None:
-            if month > self._newest_month:  # "Dec 31" in a log written in January
-                self.year -= 1
-            self._newest_month = None
-        if month < self._last_month - 6:  # December to January: a new year
-            self.year += 1
-        self._last_month = month
-        midnight = self._midnights.get((self.year, month, day))
-        if midnight is None:
-            date = dt.date(self.year, month, int(day))
-            midnight = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC).timestamp()
-            self._midnights[(self.year, month, day)] = midnight
+        if (month_name, day) != self._date:  # a new day: its start (the year may turn)
+            month = _MONTHS[month_name]
+            if self._newest_month is not None:
+                if month > self._newest_month:  # "Dec 31" in a log written in January
+                    self.year -= 1
+                self._newest_month = None
+            if month < self._last_month - 6:  # December to January: a new year
+                self.year += 1
+            self._last_month = month
+            midnight = self._midnights.get((self.year, month, day))
+            if midnight is None:
+                date = dt.date(self.year, month, int(day))
+                midnight = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC).timestamp()
+                self._midnights[(self.year, month, day)] = midnight
+            self._date, self._midnight = (month_name, day), midnight
+            self._minutes.clear()  # the minutes of the day before
         # strptime is the slowest part of reading a log: the fields are fixed, cut them.
         seconds = int(clock[:2]) * 3600 + int(clock[3:5]) * 60 + int(clock[6:8])
-        time = midnight + seconds + (float(clock[8:]) if len(clock) > 8 else 0.0)
-        self._last_stamp, self._last_time = stamp, time
-        return time
+        return self._midnight + seconds + (float(clock[8:]) if len(clock) > 8 else 0.0)
 
 
 def _endpoint(match: re.Match[str]) -> str:
-    address, port = match["address"], match["port"]
-    host = f"[{address}]" if ":" in address else address
-    return f"{host}:{port}" if port else host
+    """The client of a ``name[address]:port`` match (the port is logged only with
+    ``smtpd_client_port_logging``)."""
+    return endpoint((match["address"], match["port"]))

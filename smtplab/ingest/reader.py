@@ -1,7 +1,12 @@
 """One door for every captured format: ``smtplab.read(path)`` gives a transcript DataFrame.
 
 The format is told from the content, not the name: a pcap or pcapng header, Postfix's syslog
-lines, swaks's line markers, smtplib's ``send:``/``reply:`` lines. Files may be gzip-compressed
+lines, swaks's line markers, smtplib's ``send:``/``reply:`` lines, looked for in the first
+64 KB (:data:`DETECT_WINDOW`), as a shared ``mail.log`` may start with many lines of other
+programs before Postfix's first. A syslog file with no Postfix line in that window is refused
+with an :class:`IngestError` that says so, rather than read as an empty transcript: an empty
+frame would claim the server saw no sessions, which the reader cannot know without reading
+the whole file (``format="postfix"`` reads it all the same). Files may be gzip-compressed
 (``.gz``) and a directory stands for every file under it. Each file is read as a stream, so
 memory follows the rows produced, not the file's size; a progress bar follows the octets read.
 
@@ -26,12 +31,21 @@ from tqdm.auto import tqdm
 
 from smtplab.ingest.capture import CaptureReader
 from smtplab.ingest.packets import CaptureError, CaptureProblems, is_capture
-from smtplab.ingest.postfix import RFC3339_LINE, SYSLOG_LINE, PostfixReader
-from smtplab.ingest.transcripts import SMTPLIB_LINE, SWAKS_LINE, read_smtplib, read_swaks
+from smtplab.ingest.postfix import ANY_PROGRAM_LINE, RFC3339_LINE, SYSLOG_LINE, PostfixReader
+from smtplab.ingest.transcripts import (
+    SMTPLIB_LINE,
+    SWAKS_LINE,
+    SWAKS_REPLY,
+    read_smtplib,
+    read_swaks,
+)
 from smtplab.log.columns import LogColumns
 from smtplab.log.frame import to_frame
 
 FORMATS = ("pcap", "postfix", "swaks", "smtplib")
+#: How much of a file's start :func:`detect` looks at, in octets (the binary test: 4 KB).
+DETECT_WINDOW = 64 * 1024
+_BINARY_WINDOW = 4096
 
 
 class IngestError(ValueError):
@@ -108,10 +122,17 @@ def _read_one(
     bar: tqdm,  # type: ignore[type-arg]
 ) -> list[tuple] | LogColumns:  # type: ignore[type-arg]
     with _open(path, bar, problems) as stream:
-        head = stream.peek(4096)[:4096] if hasattr(stream, "peek") else b""
+        head = stream.peek(_BINARY_WINDOW)[:_BINARY_WINDOW]
         if not head and problems.total:
             raise IngestError(f"{path}: {problems.examples[0].split(': ', 1)[-1]}")
-        kind = format if format != "auto" else detect(path, head)
+        kind = format
+        if kind == "auto":
+            if is_capture(head):
+                kind = "pcap"
+            else:  # read the detection window, then give it back to the reader
+                window = stream.read(DETECT_WINDOW)
+                stream = io.BufferedReader(_Replayed(window, stream), DETECT_WINDOW)
+                kind = detect(path, window)
         if kind == "pcap":
             try:
                 return CaptureReader(str(path), prefix, problems).read(stream)
@@ -130,23 +151,32 @@ def _read_one(
 
 
 def detect(path: Path, head: bytes) -> str:
-    """The format of a file from its first octets (see the module docstring)."""
+    """The format of a file from its first octets, up to :data:`DETECT_WINDOW` of them (see
+    the module docstring)."""
     if is_capture(head):
         return "pcap"
-    if b"\0" in head or (head and sum(b < 9 or 13 < b < 32 for b in head) > len(head) // 20):
+    start = head[:_BINARY_WINDOW]
+    if b"\0" in start or (start and sum(b < 9 or 13 < b < 32 for b in start) > len(start) // 20):
         raise IngestError(
             f"{path}: a binary file that is not a pcap or pcapng capture; "
             "smtplab reads captures, Postfix logs, swaks and smtplib transcripts"
         )
-    lines = head.decode("utf-8", "replace").splitlines()[:-1] or [head.decode("utf-8", "replace")]
-    for line in lines:
-        if SWAKS_LINE.match(line) and line.startswith("=== "):
+    syslog = False  # a syslog line of some program seen
+    for line in head.decode("utf-8", "replace").splitlines():
+        if (line.startswith("=== ") and SWAKS_LINE.match(line)) or SWAKS_REPLY.match(line):
             return "swaks"
         if SMTPLIB_LINE.match(line):
             return "smtplib"
         match = SYSLOG_LINE.match(line) or RFC3339_LINE.match(line)
         if match and match["program"].startswith("postfix"):
             return "postfix"
+        syslog = syslog or ANY_PROGRAM_LINE.match(line) is not None
+    if syslog:
+        raise IngestError(
+            f"{path}: a syslog file with no Postfix line in its first "
+            f"{min(len(head), DETECT_WINDOW) // 1024 or 1} KB; if Postfix logs further on, "
+            "read it with format='postfix'"
+        )
     raise IngestError(
         f"{path}: cannot tell its format from its first lines: not a pcap or pcapng capture, "
         "Postfix log, swaks or smtplib transcript; name one with format="
@@ -173,7 +203,7 @@ def _open(
     path: Path,
     bar: tqdm,  # type: ignore[type-arg]
     problems: CaptureProblems,
-) -> Iterator[IO[bytes]]:
+) -> Iterator[io.BufferedReader]:
     try:
         raw = path.open("rb")
     except OSError as error:
@@ -206,6 +236,24 @@ class _Counted(io.RawIOBase):
         count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         self._bar.update(count or 0)
         return count or 0
+
+
+class _Replayed(io.RawIOBase):
+    """A stream whose first octets were read already (``head``), given back before the rest."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            count = min(len(buffer), len(self._head))
+            buffer[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        return self._rest.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
 
 
 class _CutShort(io.RawIOBase):

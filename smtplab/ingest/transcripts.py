@@ -8,7 +8,11 @@ data, BDAT chunks and replies pair up exactly as in a live session.
 * **swaks** marks each line: `` -> `` sent, ``<-  `` received, ``<** `` an error reply,
   `` ~> ``/``<~  ``/``<~* `` the same under TLS, ``=== `` swaks's own news (``Trying
   host:port...`` opens a session, ``TLS started ...``, ``Connection closed ...``), ``*** `` its
-  errors. It prints no times: the ``time`` column stays missing.
+  errors. It prints no times: the ``time`` column stays missing. A session need not start with
+  ``Trying``: ``swaks --pipe`` and ``--socket`` print ``Trying pipe to COMMAND...`` or ``Trying
+  PATH...`` (no network endpoint: ``server`` stays missing), and a transcript cut from a longer
+  one may start at the greeting (``<-  220 ...``); a conversation line outside any session
+  opens one, with its server unknown.
 * **smtplib** (``set_debuglevel(1)`` or ``(2)``) prints ``connect:``, ``send:`` and ``reply:``
   lines with Python literals of what went over the wire; level 2 starts each line with the time
   of day. A time of day without a date is not a time: rows keep ``time`` missing unless a
@@ -29,7 +33,10 @@ from smtplab.log.wire import WireRecorder
 
 _TIME = 2  # the time field's index in a row tuple
 SWAKS_LINE = re.compile(r"(?P<mark> -> | ~> |<-  |<~  |<\*\* |<~\* |=== |\*\*\* )(?P<text>.*)")
-_SWAKS_TRYING = re.compile(r"Trying (?P<server>\S+?)\.\.\.$")
+_SWAKS_TRYING = re.compile(r"Trying (?P<server>.+?)\.\.\.$")
+#: A line swaks prints only for a reply it received: a transcript's mark of itself even
+#: without its ``=== `` lines (see reader.detect).
+SWAKS_REPLY = re.compile(r"(?:<-  |<~  |<\*\* |<~\* )[2-5]\d\d(?:[ -]|$)")
 SMTPLIB_LINE = re.compile(
     r"(?:(?P<clock>\d\d:\d\d:\d\d\.\d{6}) )?(?P<kind>connect|send|reply|data): (?P<value>.*)"
 )
@@ -72,7 +79,8 @@ def read_swaks(lines: Iterable[str], name: str, prefix: str, problems: CapturePr
             trying = _SWAKS_TRYING.match(text)
             if trying:
                 session = f"{prefix}-{len(conversations) + 1}"
-                current = _Conversation(session, "swaks", trying["server"], None, auto_tls=False)
+                server = _swaks_server(trying["server"])
+                current = _Conversation(session, "swaks", server, None, auto_tls=False)
                 conversations.append(current)
             elif current is not None and text.startswith("TLS started"):
                 current.recorder.tls_started(None, text)
@@ -80,9 +88,13 @@ def read_swaks(lines: Iterable[str], name: str, prefix: str, problems: CapturePr
                 current.wire.closed(None, "client", text)
                 current = None
             continue
-        if current is None:
-            problems.add("a conversation line outside any session", f"{name} line {number}")
+        if current is None and mark == "*** ":
+            problems.add("a swaks error outside any session", f"{name} line {number}")
             continue
+        if current is None:  # no "=== Trying": a session all the same, its server unknown
+            session = f"{prefix}-{len(conversations) + 1}"
+            current = _Conversation(session, "swaks", None, None, auto_tls=False)
+            conversations.append(current)
         if mark == "*** ":
             current.recorder.note(None, f"swaks: {text}")
         elif mark in (" -> ", " ~> "):
@@ -90,6 +102,15 @@ def read_swaks(lines: Iterable[str], name: str, prefix: str, problems: CapturePr
         else:
             current.received(text.encode("utf-8") + b"\r\n", None)
     return [row for conversation in conversations for row in conversation.recorder.tuples]
+
+
+def _swaks_server(text: str) -> str | None:
+    """The endpoint of swaks's ``Trying host:port...`` (``Trying ::1:25...`` for IPv6), or
+    None for a pipe or a UNIX socket (``Trying pipe to COMMAND...``, ``Trying /PATH...``)."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or " " in text:
+        return None
+    return endpoint((host.removeprefix("[").removesuffix("]"), port))
 
 
 def read_smtplib(

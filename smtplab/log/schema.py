@@ -45,7 +45,14 @@ DATA_END = "DATA-END"
 
 
 def endpoint(address: tuple) -> str:  # type: ignore[type-arg]
-    """A socket address as the ``client``/``server`` columns write it: ``host:port``, or
-    ``[host]:port`` for IPv6."""
+    """An address as the ``client``/``server`` columns write it: ``host:port``, or
+    ``[host]:port`` for IPv6; ``host`` (``[host]``) alone when the port is None (not known).
+
+    ``address`` is a socket address (``(host, port)``, or IPv6's four fields), or a host and
+    port as a log or transcript writes them (strings). Every reader of live traffic, logs and
+    transcripts writes endpoints with this function, so that they compare equal across sources.
+    """
     host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port is None else f"{host}:{port}"
