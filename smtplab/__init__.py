@@ -13,6 +13,7 @@ pandas row, and learn what each reply means::
 from smtplab.client.aio import AsyncSession, aconnect
 from smtplab.client.session import Session
 from smtplab.client.tcp import connect
+from smtplab.conformance import check, compare
 from smtplab.ingest import IngestError, IngestWarning, read
 from smtplab.lab import Lab, SendResult
 from smtplab.log.frame import concat
@@ -50,6 +51,8 @@ __all__ = [
     "TcpServer",
     "__version__",
     "aconnect",
+    "check",
+    "compare",
     "concat",
     "connect",
     "explain",

@@ -19,6 +19,7 @@ from datetime import date
 from numbers import Integral
 from pathlib import Path
 
+from smtplab.conformance import command as conformance_command
 from smtplab.ingest.reader import FORMATS as INGEST_FORMATS
 from smtplab.protocol.events import Reply
 
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--day", type=date.fromisoformat, help="date of smtplib level-2 times (YYYY-MM-DD)"
     )
     ingest.set_defaults(func=_ingest)
+    conformance_command.add_parser(commands)
     return parser
 
 

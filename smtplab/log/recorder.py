@@ -196,8 +196,12 @@ class Recorder:
         )
 
     def tls_started(self, time: float | None, text: str) -> int:
-        """TLS is on from here (STARTTLS, RFC 3207): this and every later row has ``tls``."""
+        """TLS is on from here (STARTTLS, RFC 3207): this and every later row has ``tls``.
+
+        Whatever the client sent before the handshake and was not answered is discarded by
+        the server (RFC 3207 4.2): no reply after TLS is paired with it."""
         self.tls = True
+        self._awaiting.clear()
         return self._add(time, "server", "tls", text=text)
 
     def close(self, time: float | None, sender: str, text: str = "") -> int:

@@ -1,0 +1,169 @@
+"""A raw, recorded SMTP conversation for probing a server: exact bytes out, replies in.
+
+A probe must be able to send what a well-behaved client never would — a bare LF, a command
+before the greeting, MAIL and the end of data in one packet — and see exactly what comes back,
+including *nothing*. So :meth:`ProbeConnection.send` writes the bytes as given, then reads
+until it has the number of replies it expects, the server closes, or the server stays quiet
+for a moment (``quiet`` seconds): silence is an answer too (a server must not reply to message
+lines, RFC 5321 4.1.1.4). Everything is recorded from the bytes into the usual transcript rows
+(:class:`~smtplab.log.wire.WireRecorder`), so a probe's evidence is a transcript.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from typing import Any
+
+from smtplab.log.frame import to_frame
+from smtplab.log.recorder import Recorder
+from smtplab.log.schema import endpoint
+from smtplab.log.wire import WireRecorder
+from smtplab.protocol.errors import RemoteProtocolError
+from smtplab.protocol.events import Reply
+from smtplab.protocol.replies import ReplyParser
+
+
+class ProbeConnection:
+    """One TCP connection to the server under test, recorded as session ``name``."""
+
+    def __init__(
+        self, host: str, port: int, name: str, timeout: float = 10.0, quiet: float = 0.6
+    ) -> None:
+        self.host, self.port, self.name = host, port, name
+        self.timeout = timeout  # how long to wait for a reply that must come
+        self.quiet = quiet  # how long a silence must last to count as "no more replies"
+        self.recorder = Recorder(name, "probe")
+        self.wire = WireRecorder(self.recorder)
+        self.parser = ReplyParser()
+        self.replies: list[Reply] = []  # every reply so far, in order
+        self.garbage: list[str] = []  # lines from the server that were no SMTP reply
+        self.closed = False
+        self.extensions: dict[str, str] = {}
+        try:
+            self.sock: socket.socket = socket.create_connection((host, port), timeout=timeout)
+        except OSError as error:
+            raise ConnectionError(f"cannot connect to {host}:{port}: {error}") from None
+        self.recorder.client = endpoint(self.sock.getsockname())
+        self.recorder.server = endpoint(self.sock.getpeername())
+        self.wire.connected(time.time())
+
+    def read(self, expect: int = 1, wait: float | None = None) -> list[Reply]:
+        """Read until ``expect`` more replies came, the server closed, or it went quiet.
+
+        The first reply may take up to ``timeout``; after ``expect`` replies, or when
+        ``expect`` is 0, the connection is watched for ``wait`` (default ``quiet``) seconds
+        more, so that a reply that should not have come is seen too.
+        """
+        got: list[Reply] = []
+        deadline = time.monotonic() + self.timeout
+        linger = self.quiet if wait is None else wait
+        while not self.closed:
+            if len(got) >= expect:
+                if linger <= 0:
+                    break
+                budget = linger  # watch a little longer for replies that should not come
+            else:
+                budget = deadline - time.monotonic()
+                if budget <= 0:
+                    break
+            self.sock.settimeout(budget)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                break
+            except (OSError, ssl.SSLError):
+                data = b""
+            if not data:
+                self._lost("server closed the connection")
+                break
+            self.wire.received(data, time.time())
+            got.extend(self._parse(data))
+        self.replies.extend(got)
+        return got
+
+    def send(self, data: bytes, expect: int = 1, wait: float | None = None) -> list[Reply]:
+        """Send ``data`` exactly as given; return the replies it brought (see :meth:`read`)."""
+        if self.closed:
+            return []
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self._lost("the connection broke while sending")
+            return []
+        self.wire.sent(data, time.time())
+        return self.read(expect, wait)
+
+    def command(self, line: str, wait: float = 0.0) -> Reply | None:
+        """Send one command line (CRLF added); its reply, or None if none came."""
+        replies = self.send(line.encode("utf-8", "surrogateescape") + b"\r\n", 1, wait)
+        return replies[0] if replies else None
+
+    def greeting(self) -> Reply | None:
+        replies = self.read(1, wait=0.0)
+        return replies[0] if replies else None
+
+    def ehlo(self, name: str = "probe.example.net") -> Reply | None:
+        """EHLO, remembering the extensions the reply lists (keyword -> parameters)."""
+        reply = self.command(f"EHLO {name}")
+        if reply is not None and reply.code == 250:
+            self.extensions = {}
+            for line in reply.lines[1:]:
+                keyword, _, parameters = line.partition(" ")
+                self.extensions[keyword.upper()] = parameters
+        return reply
+
+    def start_tls(self) -> None:
+        """Continue under TLS (after a 220 to STARTTLS); the certificate is not checked."""
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
+        except (ssl.SSLError, OSError) as error:
+            self._lost(f"TLS handshake failed: {error}")
+            raise ConnectionError(f"TLS handshake with {self.host}:{self.port} failed") from None
+        self.parser = ReplyParser()  # RFC 3207 4.2: nothing from before TLS carries over
+        self.recorder.tls_started(time.time(), f"{self.sock.version()}")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
+            self.wire.closed(time.time(), "client")
+
+    def quit(self) -> None:
+        """QUIT if the connection is still open, then close.
+
+        The reply is not waited for long: a probe is done by now, and a broken server may
+        still be reading a message and never answer."""
+        if not self.closed:
+            patience, self.timeout = self.timeout, min(self.timeout, 2 * self.quiet)
+            try:
+                self.command("QUIT")
+            finally:
+                self.timeout = patience
+        self.close()
+
+    def transcript(self) -> Any:
+        return to_frame(self.recorder.tuples)
+
+    def _parse(self, data: bytes) -> list[Reply]:
+        self.parser.feed(data)
+        replies: list[Reply] = []
+        while True:
+            try:
+                reply = self.parser.next_reply()
+            except RemoteProtocolError as error:
+                self.garbage.append(str(error))
+                continue
+            if reply is None:
+                return replies
+            replies.append(reply)
+
+    def _lost(self, text: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
+            self.wire.closed(time.time(), "server", text)

@@ -1,0 +1,246 @@
+"""Conformance probes against real servers: smtplab's own, aiosmtpd, Postfix, and a broken toy.
+
+Each server's known behaviour is the test: smtplab's server passes every probe that applies;
+aiosmtpd advertises neither PIPELINING nor CHUNKING; Postfix's answers to the smuggling
+sequences follow its ``smtpd_forbid_bare_newline`` setting; a toy server that answers every
+line fails the probes that catch that.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from aiosmtpd.controller import Controller
+
+from smtplab import ServerThread, TcpServer
+from smtplab.conformance import check, compare, probe_names, styled, write_report
+
+SMUGGLING = [name for name in probe_names() if name.startswith("smuggling-")]
+LF_ENDS = ["smuggling-lf-dot-lf", "smuggling-lf-dot-crlf", "smuggling-crlf-dot-lf"]
+
+
+@pytest.fixture(scope="module")
+def smtplab_server() -> Iterator[str]:
+    with ServerThread(TcpServer(host="127.0.0.1", port=0, tls=True)) as server:
+        yield server.address
+
+
+@pytest.fixture(scope="module")
+def smtplab_report(smtplab_server):
+    return check(smtplab_server)
+
+
+class _Sink:
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def aiosmtpd_server() -> Iterator[str]:
+    with socket.socket() as probe:  # aiosmtpd's Controller wants a real port number
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(_Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        controller.stop()
+
+
+def test_smtplab_passes_every_probe_that_applies(smtplab_report) -> None:
+    table = smtplab_report.table.set_index("probe")
+    assert len(table) == len(probe_names()) >= 30
+    not_passed = table[table["status"] != "pass"]
+    assert not_passed.empty, not_passed[["status", "detail"]].to_string()
+    # The evidence is there, probe by probe.
+    evidence = smtplab_report.evidence("rcpt-before-mail")
+    assert evidence.loc[evidence["kind"] == "reply", "code"].tolist()[-2:] == [503, 221]
+    assert set(smtplab_report.transcript["source"]) == {"probe"}
+
+
+def test_aiosmtpd_known_behaviour(aiosmtpd_server) -> None:
+    report = check(aiosmtpd_server).table.set_index("probe")["status"]
+    # aiosmtpd implements neither extension, nor STARTTLS without a TLS context.
+    assert report["pipelining"] == "n/a" and report["chunking"] == "n/a"
+    assert report["starttls-injection"] == "n/a"
+    # Since 1.4.5 (CVE-2024-27305) it ends data only at <CRLF>.<CRLF>.
+    assert (report[SMUGGLING] == "pass").all()
+    assert report["transaction"] == "pass" and report["hundred-recipients"] == "pass"
+    assert report["bare-lf-command"] == "warn"  # it reads NOOP<LF> as a command
+
+
+def _postfix_running() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 25), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+needs_postfix = pytest.mark.skipif(
+    not _postfix_running(),
+    reason="no Postfix on 127.0.0.1:25 (.ci/run installs and starts one: apt install postfix)",
+)
+
+
+def _postconf(*settings: str) -> None:
+    subprocess.run(["/usr/sbin/postconf", "-e", *settings], check=True)
+    subprocess.run(["/usr/sbin/postfix", "reload"], check=True, capture_output=True)
+    time.sleep(1.5)  # the running smtpd processes finish; new ones read the settings
+
+
+@needs_postfix
+def test_postfix_smuggling_answers_follow_its_setting() -> None:
+    if os.geteuid() != 0 or not Path("/usr/sbin/postconf").exists():
+        pytest.skip("changing Postfix's settings needs root and postconf")
+    current = subprocess.run(
+        [
+            "/usr/sbin/postconf",
+            "-h",
+            "smtpd_forbid_bare_newline",
+            "smtpd_forbid_bare_newline_exclusions",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    try:
+        # Loopback is in $mynetworks, which the setting exempts by default: no exemptions.
+        _postconf("smtpd_forbid_bare_newline=no", "smtpd_forbid_bare_newline_exclusions=")
+        lenient = check("127.0.0.1:25", SMUGGLING).table.set_index("probe")["status"]
+        _postconf("smtpd_forbid_bare_newline=yes")
+        strict = check("127.0.0.1:25", SMUGGLING).table.set_index("probe")["status"]
+    finally:
+        _postconf(
+            f"smtpd_forbid_bare_newline={current[0]}",
+            f"smtpd_forbid_bare_newline_exclusions={current[1]}",
+        )
+    # With bare newlines allowed, Postfix takes <LF>.<LF> (and kin) for the end of data.
+    assert (lenient[LF_ENDS] == "fail").all()
+    assert (lenient.drop(LF_ENDS) == "pass").all()  # a bare CR never ends a line for it
+    assert (strict == "pass").all()
+
+
+@needs_postfix
+def test_compare_shows_where_servers_differ(smtplab_server, aiosmtpd_server) -> None:
+    probes = ["transaction", "pipelining", "chunking", "mail-before-ehlo", "syntax-errors"]
+    table = compare(
+        {"smtplab": smtplab_server, "aiosmtpd": aiosmtpd_server, "postfix": "127.0.0.1:25"},
+        probes,
+    )
+    assert list(table.columns) == ["rfc", "smtplab", "aiosmtpd", "postfix", "differs"]
+    assert table.loc["pipelining", "aiosmtpd"] == "n/a"
+    assert table.loc["pipelining", "postfix"].startswith("pass: 250")
+    assert table.loc["mail-before-ehlo", "postfix"].startswith("warn")  # Postfix lets it be
+    assert not table.loc["transaction", "differs"] and table.loc["pipelining", "differs"]
+    html = styled(table).to_html()
+    assert "font-weight: bold" in html
+
+
+class _Toy(socketserver.StreamRequestHandler):
+    """A deliberately broken SMTP server: it answers every line with 250, message lines too."""
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 toy ESMTP\r\n")
+        for line in self.rfile:
+            if line.upper().startswith(b"QUIT"):
+                self.wfile.write(b"221 bye\r\n")
+                return
+            self.wfile.write(
+                b"354 go ahead\r\n" if line.upper().startswith(b"DATA") else b"250 ok\r\n"
+            )
+
+
+@pytest.fixture(scope="module")
+def toy_server() -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Toy)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_broken_server_fails_and_is_told_why(toy_server) -> None:
+    report = check(toy_server, ["rcpt-before-mail", "silent-during-data", "unknown-command"])
+    table = report.table.set_index("probe")
+    assert (table["status"] == "fail").all()
+    assert "must be refused with 503; got 250" in table.loc["rcpt-before-mail", "detail"]
+    assert "replied to message lines" in table.loc["silent-during-data", "detail"]
+
+
+def test_check_command_writes_reports(smtplab_server, toy_server, tmp_path) -> None:
+    command = [sys.executable, "-m", "smtplab", "check"]
+    page = tmp_path / "report.html"
+    ok = subprocess.run(
+        [*command, smtplab_server, "--probe", "greeting", "--probe", "rset", "--report", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "2 pass" in ok.stdout
+    assert '<h3 id="rset">' in page.read_text()
+
+    table = tmp_path / "report.csv"
+    bad = subprocess.run(
+        [*command, toy_server, "--probe", "unknown-command", "--report", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    assert "FAIL  unknown-command" in bad.stdout
+    assert pd.read_csv(table)["status"].tolist() == ["fail"]
+    assert pd.read_csv(tmp_path / "report.transcript.csv")["source"].eq("probe").all()
+
+    unreachable = subprocess.run([*command, "127.0.0.1:1"], capture_output=True, text=True)
+    assert unreachable.returncode == 2
+    assert "cannot connect to 127.0.0.1:1" in unreachable.stderr
+
+
+def test_report_formats(smtplab_server, tmp_path) -> None:
+    report = check(smtplab_server, ["greeting", "noop"])
+    assert repr(report).endswith(": 2 pass>")
+    assert "<table" in report._repr_html_()
+    with pytest.raises(ValueError, match=r"write a table as \.csv or \.parquet"):
+        write_report(report, tmp_path / "report.txt")
+    with pytest.raises(ValueError, match="no probe named nope"):
+        check(smtplab_server, ["nope"])
+
+
+class _Hangup(socketserver.BaseRequestHandler):
+    """A server that accepts a connection and closes it without a word."""
+
+    def handle(self) -> None:
+        self.request.close()
+
+
+def test_a_server_that_says_nothing_gets_fail_and_error() -> None:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Hangup)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        report = check(f"127.0.0.1:{server.server_address[1]}", ["greeting", "noop", "size"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    table = report.table.set_index("probe")
+    assert table.loc["greeting", "status"] == "fail"
+    assert table.loc["noop", "status"] == "error"
+    assert "did not greet with 220 (no reply)" in table.loc["noop", "detail"]
+    assert table.loc["size", "status"] == "error"  # its EHLO could not be asked
