@@ -35,6 +35,7 @@ from smtplab.protocol.states import (
     State,
     allowed,
     next_state,
+    sequence_hint,
 )
 
 #: Commands whose reply changes what the client may do next: each must end a pipelined group
@@ -42,24 +43,6 @@ from smtplab.protocol.states import (
 GROUP_ENDERS = frozenset(
     {CONNECT, "EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"}
 )
-
-_HINTS = {
-    (State.GREETING, None): "wait for the server's greeting before sending commands (RFC 5321 3.1)",
-    (State.REFUSED, None): "the server refused service (554 greeting): only QUIT is allowed",
-    (State.CONNECTED, "MAIL"): "send EHLO or HELO before MAIL (RFC 5321 4.1.4)",
-    (State.CONNECTED, "RCPT"): "RCPT needs an accepted MAIL first (RFC 5321 3.3)",
-    (State.READY, "RCPT"): "RCPT needs an accepted MAIL first (RFC 5321 3.3)",
-    (State.MAIL, "DATA"): "DATA needs at least one accepted recipient; the server has accepted "
-    "none (RFC 5321 3.3)",
-    (State.MAIL, "MAIL"): "a transaction is already open: send RSET first (RFC 5321 4.1.1.2)",
-    (State.RCPT, "MAIL"): "a transaction is already open: send RSET first (RFC 5321 4.1.1.2)",
-    (State.DATA, None): "the server is reading message content: send the message first",
-    (State.MAIL, "BDAT"): "BDAT needs at least one accepted recipient (RFC 3030 2)",
-    (State.BDAT, "DATA"): "DATA cannot follow BDAT in one transaction: send RSET first "
-    "(RFC 3030 2)",
-    (State.BDAT, "RCPT"): "the message is being sent in chunks: no more recipients (RFC 3030 2)",
-    (State.CLOSED, None): "the session is closed",
-}
 
 
 class ClientConnection:
@@ -146,7 +129,7 @@ class ClientConnection:
         if self.state is State.GREETING:
             planned = State.GREETING  # never talk before the greeting (RFC 5321 3.1)
         if verb in POSITIVE_CODES and not allowed(planned, verb):
-            hint = _HINTS.get((planned, verb)) or _HINTS.get((planned, None)) or "out of sequence"
+            hint = sequence_hint(planned, verb)
             raise LocalProtocolError(f"cannot send {verb} now ({planned.value}): {hint}")
         if self._waiting:
             self._check_pipelining(verb)

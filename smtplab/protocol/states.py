@@ -126,3 +126,32 @@ def next_state(state: State, step: str, code: int) -> State:
 def allowed(state: State, step: str) -> bool:
     """Whether ``step`` is in sequence in ``state``."""
     return (state, step) in TRANSITIONS
+
+
+#: Why a step is out of sequence in a state, in words with the RFC section: the client
+#: refuses with this, and exercise feedback explains a 503 with it. (state, None) covers
+#: any step in that state.
+SEQUENCE_HINTS: dict[tuple[State, str | None], str] = {
+    (State.GREETING, None): "wait for the server's greeting before sending commands (RFC 5321 3.1)",
+    (State.REFUSED, None): "the server refused service (554 greeting): only QUIT is allowed",
+    (State.CONNECTED, "MAIL"): "send EHLO or HELO before MAIL (RFC 5321 4.1.4)",
+    (State.CONNECTED, "RCPT"): "RCPT needs an accepted MAIL first (RFC 5321 3.3)",
+    (State.READY, "RCPT"): "RCPT needs an accepted MAIL first (RFC 5321 3.3)",
+    (State.MAIL, "DATA"): "DATA needs at least one accepted recipient; the server has accepted "
+    "none (RFC 5321 3.3)",
+    (State.MAIL, "MAIL"): "a transaction is already open: send RSET first (RFC 5321 4.1.1.2)",
+    (State.RCPT, "MAIL"): "a transaction is already open: send RSET first (RFC 5321 4.1.1.2)",
+    (State.DATA, None): "the server is reading message content: send the message first",
+    (State.MAIL, "BDAT"): "BDAT needs at least one accepted recipient (RFC 3030 2)",
+    (State.BDAT, "DATA"): "DATA cannot follow BDAT in one transaction: send RSET first "
+    "(RFC 3030 2)",
+    (State.BDAT, "RCPT"): "the message is being sent in chunks: no more recipients (RFC 3030 2)",
+    (State.CLOSED, None): "the session is closed",
+}
+
+
+def sequence_hint(state: State, step: str) -> str:
+    """Why ``step`` is out of sequence in ``state`` (``"out of sequence"`` if no rule says)."""
+    return (
+        SEQUENCE_HINTS.get((state, step)) or SEQUENCE_HINTS.get((state, None)) or "out of sequence"
+    )

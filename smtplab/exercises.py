@@ -1,0 +1,215 @@
+"""Feedback for students: what went wrong in a session, in words, with the RFC section to read.
+
+Two kinds of check, both usable in a notebook cell:
+
+* :func:`review` reads any transcript — the lab's, a TCP server's (the student's own client
+  talking to it), a capture — and explains every refused or unanswered command and every
+  protocol oddity: ``RCPT sent before MAIL: the server answered 503 5.5.1 — RCPT needs an
+  accepted MAIL first (RFC 5321 3.3)``. Sequence errors are explained from the engine's own
+  state table, reply codes from the reply-code catalogue.
+* :func:`check_delivery` and :func:`check_answer` grade a task: was the message delivered to
+  these recipients? is this number right? Each returns a :class:`Feedback` that shows as a
+  short verdict with the reasons; ``.require()`` turns a failed one into an AssertionError,
+  so a check cell fails visibly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from smtplab.analysis.checks import oddities
+from smtplab.analysis.sessions import BLIND_AFTER_STARTTLS
+from smtplab.analysis.steps import in_protocol_order, steps
+from smtplab.analysis.transactions import transactions
+from smtplab.protocol.codes import explain
+from smtplab.protocol.states import DATA_END, State, allowed, next_state, sequence_hint
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing worth telling the student, tied to a row of the transcript."""
+
+    session: str
+    seq: int
+    message: str
+
+
+@dataclass
+class Review:
+    """Everything :func:`review` found, in transcript order."""
+
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def __str__(self) -> str:
+        if self.clean:
+            return "Nothing to report: every command was accepted and in order."
+        return "\n".join(f"{f.session} #{f.seq}: {f.message}" for f in self.findings)
+
+    def _repr_markdown_(self) -> str:
+        if self.clean:
+            return "✔ " + str(self)
+        return "\n".join(f"- **{f.session} #{f.seq}**: {_md(f.message)}" for f in self.findings)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def review(frame: pd.DataFrame) -> Review:
+    """Explain, in words, every refused or unanswered command and every oddity in ``frame``."""
+    findings: list[Finding] = []
+    table = in_protocol_order(steps(frame))
+    for session, rows in table.groupby(table["session"].astype(str), sort=False):
+        findings += _session_findings(session, rows)
+    for row in oddities(frame).itertuples(index=False):
+        findings.append(Finding(str(row.session), int(row.seq), f"{row.detail} ({row.rfc})"))
+    findings.sort(key=lambda f: (_order(frame, f.session), f.seq))
+    return Review(findings)
+
+
+def _session_findings(session: str, rows: pd.DataFrame) -> list[Finding]:
+    found = []
+    state = State.GREETING
+    quit_sent = False
+    for row in rows.itertuples(index=False):
+        step = str(row.verb)
+        quit_sent |= step == "QUIT"
+        said = _wire(row)
+        if row.status == "unanswered":
+            if pd.isna(row.code):
+                what = "the message" if step == DATA_END else step
+                found.append(
+                    Finding(
+                        session, int(row.seq), f"{what} got no reply: the connection ended first"
+                    )
+                )
+            break
+        code = int(row.code) if pd.notna(row.code) else 250
+        if code == 503 and not allowed(state, step):
+            hint = sequence_hint(state, step)
+            found.append(
+                Finding(
+                    session,
+                    int(row.seq),
+                    f"{step} sent {_where(state)}: the server answered {said} — {hint}",
+                )
+            )
+        elif code >= 400:
+            what = "the message" if step == DATA_END else step
+            found.append(Finding(session, int(row.seq), f"{what} was refused: {_refusal(row)}"))
+        state = next_state(state, step, code)
+    blind = rows["source"].isin(BLIND_AFTER_STARTTLS).any() and state is State.CONNECTED
+    if not quit_sent and len(rows) and state is not State.CLOSED and not blind:
+        last = int(rows["seq"].iloc[-1])
+        found.append(
+            Finding(
+                session,
+                last,
+                "the session ended without QUIT (RFC 5321 4.1.1.10: a client SHOULD end with QUIT)",
+            )
+        )
+    return found
+
+
+def _refusal(row: Any) -> str:
+    """``550 5.1.1 "User unknown" — Bad destination mailbox address (RFC 3463 3.2)``."""
+    wire = _wire(row)
+    meaning = explain(wire)
+    main = meaning.detail or meaning.basic
+    text = str(row.text).split("\n")[0] if isinstance(row.text, str) else ""
+    quoted = f' "{text}"' if text else ""
+    kind = "try again later" if int(row.code) < 500 else "permanent"
+    about = f" — {main.meaning} ({main.rfc})" if main is not None else ""
+    return f"{wire}{quoted} ({kind}){about}"
+
+
+def _where(state: State) -> str:
+    return {
+        State.GREETING: "before the greeting",
+        State.CONNECTED: "before EHLO/HELO",
+        State.READY: "with no mail transaction open",
+        State.MAIL: "before any recipient was accepted",
+        State.RCPT: "in the middle of a transaction",
+        State.DATA: "while the server was reading the message",
+        State.BDAT: "while the message was being sent in chunks",
+        State.CLOSED: "after the session closed",
+        State.REFUSED: "after the server refused service",
+    }.get(state, f"in state {state.value}")
+
+
+def _wire(row: Any) -> str:
+    parts = [str(int(row.code))] if pd.notna(row.code) else []
+    if isinstance(row.enhanced, str):
+        parts.append(row.enhanced)
+    return " ".join(parts) or "nothing"
+
+
+def _order(frame: pd.DataFrame, session: str) -> int:
+    names = list(dict.fromkeys(frame["session"].astype(str)))
+    return names.index(session) if session in names else len(names)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A graded task: did it succeed, and why (not)."""
+
+    ok: bool
+    message: str
+
+    def require(self) -> Feedback:
+        """Raise AssertionError with the message unless the task succeeded."""
+        if not self.ok:
+            raise AssertionError(self.message)
+        return self
+
+    def __str__(self) -> str:
+        return ("✔ " if self.ok else "✘ ") + self.message
+
+    def _repr_markdown_(self) -> str:
+        return ("✔ " if self.ok else "✘ ") + _md(self.message).replace("\n", "<br>")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+
+def check_delivery(
+    frame: pd.DataFrame, recipients: str | Iterable[str], sender: str | None = None
+) -> Feedback:
+    """Whether one message in ``frame`` was delivered to every one of ``recipients`` (from
+    ``sender``, if given); if not, what stood in the way, from :func:`review`."""
+    wanted = [recipients] if isinstance(recipients, str) else list(recipients)
+    wanted_keys = {address.lower() for address in wanted}
+    table = transactions(frame)
+    delivered = table[table["outcome"] == "delivered"]
+    if sender is not None:
+        delivered = delivered[delivered["mail_from"].str.lower() == sender.lower()]
+    for row in delivered.itertuples(index=False):
+        got = {address.lower() for address in row.recipients}
+        if wanted_keys <= got:
+            reply = f"{row.code} {row.enhanced}" if isinstance(row.enhanced, str) else f"{row.code}"
+            return Feedback(True, f"delivered to {', '.join(wanted)} ({row.session}: {reply})")
+    reasons = str(review(frame)) if len(frame) else "the transcript is empty: no session ran"
+    missing = ", ".join(wanted)
+    return Feedback(False, f"no message was delivered to {missing}.\n{reasons}")
+
+
+def check_answer(answer: Any, expected: Any, why: str) -> Feedback:
+    """Compare a student's answer with the expected one; ``why`` explains the right answer."""
+    if answer == expected or (
+        isinstance(answer, str)
+        and isinstance(expected, str)
+        and answer.strip().lower() == expected.strip().lower()
+    ):
+        return Feedback(True, f"{answer!r} is right: {why}")
+    return Feedback(False, f"{answer!r} is not it: {why}")
+
+
+def _md(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

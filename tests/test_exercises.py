@@ -1,0 +1,96 @@
+"""Exercise feedback: explanations in words, graded tasks, a student's own socket client."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import smtplab
+from smtplab.exercises import check_answer, check_delivery, review
+
+
+def test_review_explains_each_mistake_with_its_rfc_section() -> None:
+    lab = smtplab.Lab()
+    session = lab.connect()
+    session.ehlo()
+    session.send("RCPT TO:<bob@example.org>")  # before MAIL
+    session.send("MAIL FROM:<alice@example.net>")
+    session.send("RCPT TO:<nobody@example.org>")  # unknown user
+    session.send("DATA")  # no accepted recipient
+    session.close()  # and no QUIT
+    messages = [finding.message for finding in review(lab.transcript()).findings]
+    assert messages == [
+        "RCPT sent with no mail transaction open: the server answered 503 5.5.1 — RCPT needs "
+        "an accepted MAIL first (RFC 5321 3.3)",
+        'RCPT was refused: 550 5.1.1 "<nobody@example.org>: Recipient address rejected: User '
+        'unknown in local recipient table" (permanent) — Bad destination mailbox address '
+        "(RFC 3463 3.2)",
+        'DATA was refused: 554 5.5.1 "No valid recipients" (permanent) — Invalid command '
+        "(RFC 3463 3.6)",
+        "the session ended without QUIT (RFC 5321 4.1.1.10: a client SHOULD end with QUIT)",
+    ]
+
+
+def test_review_of_a_clean_session_says_so() -> None:
+    lab = smtplab.Lab()
+    lab.send("alice@example.net", "bob@example.org")
+    result = review(lab.transcript())
+    assert result.clean
+    assert str(result).startswith("Nothing to report")
+
+
+def test_review_of_greylisting_says_try_again_later() -> None:
+    run = smtplab.run_scenario("greylisting")
+    first = [f.message for f in review(run.transcript).findings if f.session == "greylisting-1"]
+    assert first and "(try again later)" in first[0] and "451 4.7.1" in first[0]
+
+
+def test_check_delivery() -> None:
+    lab = smtplab.Lab()
+    lab.send("alice@example.net", ["bob@example.org", "nobody@example.org"])
+    assert check_delivery(lab.transcript(), "bob@example.org").ok
+    missed = check_delivery(lab.transcript(), ["bob@example.org", "nobody@example.org"])
+    assert not missed.ok
+    assert "no message was delivered to bob@example.org, nobody@example.org" in missed.message
+    assert "550 5.1.1" in missed.message
+    with pytest.raises(AssertionError, match=r"550 5\.1\.1"):
+        missed.require()
+    assert not check_delivery(lab.transcript(), "bob@example.org", sender="eve@example.net").ok
+    assert str(check_delivery(lab.transcript().iloc[:0], "bob@example.org")).startswith("✘")
+
+
+def test_check_answer() -> None:
+    assert check_answer(" 503 ", "503", "bad sequence").ok
+    wrong = check_answer(550, 503, "RCPT before MAIL is a sequence error")
+    assert not wrong.ok and wrong.message == "550 is not it: RCPT before MAIL is a sequence error"
+
+
+def _reply(sock: socket.socket) -> bytes:
+    """Read one whole reply: lines until one whose fourth character is a space."""
+    data = b""
+    while not any(line[3:4] == b" " for line in data.split(b"\r\n")):
+        data += sock.recv(4096)
+    return data
+
+
+def test_a_students_socket_client_is_graded_from_the_server_transcript() -> None:
+    with smtplab.ServerThread(smtplab.TcpServer(host="127.0.0.1", port=0)) as server:
+        host, port = server.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            _reply(sock)
+            for line in [
+                b"EHLO student.example",
+                b"MAIL FROM:<alice@example.net>",
+                b"RCPT TO:<bob@example.org>",
+                b"DATA",
+            ]:
+                sock.sendall(line + b"\r\n")
+                _reply(sock)
+            sock.sendall(b"Subject: my own client\r\n\r\nIt works.\r\n.\r\n")
+            _reply(sock)
+            sock.sendall(b"QUIT\r\n")
+            _reply(sock)
+        transcript = server.transcript()
+    assert check_delivery(transcript, "bob@example.org", sender="alice@example.net").ok
+    assert review(transcript).clean
