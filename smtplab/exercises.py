@@ -101,6 +101,14 @@ def _session_findings(session: str, rows: pd.DataFrame) -> list[Finding]:
                     f"{step} sent {_where(state)}: the server answered {said} — {hint}",
                 )
             )
+        elif code == 500 and row.kind == "command":
+            line = f"{step} {row.argument}".strip() if isinstance(row.argument, str) else step
+            what = f'the line "{line}"' if line else "an empty line"
+            found.append(
+                Finding(
+                    session, int(row.seq), f"{what} is no command the server knows: {_refusal(row)}"
+                )
+            )
         elif code >= 400:
             what = "the message" if step == DATA_END else step
             found.append(Finding(session, int(row.seq), f"{what} was refused: {_refusal(row)}"))
