@@ -184,7 +184,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.set_defaults(func=_ingest)
     conformance_command.add_parser(commands)
+    course = commands.add_parser("course", help="the notebook course: build it as a web site")
+    course_commands = course.add_subparsers(dest="course_command", required=True)
+    build = course_commands.add_parser(
+        "build", help="execute every notebook and write a static HTML site with an index"
+    )
+    build.add_argument("output", help="the directory to write the site into")
+    build.add_argument(
+        "--only", action="append", metavar="TEXT", help="only notebooks whose name contains TEXT"
+    )
+    build.set_defaults(func=_course_build)
     return parser
+
+
+def _course_build(args: argparse.Namespace) -> int:
+    from smtplab.course import build_site
+
+    try:
+        index = build_site(args.output, only=args.only)
+    except (ValueError, RuntimeError) as error:
+        print(f"smtplab course build: {error}", file=sys.stderr)
+        return 1
+    print(f"the course is in {index.parent}/ (open {index})")
+    return 0
 
 
 def _ingest(args: argparse.Namespace) -> int:

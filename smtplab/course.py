@@ -1,0 +1,118 @@
+"""The course as a static web site: every notebook executed and rendered to HTML, with an index.
+
+``smtplab course build site/`` (or :func:`build_site`) runs each notebook in ``notebooks/`` top
+to bottom in a fresh kernel, in its own directory as the test suite does, and writes one HTML
+page per notebook — figures embedded, widget state saved so widgets show their last view — and
+``index.html`` listing them in teaching order with what each one teaches. The result is plain
+files: publish the directory as it is. The notebooks themselves stay stored without outputs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@dataclass(frozen=True)
+class Page:
+    notebook: Path
+    html: str  # file name in the site
+    title: str
+    summary: str  # the "What you will learn" list, as plain text
+
+
+def build_site(
+    output: str | Path,
+    notebooks: str | Path = NOTEBOOKS,
+    *,
+    only: list[str] | None = None,
+    timeout: int = 600,
+    progress: bool = True,
+) -> Path:
+    """Execute and render the notebooks into ``output``; return the index page's path.
+
+    ``only`` restricts the build to notebooks whose file name contains one of the strings.
+    A notebook that fails stops the build with an error naming it and the failing cell.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbconvert import HTMLExporter
+    from tqdm import tqdm
+
+    source = Path(notebooks)
+    if not source.is_dir():
+        raise ValueError(f"{source}: no such directory of notebooks")
+    paths = sorted(source.glob("[0-9]*.ipynb"))
+    if only:
+        paths = [p for p in paths if any(part in p.name for part in only)]
+    if not paths:
+        raise ValueError(f"{source}: no numbered notebooks to build")
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter(template_name="lab")
+    pages = []
+    for path in tqdm(paths, desc="notebooks", unit="notebook", disable=not progress):
+        notebook = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            store_widget_state=True,
+        )
+        try:
+            client.execute()
+        except CellExecutionError as error:
+            raise RuntimeError(f"{path.name} failed; the course was not built:\n{error}") from None
+        body, _ = exporter.from_notebook_node(notebook)
+        page = Page(path, path.with_suffix(".html").name, *_heading(notebook))
+        (out / page.html).write_text(body, encoding="utf-8")
+        pages.append(page)
+    index = out / "index.html"
+    index.write_text(_index(pages), encoding="utf-8")
+    return index
+
+
+def _heading(notebook: object) -> tuple[str, str]:
+    """The notebook's title (its first heading) and its "What you will learn" bullets."""
+    cells = getattr(notebook, "cells", [])
+    first = next((c.source for c in cells if c.cell_type == "markdown"), "")
+    lines = first.splitlines()
+    title = next((line.lstrip("# ").strip() for line in lines if line.startswith("#")), "")
+    bullets = [line[2:].strip() for line in lines if line.startswith("* ")]
+    return title, " · ".join(bullets)
+
+
+def _index(pages: list[Page]) -> str:
+    items = "".join(
+        f'<li><a href="{html.escape(p.html)}">{html.escape(p.title)}</a>'
+        f"<p>{html.escape(_plain(p.summary))}</p></li>"
+        for p in pages
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>smtplab: the SMTP course</title>"
+        "<style>body{font-family:sans-serif;max-width:52em;margin:2em auto;line-height:1.4}"
+        "li{margin-bottom:1em} p{margin:.2em 0;color:#444}</style></head><body>"
+        "<h1>SMTP, hands on</h1><p>Notebooks made with smtplab, executed; each page shows every "
+        "command and reply, the figures, and the exercises with their checks.</p>"
+        f"<ol>{items}</ol></body></html>"
+    )
+
+
+def _plain(markdown: str) -> str:
+    return markdown.replace("*", "").replace("`", "")
+
+
+def notebook_titles(notebooks: str | Path = NOTEBOOKS) -> list[str]:
+    """The title of each numbered notebook, in order (for listings and tests)."""
+    titles = []
+    for path in sorted(Path(notebooks).glob("[0-9]*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        first = next(("".join(c["source"]) for c in cells if c["cell_type"] == "markdown"), "")
+        titles.append(first.splitlines()[0].lstrip("# ").strip() if first else path.stem)
+    return titles
