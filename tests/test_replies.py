@@ -100,3 +100,18 @@ def test_str_shows_the_reply_as_on_the_wire() -> None:
     assert str(Reply(250, "mx\nPIPELINING\nSIZE 10")) == "250-mx\n250-PIPELINING\n250 SIZE 10"
     assert str(Reply(550, "no\nsuch user", "5.1.1")) == "550-5.1.1 no\n550 5.1.1 such user"
     assert str(Reply(250)) == "250"
+
+
+def test_an_overlong_reply_line_is_dropped_not_served_again() -> None:
+    """A reader that logs the error and reads on must not loop on the same bytes (found by
+    probing a server that sends a 70,000-octet greeting)."""
+    from smtplab.protocol.errors import RemoteProtocolError
+    from smtplab.protocol.replies import ReplyParser
+
+    parser = ReplyParser()
+    parser.feed(b"220 " + b"x" * 70_000)
+    with pytest.raises(RemoteProtocolError, match="longer than"):
+        parser.next_reply()
+    assert parser.next_reply() is None
+    parser.feed(b"250 OK\r\n")
+    assert parser.next_reply().code == 250

@@ -47,11 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from smtplab.conformance.report import write_report
-    from smtplab.log.frame import TABLE_FORMATS, check_table_path
+    from smtplab.log.frame import TABLE_FORMATS
 
     try:
-        if args.report and not args.report.lower().endswith((".html", ".htm")):
-            check_table_path(args.report)  # fail before probing, not after
+        if args.report:  # fail before probing, not after
+            _check_report_path(args.report)
+    except ValueError as error:
+        formats = ", ".join([".html", *TABLE_FORMATS])
+        print(f"smtplab check: {error} (reports: {formats})", file=sys.stderr)
+        return 2
+    try:
         chosen = args.probe or probe_names()
         with tqdm(total=len(chosen), desc="probes", unit="probe", file=sys.stderr) as bar:
 
@@ -71,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"smtplab check: {error}", file=sys.stderr)
         return 2
     except ValueError as error:
-        formats = ", ".join([".html", *TABLE_FORMATS])
-        print(f"smtplab check: {error} (reports: {formats})", file=sys.stderr)
+        print(f"smtplab check: {error}", file=sys.stderr)
         return 2
     print(format_report(report))
     if args.report:
@@ -81,6 +85,18 @@ def run(args: argparse.Namespace) -> int:
     if statuses == {"error"}:
         return 2
     return 1 if "fail" in statuses else 0
+
+
+def _check_report_path(path: str) -> None:
+    from pathlib import Path
+
+    from smtplab.log.frame import check_table_path
+
+    if path.lower().endswith((".html", ".htm")):
+        if not Path(path).parent.is_dir():
+            raise ValueError(f"{path}: the directory {Path(path).parent} does not exist")
+    else:
+        check_table_path(path)
 
 
 def format_report(report: CheckReport) -> str:

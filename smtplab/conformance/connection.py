@@ -24,6 +24,11 @@ from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply
 from smtplab.protocol.replies import ReplyParser
 
+MAX_GARBAGE = 20  # non-reply lines kept as evidence
+#: A command no server knows, sent after a payload: its reply (500 or 502) marks the end of
+#: the replies the payload brought, however slowly they come.
+MARKER = b"XSMTPLAB-MARKER\r\n"
+
 
 class ProbeConnection:
     """One TCP connection to the server under test, recorded as session ``name``."""
@@ -95,6 +100,30 @@ class ProbeConnection:
         self.wire.sent(data, time.time())
         return self.read(expect, wait)
 
+    def send_marked(self, data: bytes) -> list[Reply]:
+        """Send ``data`` then :data:`MARKER`; return the replies ``data`` brought.
+
+        Replies come in order (RFC 5321 4.1.1, RFC 2920 3.1), so every reply before the
+        marker's belongs to ``data``: no silence has to be guessed at. The marker's reply is
+        the first 500 or 502 after at least one reply (a refused message comes first)."""
+        if self.closed:
+            return []
+        try:
+            self.sock.sendall(data + MARKER)
+        except OSError:
+            self._lost("the connection broke while sending")
+            return []
+        self.wire.sent(data + MARKER, time.time())
+        got: list[Reply] = []
+        while not self.closed:
+            more = self.read(1, wait=0.0)
+            if not more:
+                break  # closed, or the timeout passed without the marker's reply
+            got.extend(more)
+            if len(got) >= 2 and got[-1].code in (500, 502):
+                return got[:-1]
+        return got
+
     def command(self, line: str, wait: float = 0.0) -> Reply | None:
         """Send one command line (CRLF added); its reply, or None if none came."""
         replies = self.send(line.encode("utf-8", "surrogateescape") + b"\r\n", 1, wait)
@@ -156,7 +185,8 @@ class ProbeConnection:
             try:
                 reply = self.parser.next_reply()
             except RemoteProtocolError as error:
-                self.garbage.append(str(error))
+                if len(self.garbage) < MAX_GARBAGE:
+                    self.garbage.append(str(error))
                 continue
             if reply is None:
                 return replies

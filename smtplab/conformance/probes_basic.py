@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from smtplab.conformance.probe import (
+    ERROR,
     FAIL,
     PASS,
     WARN,
@@ -12,6 +13,24 @@ from smtplab.conformance.probe import (
     said,
     said_all,
 )
+from smtplab.protocol.events import Reply
+
+
+def _refused(
+    reply: Reply | None, what: str, evidence: str, wanted: tuple[int, ...] = (503,)
+) -> Verdict:
+    """The verdict on a command that must be refused, ideally with ``wanted``."""
+    if reply is None:
+        return Verdict(FAIL, f"{what}: no reply", evidence)
+    if reply.code == 421:
+        return Verdict(ERROR, f"{what}: the server closed the session (421) instead", evidence)
+    if reply.code in wanted:
+        return Verdict(PASS, f"{what}: refused with {said(reply)}", evidence)
+    if reply.code >= 400:
+        return Verdict(
+            WARN, f"{what}: refused, but with {said(reply)} rather than {wanted[0]}", evidence
+        )
+    return Verdict(FAIL, f"{what}: must be refused ({wanted[0]}); got {said(reply)}", evidence)
 
 
 def greeting(p: Prober) -> Verdict:
@@ -60,13 +79,7 @@ def rset(p: Prober) -> Verdict:
     replies = said_all([mail, reset, rcpt])
     if reset is None or reset.code != 250:
         return Verdict(FAIL, f"RSET must be answered 250; got {said(reset)}", replies)
-    if rcpt is not None and rcpt.code == 503:
-        return Verdict(
-            PASS, "RSET cleared the transaction: RCPT after it is out of sequence", replies
-        )
-    return Verdict(
-        FAIL, f"after RSET there is no transaction, so RCPT must get 503; got {said(rcpt)}", replies
-    )
+    return _refused(rcpt, "RCPT after RSET (the transaction is gone)", replies)
 
 
 def vrfy(p: Prober) -> Verdict:
@@ -83,7 +96,7 @@ def vrfy(p: Prober) -> Verdict:
         return Verdict(
             WARN,
             "VRFY is disabled (502); RFC 5321 4.5.1 lists it among the required commands, and "
-            "3.5.3 suggests 252 for a server that will not verify",
+            "3.5.3 and 7.3 give 252 as the answer of a server that will not verify",
             said(reply),
         )
     if reply is not None and reply.code in (550, 551, 553):
@@ -106,7 +119,11 @@ def quit_(p: Prober) -> Verdict:
             PASS, "QUIT answered 221, then the server closed the connection", said(reply)
         )
     if reply is not None and reply.code == 221:
-        return Verdict(WARN, "QUIT answered 221 but the connection stayed open", said(reply))
+        return Verdict(
+            FAIL,
+            "QUIT answered 221 but the connection stayed open: the server MUST close it",
+            said(reply),
+        )
     return Verdict(FAIL, f"QUIT must be answered 221; got {said(reply)}", said(reply))
 
 
@@ -122,6 +139,15 @@ def transaction(p: Prober) -> Verdict:
     steps.append(("the final dot", end[0] if end else None, (250,)))
     connection.quit()
     replies = said_all([reply for _, reply, _ in steps])
+    end_reply = steps[-1][1]
+    before_ok = all(r is not None and r.code in w for _, r, w in steps[:-1])
+    if before_ok and end_reply is not None and end_reply.code >= 400:
+        return Verdict(
+            WARN,
+            f"the message was refused after the final dot ({said(end_reply)}): allowed "
+            "(RFC 5321 4.3.2), but no transaction could be completed",
+            replies,
+        )
     for stage, reply, wanted in steps:
         if reply is None or reply.code not in wanted:
             extra = ""
@@ -135,13 +161,7 @@ def _out_of_sequence(p: Prober, ehlo: bool, lines: list[str], what: str) -> Verd
     connection = p.session(ehlo=ehlo)
     replies = [connection.command(line) for line in lines]
     connection.quit()
-    last = replies[-1]
-    evidence = said_all(replies)
-    if last is not None and last.code == 503:
-        return Verdict(PASS, f"{what}: 503, bad sequence of commands", evidence)
-    if last is not None and last.code >= 500:
-        return Verdict(WARN, f"{what}: refused, but with {said(last)} rather than 503", evidence)
-    return Verdict(FAIL, f"{what}: must be refused with 503; got {said(last)}", evidence)
+    return _refused(replies[-1], what, said_all(replies))
 
 
 def rcpt_before_mail(p: Prober) -> Verdict:
@@ -154,19 +174,13 @@ def data_before_rcpt(p: Prober) -> Verdict:
     data = connection.command("DATA")
     connection.quit()
     evidence = said_all([mail, data])
-    if data is not None and data.code in (503, 554):
-        return Verdict(PASS, "DATA without a recipient refused", evidence)
-    return Verdict(
-        FAIL, f"DATA without any accepted RCPT must be refused (503); got {said(data)}", evidence
-    )
+    return _refused(data, "DATA without a recipient", evidence, wanted=(503, 554))
 
 
 def mail_before_ehlo(p: Prober) -> Verdict:
     connection = p.session(ehlo=False)
     mail = connection.command(f"MAIL FROM:<{p.sender}>")
     connection.quit()
-    if mail is not None and mail.code == 503:
-        return Verdict(PASS, "MAIL before EHLO/HELO refused with 503", said(mail))
     if mail is not None and mail.code == 250:
         return Verdict(
             WARN,
@@ -174,20 +188,20 @@ def mail_before_ehlo(p: Prober) -> Verdict:
             "duty; many servers enforce it",
             said(mail),
         )
-    return Verdict(FAIL, f"MAIL before EHLO answered {said(mail)}", said(mail))
+    return _refused(mail, "MAIL before EHLO/HELO", said(mail))
 
 
 def unknown_command(p: Prober) -> Verdict:
     connection = p.session()
     reply = connection.command("XYZZY plugh")
     connection.quit()
-    if reply is not None and reply.code == 500:
-        return Verdict(PASS, "an unknown command gets 500, command unrecognized", said(reply))
     if reply is not None and reply.code == 502:
         return Verdict(
-            WARN, "502 means recognised but not implemented; 500 fits an unknown verb", said(reply)
+            WARN,
+            "502 means recognised but not implemented; 500 fits an unknown verb (RFC 5321 4.2.4)",
+            said(reply),
         )
-    return Verdict(FAIL, f"an unknown command must get 500; got {said(reply)}", said(reply))
+    return _refused(reply, "an unknown command", said(reply), wanted=(500,))
 
 
 def syntax_errors(p: Prober) -> Verdict:
@@ -230,13 +244,7 @@ def ehlo_resets(p: Prober) -> Verdict:
     rcpt = connection.command(f"RCPT TO:<{p.recipient}>")
     connection.quit()
     evidence = said_all([mail, again, rcpt])
-    if rcpt is not None and rcpt.code == 503:
-        return Verdict(
-            PASS, "a second EHLO ended the transaction: RCPT after it gets 503", evidence
-        )
-    return Verdict(
-        FAIL, f"EHLO must reset the transaction, so RCPT must get 503; got {said(rcpt)}", evidence
-    )
+    return _refused(rcpt, "RCPT after a second EHLO (the transaction is gone)", evidence)
 
 
 def hundred_recipients(p: Prober) -> Verdict:
@@ -267,7 +275,7 @@ PROBES = [
     Probe("helo", "RFC 5321 4.1.1.1", "HELO is accepted", helo),
     Probe("noop", "RFC 5321 4.1.1.9", "NOOP gets 250", noop),
     Probe("rset", "RFC 5321 4.1.1.5", "RSET clears the transaction", rset),
-    Probe("vrfy", "RFC 5321 3.5.3, 4.5.1", "VRFY is implemented", vrfy),
+    Probe("vrfy", "RFC 5321 3.5.3, 4.5.1, 7.3", "VRFY is implemented", vrfy),
     Probe("transaction", "RFC 5321 3.3", "a whole mail transaction", transaction),
     Probe("quit", "RFC 5321 4.1.1.10", "QUIT gets 221 and the server closes", quit_),
     Probe("rcpt-before-mail", "RFC 5321 3.3, 4.1.4", "RCPT before MAIL gets 503", rcpt_before_mail),

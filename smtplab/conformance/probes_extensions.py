@@ -7,7 +7,18 @@ promise, and only a promise made can be broken.
 from __future__ import annotations
 
 from smtplab.analysis.checks import oddities
-from smtplab.conformance.probe import FAIL, PASS, WARN, Probe, Prober, Verdict, said, said_all
+from smtplab.conformance.probe import (
+    FAIL,
+    NOT_APPLICABLE,
+    PASS,
+    WARN,
+    Probe,
+    Prober,
+    Verdict,
+    said,
+    said_all,
+)
+from smtplab.protocol.events import Reply
 
 
 def pipelining(p: Prober) -> Verdict:
@@ -36,8 +47,10 @@ def pipelining(p: Prober) -> Verdict:
 
 def size(p: Prober) -> Verdict:
     limit_text = p.extensions.get("SIZE", "").strip()
-    if not limit_text.isdigit() or int(limit_text) == 0:
-        return Verdict(PASS, "SIZE advertised without a limit: nothing to exceed", limit_text)
+    if limit_text and not (limit_text.isascii() and limit_text.isdigit()):
+        return Verdict(WARN, "SIZE advertised with a parameter that is not a number (RFC 1870 4)")
+    if not limit_text or int(limit_text) == 0:
+        return Verdict(PASS, "SIZE advertised without a limit: nothing to exceed")
     limit = int(limit_text)
     connection = p.session()
     within = connection.command(f"MAIL FROM:<{p.sender}> SIZE={max(limit // 2, 1)}")
@@ -86,7 +99,7 @@ def starttls_injection(p: Prober) -> Verdict:
     replies = connection.send(b"STARTTLS\r\nNOOP\r\n", expect=1, wait=0.0)
     if not replies or replies[0].code != 220:
         connection.quit()
-        return Verdict(FAIL, f"STARTTLS was advertised but answered {said_all(list(replies))}")
+        return _no_tls(replies[0] if replies else None)
     try:
         connection.start_tls()
     except ConnectionError as error:
@@ -104,20 +117,31 @@ def starttls_injection(p: Prober) -> Verdict:
     return Verdict(PASS, "input pipelined before the TLS handshake was discarded", evidence)
 
 
+def _no_tls(reply: Reply | None) -> Verdict:
+    if reply is not None and reply.code == 454:
+        return Verdict(
+            WARN, "STARTTLS advertised, but TLS is not available now (454, RFC 3207 4)", said(reply)
+        )
+    return Verdict(FAIL, f"STARTTLS was advertised but answered {said(reply)}", said(reply))
+
+
 def starttls_reset(p: Prober) -> Verdict:
     connection = p.session()
     start = connection.command("STARTTLS")
     if start is None or start.code != 220:
         connection.quit()
-        return Verdict(FAIL, f"STARTTLS was advertised but answered {said(start)}")
+        return _no_tls(start)
     try:
         connection.start_tls()
     except ConnectionError as error:
         return Verdict(FAIL, str(error), said(start))
     mail = connection.command(f"MAIL FROM:<{p.sender}>")
+    connection.extensions = {}
     again = connection.ehlo(p.helo)
     connection.quit()
     evidence = said_all([start, mail, again])
+    if again is None or again.code != 250:
+        return Verdict(FAIL, f"EHLO after TLS must be answered 250; got {said(again)}", evidence)
     if "STARTTLS" in connection.extensions:
         return Verdict(FAIL, "STARTTLS offered again after TLS started (RFC 3207 4.2)", evidence)
     if mail is not None and mail.code == 250 and _requires_ehlo(p):
@@ -155,6 +179,8 @@ def reply_syntax(p: Prober) -> Verdict:
             FAIL, f"{first['check']}: {first['detail']} ({first['rfc']})", f"{len(found)} findings"
         )
     replies = sum(len(c.replies) for c in p.connections)
+    if replies == 0:
+        return Verdict(NOT_APPLICABLE, "no replies to judge: run it with other probes")
     return Verdict(
         PASS,
         f"{replies} replies, all well formed (codes, multi-line, enhanced codes)",

@@ -93,4 +93,5 @@ def styled(comparison: pd.DataFrame):  # type: ignore[no-untyped-def]
         return [weight] * len(row)
 
     view = comparison[["rfc", *servers]]
-    return view.style.map(colour, subset=servers).apply(bold, axis=1)
+    # Cells hold what servers said: escaped, so a reply cannot become markup in a notebook.
+    return view.style.format(escape="html").map(colour, subset=servers).apply(bold, axis=1)

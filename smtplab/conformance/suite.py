@@ -13,7 +13,6 @@ the reply-syntax probe runs last and judges the replies all the others received.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from smtplab.conformance.probe import (
     ProbeError,
     Prober,
     Verdict,
+    said,
 )
 
 PROBES: list[Probe] = [
@@ -78,8 +78,8 @@ class CheckReport:
 def parse_target(server: str) -> tuple[str, int]:
     """``"host:port"`` (or ``[v6]:port``) as ``(host, port)``."""
     host, _, port = server.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"the server must be given as HOST:PORT, not {server!r}")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"the server must be given as HOST:PORT (port 1-65535), not {server!r}")
     return host.strip("[]"), int(port)
 
 
@@ -104,7 +104,7 @@ def check(
     host, port = parse_target(server)
     chosen = _choose(probes)
     prober = Prober(host, port, sender=sender, recipient=recipient, timeout=timeout, quiet=quiet)
-    _reachable(host, port, timeout)
+    _reachable(prober)
     rows = []
     for probe in chosen:
         prober.current = probe.name
@@ -119,11 +119,23 @@ def check(
     return CheckReport(server, table, prober.transcript())
 
 
-def _reachable(host: str, port: int, timeout: float) -> None:
+def _reachable(prober: Prober) -> None:
+    """Stop before probing a server that cannot be reached or will not serve (a 554 or 421
+    greeting, RFC 5321 3.1, 3.8; or none): no probe could tell anything."""
+    saved, prober.current = prober.current, "greeting-check"
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        connection = prober.connect()
     except OSError as error:
-        raise ConnectionError(f"cannot connect to {host}:{port}: {error}") from None
+        raise ConnectionError(str(error)) from None
+    greeting = connection.greeting()
+    connection.quit()
+    prober.connections.remove(connection)
+    prober.current = saved
+    if greeting is None or greeting.code != 220:
+        raise ConnectionError(
+            f"{prober.host}:{prober.port} did not greet with 220 ({said(greeting)}): it "
+            "refuses service, so there is nothing to probe"
+        )
 
 
 def _choose(names: Iterable[str] | None) -> list[Probe]:

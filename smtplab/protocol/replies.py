@@ -55,6 +55,10 @@ class ReplyParser:
             end = buffer.find(b"\n", 0, MAX_REPLY_LINE + 1)
             if end < 0:
                 if len(buffer) > MAX_REPLY_LINE:
+                    # Dropped, so that a caller who reads on is not handed the same bytes
+                    # again (and again): what follows is no reply either.
+                    buffer.clear()
+                    self._lines = []
                     raise RemoteProtocolError(f"reply line longer than {MAX_REPLY_LINE} octets")
                 return None
             raw = bytes(buffer[:end])
