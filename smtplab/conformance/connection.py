@@ -46,6 +46,7 @@ class ProbeConnection:
         self.garbage: list[str] = []  # lines from the server that were no SMTP reply
         self.closed = False
         self.extensions: dict[str, str] = {}
+        self.marked = False  # the server answers MARKER with 500 or 502 (see marker_answer)
         try:
             self.sock: socket.socket = socket.create_connection((host, port), timeout=timeout)
         except OSError as error:
@@ -100,12 +101,19 @@ class ProbeConnection:
         self.wire.sent(data, time.time())
         return self.read(expect, wait)
 
-    def send_marked(self, data: bytes) -> list[Reply]:
+    def marker_answer(self) -> Reply | None:
+        """Send :data:`MARKER` alone and return the reply (learn how this server answers it)."""
+        replies = self.send(MARKER, expect=1, wait=0.0)
+        return replies[0] if replies else None
+
+    def send_marked(self, data: bytes, marked: bool = True) -> list[Reply]:
         """Send ``data`` then :data:`MARKER`; return the replies ``data`` brought.
 
-        Replies come in order (RFC 5321 4.1.1, RFC 2920 3.1), so every reply before the
-        marker's belongs to ``data``: no silence has to be guessed at. The marker's reply is
-        the first 500 or 502 after at least one reply (a refused message comes first)."""
+        Replies come in order (RFC 5321 4.1.1, RFC 2920 3.1), so when the server answers the
+        marker with 500 or 502 (``marked``; see :meth:`marker_answer`) every reply before that
+        one belongs to ``data``, however late it comes: no silence has to be guessed at. A
+        server that answers anything with 250 cannot be read that way; then the replies are
+        read until the server has been quiet for a moment, and the last is the marker's."""
         if self.closed:
             return []
         try:
@@ -116,13 +124,16 @@ class ProbeConnection:
         self.wire.sent(data + MARKER, time.time())
         got: list[Reply] = []
         while not self.closed:
-            more = self.read(1, wait=0.0)
+            if marked:
+                more = self.read(1, wait=0.0)
+            else:
+                more = self.read(1, wait=0.0) if not got else self.read(0)
             if not more:
-                break  # closed, or the timeout passed without the marker's reply
+                break
             got.extend(more)
-            if len(got) >= 2 and got[-1].code in (500, 502):
+            if marked and len(got) >= 2 and got[-1].code in (500, 502):
                 return got[:-1]
-        return got
+        return got[:-1] if len(got) >= 2 or (got and not marked) else got
 
     def command(self, line: str, wait: float = 0.0) -> Reply | None:
         """Send one command line (CRLF added); its reply, or None if none came."""

@@ -28,8 +28,13 @@ FALSE_ENDS = {
 
 
 def _in_data(p: Prober):  # type: ignore[no-untyped-def]
-    """A session that has just been told 354, or a Verdict saying why not."""
+    """A session that has just been told 354, or a Verdict saying why not.
+
+    The connection's ``marked`` says whether the server answers an unknown command with 500
+    or 502 (asked first): then the replies to a message can be counted up to the marker's."""
     connection = p.session()
+    marker = connection.marker_answer()
+    connection.marked = marker is not None and marker.code in (500, 502)
     replies = [
         connection.command(f"MAIL FROM:<{p.sender}>"),
         connection.command(f"RCPT TO:<{p.recipient}>"),
@@ -37,9 +42,8 @@ def _in_data(p: Prober):  # type: ignore[no-untyped-def]
     ]
     if replies[-1] is None or replies[-1].code != 354:
         connection.quit()
-        return None, Verdict(
-            FAIL, f"could not start a message ({said_all(replies)})", said_all(replies)
-        )
+        evidence = said_all(replies)
+        return None, Verdict(FAIL, f"could not start a message ({evidence})", evidence)
     return connection, None
 
 
@@ -56,7 +60,7 @@ def _smuggling(false_end: bytes):  # type: ignore[no-untyped-def]
             + b"RCPT TO:<smuggled@example.net>\r\n"
             + b"\r\n.\r\n"
         )
-        replies = connection.send_marked(payload)
+        replies = connection.send_marked(payload, connection.marked)
         closed = connection.closed
         connection.quit()
         evidence = said_all(list(replies))
@@ -82,7 +86,7 @@ def _one_reply_to(p: Prober, content: bytes, what: str) -> Verdict:
     connection, problem = _in_data(p)
     if problem is not None:
         return problem
-    replies = connection.send_marked(HEADER + content + b".\r\n")
+    replies = connection.send_marked(HEADER + content + b".\r\n", connection.marked)
     connection.quit()
     evidence = said_all(list(replies))
     if len(replies) > 1:
