@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -259,3 +262,66 @@ def test_a_reply_after_a_line_that_is_no_reply_is_kept(tmp_path) -> None:
     frame = smtplab.read(pcap_of(tmp_path / "a.pcap", conversation.segments))
     assert replies(frame) == [220, 221]
     assert "not an SMTP reply" in " ".join(frame[frame["kind"] == "note"]["text"])
+
+
+# -- cost: what one segment costs, counted in Python lines run inside smtplab.ingest -----------
+
+
+class TooMuchWork(Exception):
+    pass
+
+
+@contextmanager
+def line_budget(limit: int) -> Iterator[list[int]]:
+    """Count the Python lines run in smtplab.ingest; raise :class:`TooMuchWork` past
+    ``limit``, so a quadratic reader fails at once instead of running for minutes."""
+    ingest = str(Path(Reassembly.__module__.replace(".", "/")).parent)
+    count = [0]
+
+    def local(frame, event, arg):
+        if event == "line":
+            count[0] += 1
+            if count[0] > limit:
+                raise TooMuchWork(f"more than {limit} lines run")
+        return local
+
+    def calls(frame, event, arg):
+        return local if ingest in frame.f_code.co_filename else None
+
+    sys.settrace(calls)
+    try:
+        yield count
+    finally:
+        sys.settrace(None)
+
+
+def test_an_early_gap_costs_each_later_segment_a_bounded_amount() -> None:
+    stream, size, count = Reassembly(), 10, 20_000
+    stream.syn(4_000_000_000)  # the stream wraps around 2**32 on the way
+    first = 4_000_000_001
+    with line_budget(100 * count) as lines:
+        for n in range(1, count):  # the first segment is missing: everything waits for it
+            assert stream.add((first + n * size) % 2**32, float(n), b"x" * size) == []
+        delivered = stream.add(first, 0.0, b"y" * size)
+    assert len(delivered) == count and b"".join(d for _, d in delivered) == (
+        b"y" * size + b"x" * size * (count - 1)
+    )
+    assert lines[0] < 100 * count  # some 30 lines a segment, not a few per waiting segment
+
+
+def test_a_gap_that_never_fills_costs_each_segment_a_bounded_amount(tmp_path) -> None:
+    conversation = Conversation()
+    conversation.send(SERVER, SERVER_SAYS[0])
+    conversation.send(CLIENT, b"DATA\r\n")
+    conversation.send(SERVER, b"354 go ahead\r\n")
+    count = 20_000
+    for n in range(count):
+        conversation.send(CLIENT, b"line %05d\r\n" % n)
+    conversation.send(CLIENT, b".\r\n")
+    lost = len(conversation.segments) - count - 1  # the first line of the message
+    del conversation.segments[lost]
+    path = pcap_of(tmp_path / "gap.pcap", conversation.segments)
+    with line_budget(400 * count), pytest.warns(IngestWarning, match="12 octets missing"):
+        frame = smtplab.read(path)
+    data = frame[frame["kind"] == "data"]
+    assert data["size"].tolist() == [12 * (count - 1)]

@@ -9,13 +9,15 @@ fragment) is ``None`` with the reason noted.
 :class:`Reassembly` puts one direction of a connection back in order, the way a receiving TCP
 does: octets are delivered once every octet before them has arrived. A retransmission or an
 overlapping segment delivers only what is new; a segment that arrives early waits for the gap
-before it to fill. A gap that never fills (a packet the capture missed) is skipped when the
-connection ends, and said. Sequence numbers are compared modulo 2**32 (RFC 9293 3.4). A
+before it to fill, in a heap ordered by its offset in the stream, so that each segment costs
+O(log n) however many wait. A gap that never fills (a packet the capture missed) is skipped
+when the connection ends, and said. Sequence numbers are compared modulo 2**32 (RFC 9293 3.4). A
 connection whose handshake was not captured starts at the first segment seen.
 """
 
 from __future__ import annotations
 
+import heapq
 import socket
 import struct
 from dataclasses import dataclass
@@ -139,70 +141,89 @@ def _ip_packet(linktype: int, frame: bytes) -> bytes | None:
 
 
 class Reassembly:
-    """One direction of a TCP connection, delivered in order (see the module docstring)."""
+    """One direction of a TCP connection, delivered in order (see the module docstring).
 
-    __slots__ = ("missing", "next_seq", "pending")
+    Positions inside the class are *offsets*: octets from the start of the stream, never
+    wrapping, so early segments wait in a heap ordered by offset and each segment costs
+    O(log pending) however long a gap holds them back.
+    """
+
+    __slots__ = ("furthest", "missing", "next_seq", "offset", "pending", "starts")
 
     def __init__(self) -> None:
-        self.next_seq: int | None = None
-        self.pending: dict[int, tuple[float | None, bytes]] = {}  # early segments, by seq
-        self.missing = 0  # octets skipped over because the capture never had them
+        self.next_seq: int | None = None  # the sequence number of the next octet to deliver
+        self.offset = 0  # that octet's offset in the stream
+        self.furthest = 0  # the furthest offset any segment of this side has reached
+        self.pending: dict[int, tuple[float | None, bytes]] = {}  # early segments, by offset
+        self.starts: list[int] = []  # a heap of the offsets in ``pending``
+        self.missing = 0  # octets skipped when the connection ended (:meth:`skip_gaps`)
 
     def syn(self, seq: int) -> None:
         """The SYN: data starts at the next sequence number."""
         self.next_seq = (seq + 1) % _MOD
+        self.offset = self.furthest = 0
         self.pending.clear()
+        self.starts.clear()
 
     def add(self, seq: int, time: float | None, payload: bytes) -> list[tuple[float | None, bytes]]:
         """A segment's payload; the data that is now in order, oldest first."""
         if not payload:
+            if self.next_seq is not None:  # a bare ACK or FIN still says how far this side is
+                self.furthest = max(self.furthest, self.offset + seq_distance(seq, self.next_seq))
             return []
         if self.next_seq is None:
             self.next_seq = seq  # no handshake captured: start here
+        start = self.offset + seq_distance(seq, self.next_seq)
+        self.furthest = max(self.furthest, start + len(payload))
         delivered: list[tuple[float | None, bytes]] = []
-        self._accept(seq, time, payload, delivered)
-        while self.pending:
-            # An early segment may now be in reach (or overlap what was just delivered).
-            start = min(self.pending, key=self._ahead)
-            if self._ahead(start) > 0:
-                break
-            early_time, early = self.pending.pop(start)
-            self._accept(start, early_time, early, delivered)
+        self._accept(start, time, payload, delivered)
+        self._drain(delivered)
         return delivered
-
-    def _ahead(self, seq: int) -> int:
-        assert self.next_seq is not None
-        return seq_distance(seq, self.next_seq)
 
     def _accept(
         self,
-        seq: int,
+        start: int,
         time: float | None,
         payload: bytes,
         delivered: list[tuple[float | None, bytes]],
     ) -> None:
-        assert self.next_seq is not None
-        ahead = seq_distance(seq, self.next_seq)
+        ahead = start - self.offset
         if ahead > 0:  # a gap before it: wait (keep the longer of two copies)
-            kept = self.pending.get(seq)
-            if kept is None or len(kept[1]) < len(payload):
-                self.pending[seq] = (time, payload)
+            kept = self.pending.get(start)
+            if kept is None:
+                heapq.heappush(self.starts, start)
+                self.pending[start] = (time, payload)
+            elif len(kept[1]) < len(payload):
+                self.pending[start] = (time, payload)
             return
-        new = payload[-ahead:] if ahead else payload  # a retransmission overlaps: keep the rest
         if -ahead >= len(payload):
-            return  # nothing new
+            return  # a retransmission with nothing new
+        new = payload[-ahead:] if ahead else payload  # an overlap: keep the rest
         delivered.append((time, new))
-        self.next_seq = (self.next_seq + len(new)) % _MOD
+        self._advance(len(new))
+
+    def _advance(self, octets: int) -> None:
+        assert self.next_seq is not None
+        self.offset += octets
+        self.next_seq = (self.next_seq + octets) % _MOD
+
+    def _drain(self, delivered: list[tuple[float | None, bytes]]) -> None:
+        """Deliver the early segments now in reach (each looked at once, off the heap)."""
+        starts = self.starts
+        while starts and starts[0] <= self.offset:
+            start = heapq.heappop(starts)
+            early_time, early = self.pending.pop(start)
+            self._accept(start, early_time, early, delivered)
 
     def skip_gaps(self) -> list[tuple[float | None, bytes]]:
         """The connection ended with segments still waiting: jump the gaps, deliver them."""
         delivered: list[tuple[float | None, bytes]] = []
-        while self.pending and self.next_seq is not None:
-            start = min(self.pending, key=self._ahead)
-            self.missing += max(self._ahead(start), 0)
-            self.next_seq = start
-            early_time, early = self.pending.pop(start)
-            self._accept(start, early_time, early, delivered)
+        while self.starts:
+            gap = self.starts[0] - self.offset
+            if gap > 0:
+                self.missing += gap
+                self._advance(gap)
+            self._drain(delivered)
         return delivered
 
 
