@@ -325,3 +325,15 @@ def test_a_gap_that_never_fills_costs_each_segment_a_bounded_amount(tmp_path) ->
         frame = smtplab.read(path)
     data = frame[frame["kind"] == "data"]
     assert data["size"].tolist() == [12 * (count - 1)]
+
+
+def test_telling_smtp_costs_each_segment_a_bounded_amount(tmp_path) -> None:
+    # One direction captured (asymmetric routing), no handshake: the sides stay unknown until
+    # 64 KB have been said. Each segment must not look again at everything said before it.
+    talk = Conversation(handshake=False)
+    count = 20_000
+    for _ in range(count):
+        talk.send(CLIENT, b"abc")
+    with line_budget(400 * count):
+        frame = smtplab.read(pcap_of(tmp_path / "one-way.pcap", talk.segments))
+    assert len(frame) == 0

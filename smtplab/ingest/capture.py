@@ -50,6 +50,7 @@ _SMTP_VERBS = frozenset(
      "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "XCLIENT", "XFORWARD"]
 )  # fmt: skip
 _UNDECIDED_LIMIT = 64 * 1024  # octets kept while telling SMTP from anything else
+_HEAD = 16  # octets of each side's first words that tell it
 
 
 @dataclass
@@ -60,9 +61,12 @@ class _Connection:
     started: float | None
     client: Address | None = None
     streams: dict[Address, Reassembly] = field(default_factory=dict)
-    waiting: list[tuple[Address, float | None, bytes]] = field(
-        default_factory=list
-    )  # sides unknown
+    # Data kept while the sides are unknown, what each side said first (up to _HEAD octets)
+    # and how much is kept: all :meth:`CaptureReader._decide` looks at, so deciding costs the
+    # same at the thousandth segment as at the first.
+    waiting: list[tuple[Address, float | None, bytes]] = field(default_factory=list)
+    heads: dict[Address, bytes] = field(default_factory=dict)
+    waiting_octets: int = 0
     wire: WireRecorder | None = None
     smtp: bool | None = None  # None: not decided yet
     handshake: bool = False
@@ -183,6 +187,10 @@ class CaptureReader:
             return
         if connection.wire is None:
             connection.waiting.append((side, time, data))
+            connection.waiting_octets += len(data)
+            head = connection.heads.get(side, b"")
+            if len(head) < _HEAD:
+                connection.heads[side] = head + data[: _HEAD - len(head)]
             if not self._decide(connection):
                 return
             waiting, connection.waiting = connection.waiting, []
@@ -195,12 +203,8 @@ class CaptureReader:
         """Tell client from server and SMTP from anything else, once the data allows: the
         server's first line must be a reply, and the client's first word an SMTP verb (an
         FTP or HTTP session must not be read as mail, its passwords least of all)."""
-        first: dict[Address, bytes] = {}  # the first few octets each side said
-        for side, _, data in connection.waiting:
-            so_far = first.get(side, b"")
-            if len(so_far) < 16:
-                first[side] = so_far + data[: 16 - len(so_far)]
-        if sum(len(data) for _, _, data in connection.waiting) > _UNDECIDED_LIMIT:
+        first = connection.heads  # the first few octets each side said
+        if connection.waiting_octets > _UNDECIDED_LIMIT:
             return self._not_smtp(connection)
         if connection.client is None:
             for side, data in first.items():
@@ -242,6 +246,7 @@ class CaptureReader:
     def _not_smtp(self, connection: _Connection) -> bool:
         connection.smtp = False
         connection.waiting.clear()
+        connection.waiting_octets = 0
         self.not_smtp += 1
         return False
 
