@@ -337,3 +337,45 @@ def test_telling_smtp_costs_each_segment_a_bounded_amount(tmp_path) -> None:
     with line_budget(400 * count):
         frame = smtplab.read(pcap_of(tmp_path / "one-way.pcap", talk.segments))
     assert len(frame) == 0
+
+
+# -- what clients really send ------------------------------------------------------------------
+
+
+SMUGGLED = b"Subject: a\r\n\r\nhi\n.\nMAIL FROM:<x@evil.example>\n.\r\nstill\r\n"
+
+
+def test_a_line_ending_in_a_bare_lf_is_a_command_with_its_reply(tmp_path) -> None:
+    conversation = Conversation()
+    conversation.send(SERVER, SERVER_SAYS[0])
+    for said, answer in [
+        (b"EHLO client.example.net\n", b"250 mx.example.org\r\n"),
+        (b"MAIL FROM:<a@example.net>\nRCPT TO:<b@example.org>\r\n", b"250 OK\r\n250 OK\r\n"),
+        (b"DATA\n", b"354 go ahead\r\n"),
+        # Bare LFs in message data end nothing: only <CRLF>.<CRLF> ends it (no smuggling).
+        (SMUGGLED + b".\r\n", b"250 OK\r\n"),
+        (b"QUIT \n", b"221 bye\r\n"),
+    ]:
+        conversation.send(CLIENT, said)
+        conversation.send(SERVER, answer)
+    conversation.send(SERVER, b"", FIN | ACK)
+    conversation.send(CLIENT, b"", FIN | ACK)
+    frame = smtplab.read(pcap_of(tmp_path / "lf.pcap", conversation.segments))
+    commands = frame[frame["kind"] == "command"]
+    assert commands["verb"].tolist() == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]
+    assert commands["argument"].tolist() == [
+        "client.example.net", "FROM:<a@example.net>", "TO:<b@example.org>", "", "",
+    ]  # fmt: skip
+    answered = frame[frame["kind"] == "reply"]
+    assert answered["verb"].tolist() == [
+        "CONNECT", "EHLO", "MAIL", "RCPT", "DATA", "DATA-END", "QUIT",
+    ]  # fmt: skip
+    data = frame[frame["kind"] == "data"].iloc[0]
+    assert data["size"] == len(SMUGGLED)
+    # Each line that ended in a bare LF is followed by a note saying so.
+    kinds = frame["kind"].tolist()
+    notes = frame[frame["kind"] == "note"]
+    assert len(notes) == 4 and notes["text"].str.contains("bare LF").all()
+    after = [frame["verb"].iloc[kinds.index("note", i) - 1] for i in notes.index]
+    assert after == ["EHLO", "MAIL", "DATA", "QUIT"]
+    assert set(notes["sender"]) == {"client"}

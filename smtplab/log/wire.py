@@ -4,6 +4,12 @@ The server records from its own events (:mod:`smtplab.server.session`). A client
 a real server over TCP has only the bytes, so :class:`WireRecorder` reads them as RFC 5321
 frames them - command lines, message data up to ``<CRLF>.<CRLF>`` after a 354, replies - and
 turns them into the same transcript rows, each reply paired with the unit it answers.
+
+A command line ends at CRLF, and also at a bare LF: RFC 5321 2.3.8 says lines end with CRLF,
+but real servers (Postfix, aiosmtpd, smtplab's own) end a command at the LF and answer it,
+so the recording shows the command, a note saying how it ended, and the reply it got. Message
+data is different: only ``<CRLF>.<CRLF>`` ends it (4.1.1.4), whatever bare LFs it holds, as
+taking ``<LF>.<LF>`` for the end is what SMTP smuggling exploits.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.replies import ReplyParser
 
 _DATA_END = b"\r\n.\r\n"
+#: The note after a command line that ended in a bare LF.
+BARE_LF_NOTE = "the line above ended in a bare LF, not CRLF (RFC 5321 2.3.8)"
 
 
 class WireRecorder:
@@ -30,6 +38,7 @@ class WireRecorder:
         self._in_data = False  # the server said 354: client bytes are message content
         self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
         self._chunk: tuple[str, int] | None = None  # a BDAT line read: (argument, size)
+        self._chunk_bare = False  # that line ended in a bare LF
         self._data_scanned = 0  # message octets already searched for the final dot
 
     def connected(self, time: float | None) -> None:
@@ -45,6 +54,7 @@ class WireRecorder:
                 if len(self._out) < size:
                     return
                 self.recorder.chunk(time, argument, size, bytes(self._out[:size]))
+                self._bare_lf(time, self._chunk_bare)
                 del self._out[:size]
                 self._chunk = None
                 continue
@@ -65,24 +75,33 @@ class WireRecorder:
                     unstuffed = unstuffed[1:]
                 self.recorder.data(time, unstuffed)
                 continue
-            line, found, _ = bytes(self._out).partition(b"\r\n")
-            if not found:
+            end = self._out.find(b"\n")
+            if end < 0:
                 return
-            del self._out[: len(line) + 2]
+            bare = end == 0 or self._out[end - 1] != 0x0D  # a bare LF (see the docstring)
+            line = bytes(self._out[: end if bare else end - 1])
+            del self._out[: end + 1]
             if self._in_auth:  # RFC 4954: a SASL response, never recorded in clear
                 self.recorder.command(time, "AUTH", "***")
+                self._bare_lf(time, bare)
                 continue
             text = line.decode("utf-8", "replace")
             verb, _, argument = text.partition(" ")
             chunk = parse_bdat(argument) if verb.upper() == "BDAT" else None
             if chunk is not None:
                 self._chunk = (argument, chunk[0])
+                self._chunk_bare = bare
                 continue
             seq = self.recorder.command(time, verb.upper(), argument)  # AUTH is redacted
+            self._bare_lf(time, bare)
             if self.recorder.tuples[seq][VERB] == "AUTH":
                 # Until AUTH is answered with anything but 334, lines are SASL responses,
                 # even pipelined ones (over-redacting a pipelined command is the safe side).
                 self._in_auth = True
+
+    def _bare_lf(self, time: float | None, bare: bool) -> None:
+        if bare:
+            self.recorder.note(time, BARE_LF_NOTE, sender="client")
 
     def received(self, data: bytes, time: float | None) -> None:
         if self.opaque:
