@@ -11,7 +11,8 @@ does: octets are delivered once every octet before them has arrived. A retransmi
 overlapping segment delivers only what is new; a segment that arrives early waits for the gap
 before it to fill, in a heap ordered by its offset in the stream, so that each segment costs
 O(log n) however many wait. A gap that never fills (a packet the capture missed) is skipped
-when the connection ends, and said. Sequence numbers are compared modulo 2**32 (RFC 9293 3.4). A
+once the capture reader knows it is lost (:meth:`Reassembly.lost`, :meth:`Reassembly.skip`)
+or when the connection ends, and said. Sequence numbers are compared modulo 2**32 (RFC 9293 3.4). A
 connection whose handshake was not captured starts at the first segment seen.
 """
 
@@ -21,6 +22,7 @@ import heapq
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from smtplab.ingest.packets import CaptureProblems, Packet
 
@@ -32,6 +34,7 @@ _IPV4, _IPV6, _VLAN_TAGS = 0x0800, 0x86DD, (0x8100, 0x88A8, 0x9100)
 _V6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped over
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 _MOD = 1 << 32
+Stamp = TypeVar("Stamp")  # what the caller keeps with each segment's octets (its time, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,7 @@ def _ip_packet(linktype: int, frame: bytes) -> bytes | None:
     return None
 
 
-class Reassembly:
+class Reassembly(Generic[Stamp]):
     """One direction of a TCP connection, delivered in order (see the module docstring).
 
     Positions inside the class are *offsets*: octets from the start of the stream, never
@@ -148,13 +151,14 @@ class Reassembly:
     O(log pending) however long a gap holds them back.
     """
 
-    __slots__ = ("furthest", "missing", "next_seq", "offset", "pending", "starts")
+    __slots__ = ("end", "furthest", "missing", "next_seq", "offset", "pending", "starts")
 
     def __init__(self) -> None:
         self.next_seq: int | None = None  # the sequence number of the next octet to deliver
         self.offset = 0  # that octet's offset in the stream
         self.furthest = 0  # the furthest offset any segment of this side has reached
-        self.pending: dict[int, tuple[float | None, bytes]] = {}  # early segments, by offset
+        self.end: int | None = None  # the offset of its FIN, which takes a sequence number
+        self.pending: dict[int, tuple[Stamp, bytes]] = {}  # early segments, by offset
         self.starts: list[int] = []  # a heap of the offsets in ``pending``
         self.missing = 0  # octets skipped when the connection ended (:meth:`skip_gaps`)
 
@@ -162,44 +166,55 @@ class Reassembly:
         """The SYN: data starts at the next sequence number."""
         self.next_seq = (seq + 1) % _MOD
         self.offset = self.furthest = 0
+        self.end = None
         self.pending.clear()
         self.starts.clear()
 
-    def add(self, seq: int, time: float | None, payload: bytes) -> list[tuple[float | None, bytes]]:
-        """A segment's payload; the data that is now in order, oldest first."""
+    def add(
+        self, seq: int, stamp: Stamp, payload: bytes, fin: bool = False
+    ) -> list[tuple[Stamp, bytes]]:
+        """A segment's payload; the data that is now in order, oldest first, each piece with
+        the ``stamp`` given with its segment. ``fin``: the segment has the FIN flag."""
         if not payload:
             if self.next_seq is not None:  # a bare ACK or FIN still says how far this side is
-                self.furthest = max(self.furthest, self.offset + seq_distance(seq, self.next_seq))
+                reached = self.offset + seq_distance(seq, self.next_seq)
+                if fin and self.end is None:
+                    self.end = reached
+                if self.end is not None:  # what follows the FIN is one number on, not data
+                    reached = min(reached, self.end)
+                self.furthest = max(self.furthest, reached)
             return []
         if self.next_seq is None:
             self.next_seq = seq  # no handshake captured: start here
         start = self.offset + seq_distance(seq, self.next_seq)
+        if fin and self.end is None:
+            self.end = start + len(payload)
         self.furthest = max(self.furthest, start + len(payload))
-        delivered: list[tuple[float | None, bytes]] = []
-        self._accept(start, time, payload, delivered)
+        delivered: list[tuple[Stamp, bytes]] = []
+        self._accept(start, stamp, payload, delivered)
         self._drain(delivered)
         return delivered
 
     def _accept(
         self,
         start: int,
-        time: float | None,
+        stamp: Stamp,
         payload: bytes,
-        delivered: list[tuple[float | None, bytes]],
+        delivered: list[tuple[Stamp, bytes]],
     ) -> None:
         ahead = start - self.offset
         if ahead > 0:  # a gap before it: wait (keep the longer of two copies)
             kept = self.pending.get(start)
             if kept is None:
                 heapq.heappush(self.starts, start)
-                self.pending[start] = (time, payload)
+                self.pending[start] = (stamp, payload)
             elif len(kept[1]) < len(payload):
-                self.pending[start] = (time, payload)
+                self.pending[start] = (stamp, payload)
             return
         if -ahead >= len(payload):
             return  # a retransmission with nothing new
         new = payload[-ahead:] if ahead else payload  # an overlap: keep the rest
-        delivered.append((time, new))
+        delivered.append((stamp, new))
         self._advance(len(new))
 
     def _advance(self, octets: int) -> None:
@@ -207,17 +222,38 @@ class Reassembly:
         self.offset += octets
         self.next_seq = (self.next_seq + octets) % _MOD
 
-    def _drain(self, delivered: list[tuple[float | None, bytes]]) -> None:
+    def _drain(self, delivered: list[tuple[Stamp, bytes]]) -> None:
         """Deliver the early segments now in reach (each looked at once, off the heap)."""
         starts = self.starts
         while starts and starts[0] <= self.offset:
             start = heapq.heappop(starts)
-            early_time, early = self.pending.pop(start)
-            self._accept(start, early_time, early, delivered)
+            early_stamp, early = self.pending.pop(start)
+            self._accept(start, early_stamp, early, delivered)
 
-    def skip_gaps(self) -> list[tuple[float | None, bytes]]:
+    def lost(self, acked: int) -> int:
+        """How many octets from here the peer acknowledged (``acked``, its ACK number) that
+        this side is known to have sent past, yet the capture does not have: 0 when none.
+
+        Known to have sent: a later segment (waiting in the heap, or an empty one whose
+        sequence number is further on). An ACK alone is no proof that the capture missed
+        anything: the acknowledged segment may just be stamped later (see
+        :mod:`smtplab.ingest.capture`)."""
+        if self.next_seq is None or self.furthest <= self.offset:
+            return 0
+        covered = self.offset + seq_distance(acked, self.next_seq)
+        reached = self.starts[0] if self.starts else self.furthest
+        return max(min(covered, reached) - self.offset, 0)
+
+    def skip(self, octets: int) -> list[tuple[Stamp, bytes]]:
+        """Jump ``octets`` the capture missed (see :meth:`lost`); the data now in order."""
+        delivered: list[tuple[Stamp, bytes]] = []
+        self._advance(octets)
+        self._drain(delivered)
+        return delivered
+
+    def skip_gaps(self) -> list[tuple[Stamp, bytes]]:
         """The connection ended with segments still waiting: jump the gaps, deliver them."""
-        delivered: list[tuple[float | None, bytes]] = []
+        delivered: list[tuple[Stamp, bytes]] = []
         while self.starts:
             gap = self.starts[0] - self.offset
             if gap > 0:
