@@ -97,6 +97,7 @@ class _Connection:
     )
     decoded: dict[Address, int] = field(default_factory=dict)
     acked: dict[Address, int] = field(default_factory=dict)
+    gap: bool = False  # a side has sent past a gap in what the capture has of it
 
     def stream(self, side: Address) -> Reassembly[Stamp]:
         if side not in self.streams:
@@ -151,23 +152,23 @@ class CaptureReader:
             connection.handshake = True
             if opening:
                 connection.client = side
-        stream = connection.stream(side)
-        before = len(connection.held)
-        needs = segment.ack if segment.flags & ACK else None
-        stamp, fin = (segment.time, needs), bool(segment.flags & FIN)
-        for (time, acked), data in stream.add(segment.seq, stamp, segment.payload, fin):
-            connection.held.append((side, time, data, acked))
+        stream = connection.streams.get(side) or connection.stream(side)
+        held = connection.held
+        before, flags = len(held), segment.flags
+        needs = segment.ack if flags & ACK else None
+        stamp = (segment.time, needs)
+        for (time, acked), data in stream.add(segment.seq, stamp, segment.payload, flags & FIN):
+            held.append((side, time, data, acked))
         if needs is not None:
-            known = connection.acked.get(side)
-            if known is None or seq_distance(needs, known) > 0:
-                connection.acked[side] = needs
-        self._skip_lost(connection, segment)
+            connection.acked[side] = needs  # (an older one, reordered, only delays a skip)
+        if connection.gap or stream.furthest > stream.offset:  # a gap: is it lost?
+            self._skip_lost(connection, segment)
         if len(connection.held) > before:
             self._release(connection)
-        if segment.flags & RST:
+        if flags & RST:
             connection.reset_by = side
             self._finish(connection)
-        elif segment.flags & FIN:
+        elif flags & FIN:
             if side not in connection.fin_from:
                 connection.fin_from.append(side)
             if len(connection.fin_from) == 2:
@@ -179,6 +180,7 @@ class CaptureReader:
 
         Until then a gap may be a segment stamped late, not a lost one, and the data after
         it waits (as an ACK of data not seen yet makes the acknowledging side wait)."""
+        connection.gap = False
         for side, stream in connection.streams.items():
             acked = connection.acked.get(connection.other(side))
             octets = stream.lost(acked) if acked is not None else 0
@@ -186,6 +188,8 @@ class CaptureReader:
                 connection.held.append((side, segment.time, _Lost(octets, segment.number), None))
                 for (time, needs), data in stream.skip(octets):
                     connection.held.append((side, time, data, needs))
+            if stream.furthest > stream.offset:
+                connection.gap = True  # still a gap: look again at the next segment
 
     def _release(self, connection: _Connection, everything: bool = False) -> None:
         """Decode held data, in capture order, as far as acknowledgements allow (all of it
@@ -193,7 +197,8 @@ class CaptureReader:
         held = connection.held
         if len(held) == 1 and not everything:  # the usual case: one chunk, nothing before it
             side, time, data, needs = held[0]
-            done = connection.decoded.get(connection.other(side))
+            key = connection.key
+            done = connection.decoded.get(key[1] if side == key[0] else key[0])
             if needs is None or done is None or seq_distance(needs, done) <= 0:
                 held.clear()
                 self._decode(connection, side, time, data)
@@ -222,7 +227,7 @@ class CaptureReader:
         self._data(connection, side, time, data)
         start = connection.decoded.get(side)
         if start is not None:
-            size = data.octets if isinstance(data, _Lost) else len(data)
+            size = data.octets if type(data) is _Lost else len(data)
             connection.decoded[side] = (start + size) % 2**32
 
     def _data(
@@ -230,11 +235,18 @@ class CaptureReader:
     ) -> None:
         if connection.smtp is False:
             return
-        if connection.wire is None:
+        wire = connection.wire
+        if wire is not None and type(data) is bytes:  # nearly always: straight to the recorder
+            if side == connection.client:
+                wire.sent(data, time)
+            else:
+                wire.received(data, time)
+            return
+        if wire is None:
             connection.waiting.append((side, time, data))
-            if isinstance(data, _Lost) and side not in connection.heads:
+            if type(data) is _Lost and side not in connection.heads:
                 connection.blind.add(side)
-            if isinstance(data, bytes):
+            if type(data) is bytes:
                 connection.waiting_octets += len(data)
                 head = connection.heads.get(side, b"")
                 if len(head) < _HEAD:

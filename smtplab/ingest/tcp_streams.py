@@ -58,23 +58,22 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
     if ip is None:
         return None  # not IP (ARP, ...): not our business, not a problem
     version = ip[0] >> 4 if ip else 0
-    where = f"{name} packet {packet.number}"
     if version == 4:
         header_length = (ip[0] & 0x0F) * 4
         if len(ip) < 20 or header_length < 20:
-            problems.add("IPv4 header cut short", where)
+            problems.add("IPv4 header cut short", _where(name, packet))
             return None
         total, fragment, protocol = struct.unpack("!H2xH1xB", ip[2:10])
         if protocol != 6:
             return None
         if fragment & 0x3FFF:  # more fragments, or a fragment offset
-            problems.add("IP fragment (not reassembled)", where)
+            problems.add("IP fragment (not reassembled)", _where(name, packet))
             return None
         source, destination = ip[12:16], ip[16:20]
         tcp = ip[header_length:total] if total else ip[header_length:]
     elif version == 6:
         if len(ip) < 40:
-            problems.add("IPv6 header cut short", where)
+            problems.add("IPv6 header cut short", _where(name, packet))
             return None
         payload_length, next_header = struct.unpack("!HB", ip[4:7])
         source, destination = ip[8:24], ip[24:40]
@@ -82,21 +81,21 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
         while next_header in _V6_EXTENSIONS and len(rest) >= 8:
             next_header, rest = rest[0], rest[(rest[1] + 1) * 8 :]
         if next_header == 44:
-            problems.add("IPv6 fragment (not reassembled)", where)
+            problems.add("IPv6 fragment (not reassembled)", _where(name, packet))
             return None
         if next_header != 6:
             return None
         tcp = rest
     else:
-        problems.add("not an IPv4 or IPv6 packet", where)
+        problems.add("not an IPv4 or IPv6 packet", _where(name, packet))
         return None
     if len(tcp) < 20:
-        problems.add("TCP header cut short", where)
+        problems.add("TCP header cut short", _where(name, packet))
         return None
     source_port, destination_port, seq, ack, offset, flags = struct.unpack("!HHIIBB", tcp[:14])
     data_offset = (offset >> 4) * 4
     if data_offset < 20 or data_offset > len(tcp):
-        problems.add("bad TCP data offset", where)
+        problems.add("bad TCP data offset", _where(name, packet))
         return None
     return Segment(
         packet.number,
@@ -108,6 +107,10 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
         flags,
         tcp[data_offset:],
     )
+
+
+def _where(name: str, packet: Packet) -> str:
+    return f"{name} packet {packet.number}"  # only for a packet with a problem: rare
 
 
 def address_text(address: tuple[bytes, int]) -> str:
@@ -171,12 +174,13 @@ class Reassembly(Generic[Stamp]):
         self.starts.clear()
 
     def add(
-        self, seq: int, stamp: Stamp, payload: bytes, fin: bool = False
+        self, seq: int, stamp: Stamp, payload: bytes, fin: int = 0
     ) -> list[tuple[Stamp, bytes]]:
         """A segment's payload; the data that is now in order, oldest first, each piece with
-        the ``stamp`` given with its segment. ``fin``: the segment has the FIN flag."""
+        the ``stamp`` given with its segment. ``fin``: true when the segment has a FIN."""
         if not payload:
-            if self.next_seq is not None:  # a bare ACK or FIN still says how far this side is
+            if (fin or seq != self.next_seq) and self.next_seq is not None:
+                # A bare ACK or FIN still says how far this side is.
                 reached = self.offset + seq_distance(seq, self.next_seq)
                 if fin and self.end is None:
                     self.end = reached
@@ -184,6 +188,12 @@ class Reassembly(Generic[Stamp]):
                     reached = min(reached, self.end)
                 self.furthest = max(self.furthest, reached)
             return []
+        if seq == self.next_seq and not fin and not self.starts:  # the usual case: in order
+            self.offset += len(payload)
+            self.next_seq = (seq + len(payload)) % _MOD
+            if self.offset > self.furthest:
+                self.furthest = self.offset
+            return [(stamp, payload)]
         if self.next_seq is None:
             self.next_seq = seq  # no handshake captured: start here
         start = self.offset + seq_distance(seq, self.next_seq)

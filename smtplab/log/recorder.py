@@ -70,6 +70,7 @@ class Recorder:
         self.tuples: list[tuple] = []
         self._awaiting: deque[tuple[int, float | None]] = deque()  # (seq, time) of unanswered units
         self._lost: int | None = None  # a LOST note that took a reply and may take more
+        self._lost_notes = False  # any LOST note at all (a capture's loss): see reply()
 
     def _add(
         self,
@@ -192,7 +193,7 @@ class Recorder:
             latency = time - asked if time is not None and asked is not None else None
             if verb is None:
                 verb = self.tuples[reply_to][VERB]
-            if not self._awaiting and self.tuples[reply_to][VERB] == LOST:
+            if self._lost_notes and not self._awaiting and self.tuples[reply_to][VERB] == LOST:
                 # Lost octets may have held several commands: their note takes every reply
                 # until the client is seen to send something after them.
                 self._awaiting.appendleft((reply_to, asked))
@@ -222,6 +223,7 @@ class Recorder:
         so does every one after it until the client sends something else."""
         seq = self._add(time, "client", "note", verb=LOST, text=text)
         self._awaiting.append((seq, time))
+        self._lost_notes = True
         return seq
 
     def _retire_lost(self) -> None:

@@ -89,7 +89,8 @@ class WireRecorder:
                 if len(self._out) < have:
                     return
                 self.recorder.chunk(time, argument, size, bytes(self._out[:have]))
-                self._bare_lf(time, self._chunk_bare)
+                if self._chunk_bare:
+                    self.recorder.note(time, BARE_LF_NOTE, sender="client")
                 del self._out[:have]
                 self._chunk, self._chunk_lost = None, 0
                 continue
@@ -121,7 +122,8 @@ class WireRecorder:
                     continue  # the rest of a line whose start the capture lost
             if self._in_auth:  # RFC 4954: a SASL response, never recorded in clear
                 self.recorder.command(time, "AUTH", "***")
-                self._bare_lf(time, bare)
+                if bare:
+                    self.recorder.note(time, BARE_LF_NOTE, sender="client")
                 continue
             text = line.decode("utf-8", "replace")
             verb, _, argument = text.partition(" ")
@@ -131,7 +133,8 @@ class WireRecorder:
                 self._chunk_bare = bare
                 continue
             seq = self.recorder.command(time, verb.upper(), argument)  # AUTH is redacted
-            self._bare_lf(time, bare)
+            if bare:
+                self.recorder.note(time, BARE_LF_NOTE, sender="client")
             if self.recorder.tuples[seq][VERB] == "AUTH":
                 # Until AUTH is answered with anything but 334, lines are SASL responses,
                 # even pipelined ones (over-redacting a pipelined command is the safe side).
@@ -145,10 +148,6 @@ class WireRecorder:
         if unstuffed.startswith(b"."):
             unstuffed = unstuffed[1:]
         self.recorder.data(time, unstuffed)
-
-    def _bare_lf(self, time: float | None, bare: bool) -> None:
-        if bare:
-            self.recorder.note(time, BARE_LF_NOTE, sender="client")
 
     def received(self, data: bytes, time: float | None) -> None:
         if self.opaque:
