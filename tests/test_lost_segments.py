@@ -4,6 +4,7 @@ session still paired reply by reply."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pandas as pd
@@ -145,3 +146,23 @@ def test_a_lost_data_command_still_reads_the_message(tmp_path) -> None:
     assert pairs(frame)[4:] == [("LOST", 354), ("DATA-END", 250), ("QUIT", 221)]
     data = frame[frame["kind"] == "data"].iloc[0]
     assert data["size"] == len(b"Subject: lost and found\r\n\r\nbody\r\n")
+
+
+def test_a_packet_dropped_from_a_real_capture(tmp_path) -> None:
+    # The committed capture of swaks talking to Postfix, less the packet of the 250 to MAIL.
+    data = (Path(__file__).parent / "fixtures" / "smtp.pcap").read_bytes()
+    header, rest, records = data[:24], data[24:], []
+    while rest:
+        size = 16 + struct.unpack("<I", rest[8:12])[0]
+        records.append(rest[:size])
+        rest = rest[size:]
+    lost = next(n for n, record in enumerate(records) if b"250 2.1.0 Ok" in record)
+    dropped = tmp_path / "dropped.pcap"
+    dropped.write_bytes(header + b"".join(records[:lost] + records[lost + 1 :]))
+    frame = read_lossy(dropped, len(b"250 2.1.0 Ok\r\n"))
+    first = frame[frame["session"] == frame["session"].iloc[0]]
+    assert pairs(first) == [
+        ("CONNECT", 220), ("EHLO", 250), ("RCPT", 250), ("RCPT", 550), ("DATA", 354),
+        ("DATA-END", 250), ("QUIT", 221),
+    ]  # fmt: skip
+    assert frame["session"].nunique() == 9  # the other sessions untouched
