@@ -359,3 +359,33 @@ def test_a_cut_gzip_capture_keeps_what_came_before_the_cut(tmp_path) -> None:
     with pytest.warns(IngestWarning, match="compressed file cut short"):
         frame = smtplab.read(cut)
     assert frame["session"].nunique() >= 3
+
+
+# -- a real client line ending in a bare LF (tests/fixtures/record_bare_lf.py) ------------------
+
+
+def test_bare_lf_command_lines_to_postfix_are_commands_with_their_replies() -> None:
+    frame = smtplab.read(FIXTURES / "bare-lf.pcapng")
+    (session,) = frame["session"].unique()
+    said = frame[frame["kind"] == "command"]
+    assert said["verb"].tolist() == ["EHLO", "MAIL", "RCPT", "NOOP", "RSET", "QUIT"]
+    assert said["argument"].tolist()[:3] == [
+        "client.example", "FROM:<alice@localhost>", "TO:<no-such-user@localhost>",
+    ]  # fmt: skip
+    # Postfix answered each line: the replies pair with them one by one.
+    answered = frame[frame["kind"] == "reply"]
+    assert answered["verb"].tolist() == ["CONNECT", *said["verb"]]
+    assert replies(frame, session) == [220, 250, 250, 550, 250, 250, 221]
+    notes = frame[frame["kind"] == "note"]
+    assert len(notes) == 5 and notes["text"].str.contains("bare LF").all()  # all but RCPT's
+    if shutil.which("tshark"):
+        fields = subprocess.run(
+            ["tshark", "-r", str(FIXTURES / "bare-lf.pcapng"), "-Y", "smtp", "-T", "fields",
+             "-e", "smtp.req.command", "-e", "smtp.response.code"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        theirs = [c for line in fields.splitlines() for c in line.split("\t") if c]
+        ours = [
+            str(x) for pair in zip(said["verb"], answered["code"][1:], strict=True) for x in pair
+        ]
+        assert theirs == ["220", *ours]

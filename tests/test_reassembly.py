@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -259,3 +262,120 @@ def test_a_reply_after_a_line_that_is_no_reply_is_kept(tmp_path) -> None:
     frame = smtplab.read(pcap_of(tmp_path / "a.pcap", conversation.segments))
     assert replies(frame) == [220, 221]
     assert "not an SMTP reply" in " ".join(frame[frame["kind"] == "note"]["text"])
+
+
+# -- cost: what one segment costs, counted in Python lines run inside smtplab.ingest -----------
+
+
+class TooMuchWork(Exception):
+    pass
+
+
+@contextmanager
+def line_budget(limit: int) -> Iterator[list[int]]:
+    """Count the Python lines run in smtplab.ingest; raise :class:`TooMuchWork` past
+    ``limit``, so a quadratic reader fails at once instead of running for minutes."""
+    ingest = str(Path(Reassembly.__module__.replace(".", "/")).parent)
+    count = [0]
+
+    def local(frame, event, arg):
+        if event == "line":
+            count[0] += 1
+            if count[0] > limit:
+                raise TooMuchWork(f"more than {limit} lines run")
+        return local
+
+    def calls(frame, event, arg):
+        return local if ingest in frame.f_code.co_filename else None
+
+    sys.settrace(calls)
+    try:
+        yield count
+    finally:
+        sys.settrace(None)
+
+
+def test_an_early_gap_costs_each_later_segment_a_bounded_amount() -> None:
+    stream, size, count = Reassembly(), 10, 20_000
+    stream.syn(4_000_000_000)  # the stream wraps around 2**32 on the way
+    first = 4_000_000_001
+    with line_budget(100 * count) as lines:
+        for n in range(1, count):  # the first segment is missing: everything waits for it
+            assert stream.add((first + n * size) % 2**32, float(n), b"x" * size) == []
+        delivered = stream.add(first, 0.0, b"y" * size)
+    assert len(delivered) == count and b"".join(d for _, d in delivered) == (
+        b"y" * size + b"x" * size * (count - 1)
+    )
+    assert lines[0] < 100 * count  # some 30 lines a segment, not a few per waiting segment
+
+
+def test_a_gap_that_never_fills_costs_each_segment_a_bounded_amount(tmp_path) -> None:
+    conversation = Conversation()
+    conversation.send(SERVER, SERVER_SAYS[0])
+    conversation.send(CLIENT, b"DATA\r\n")
+    conversation.send(SERVER, b"354 go ahead\r\n")
+    count = 20_000
+    for n in range(count):
+        conversation.send(CLIENT, b"line %05d\r\n" % n)
+    conversation.send(CLIENT, b".\r\n")
+    lost = len(conversation.segments) - count - 1  # the first line of the message
+    del conversation.segments[lost]
+    path = pcap_of(tmp_path / "gap.pcap", conversation.segments)
+    with line_budget(400 * count), pytest.warns(IngestWarning, match="12 octets missing"):
+        frame = smtplab.read(path)
+    data = frame[frame["kind"] == "data"]
+    assert data["size"].tolist() == [12 * (count - 1)]
+
+
+def test_telling_smtp_costs_each_segment_a_bounded_amount(tmp_path) -> None:
+    # One direction captured (asymmetric routing), no handshake: the sides stay unknown until
+    # 64 KB have been said. Each segment must not look again at everything said before it.
+    talk = Conversation(handshake=False)
+    count = 20_000
+    for _ in range(count):
+        talk.send(CLIENT, b"abc")
+    with line_budget(400 * count):
+        frame = smtplab.read(pcap_of(tmp_path / "one-way.pcap", talk.segments))
+    assert len(frame) == 0
+
+
+# -- what clients really send ------------------------------------------------------------------
+
+
+SMUGGLED = b"Subject: a\r\n\r\nhi\n.\nMAIL FROM:<x@evil.example>\n.\r\nstill\r\n"
+
+
+def test_a_line_ending_in_a_bare_lf_is_a_command_with_its_reply(tmp_path) -> None:
+    conversation = Conversation()
+    conversation.send(SERVER, SERVER_SAYS[0])
+    for said, answer in [
+        (b"EHLO client.example.net\n", b"250 mx.example.org\r\n"),
+        (b"MAIL FROM:<a@example.net>\nRCPT TO:<b@example.org>\r\n", b"250 OK\r\n250 OK\r\n"),
+        (b"DATA\n", b"354 go ahead\r\n"),
+        # Bare LFs in message data end nothing: only <CRLF>.<CRLF> ends it (no smuggling).
+        (SMUGGLED + b".\r\n", b"250 OK\r\n"),
+        (b"QUIT \n", b"221 bye\r\n"),
+    ]:
+        conversation.send(CLIENT, said)
+        conversation.send(SERVER, answer)
+    conversation.send(SERVER, b"", FIN | ACK)
+    conversation.send(CLIENT, b"", FIN | ACK)
+    frame = smtplab.read(pcap_of(tmp_path / "lf.pcap", conversation.segments))
+    commands = frame[frame["kind"] == "command"]
+    assert commands["verb"].tolist() == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]
+    assert commands["argument"].tolist() == [
+        "client.example.net", "FROM:<a@example.net>", "TO:<b@example.org>", "", "",
+    ]  # fmt: skip
+    answered = frame[frame["kind"] == "reply"]
+    assert answered["verb"].tolist() == [
+        "CONNECT", "EHLO", "MAIL", "RCPT", "DATA", "DATA-END", "QUIT",
+    ]  # fmt: skip
+    data = frame[frame["kind"] == "data"].iloc[0]
+    assert data["size"] == len(SMUGGLED)
+    # Each line that ended in a bare LF is followed by a note saying so.
+    kinds = frame["kind"].tolist()
+    notes = frame[frame["kind"] == "note"]
+    assert len(notes) == 4 and notes["text"].str.contains("bare LF").all()
+    after = [frame["verb"].iloc[kinds.index("note", i) - 1] for i in notes.index]
+    assert after == ["EHLO", "MAIL", "DATA", "QUIT"]
+    assert set(notes["sender"]) == {"client"}

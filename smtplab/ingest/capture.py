@@ -14,6 +14,16 @@ acknowledges data of the other side not decoded yet waits for it. Capture timest
 reply before the command it answers (two capture points, two CPUs), but the reply's ACK number
 cannot lie about what its sender had received.
 
+A segment the capture missed, though its receiver got it, leaves a gap that never fills.
+It is skipped as soon as it is known to be lost, not merely late: the other side has
+acknowledged it, and its own side has sent beyond it (a later segment, or a FIN further on:
+Wireshark's "previous segment not captured"). The skip is a :class:`_Lost` entry in the
+side's data, ordered by the same ACK rule, so everything the other side said before receiving
+the lost octets is decoded before it and everything after, after it; the wire recorder then
+knows which replies or commands were lost (:mod:`smtplab.log.wire`). Each gap is a note row and
+a counted problem naming the packet that showed it. Gaps nobody acknowledged are skipped
+when the connection ends, as before.
+
 SMTP is recognised by what is said, not by the port: the side that opens the connection (its
 SYN) is the client; without a captured handshake, the side whose first octets are a reply
 (``220 ...``) is the server. A connection whose server side does not start with a reply is not
@@ -25,7 +35,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, NamedTuple
 
 from smtplab.ingest.packets import CaptureProblems, read_packets
 from smtplab.ingest.tcp_streams import (
@@ -40,16 +50,22 @@ from smtplab.ingest.tcp_streams import (
     tcp_segment,
 )
 from smtplab.log.recorder import Recorder
-from smtplab.log.wire import WireRecorder
+from smtplab.log.wire import SMTP_VERBS, WireRecorder
 
 Address = tuple[bytes, int]  # IP address octets, port
 _REPLY_START = re.compile(rb"[2-5][0-9][0-9](?:[ \-\r]|$)")
-#: What a client may say first in an SMTP session (RFC 5321 and its extensions).
-_SMTP_VERBS = frozenset(
-    ["EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
-     "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "XCLIENT", "XFORWARD"]
-)  # fmt: skip
 _UNDECIDED_LIMIT = 64 * 1024  # octets kept while telling SMTP from anything else
+_HEAD = 16  # octets of each side's first words that tell it
+
+
+class _Lost(NamedTuple):
+    """Octets of one side the capture missed though the other side acknowledged them."""
+
+    octets: int
+    packet: int  # the packet that showed it (the first one after the gap, or the ACK)
+
+
+Stamp = tuple[float | None, int | None]  # a segment's time, and its ACK number if it has one
 
 
 @dataclass
@@ -59,22 +75,31 @@ class _Connection:
     key: tuple[Address, Address]
     started: float | None
     client: Address | None = None
-    streams: dict[Address, Reassembly] = field(default_factory=dict)
-    waiting: list[tuple[Address, float | None, bytes]] = field(
-        default_factory=list
-    )  # sides unknown
+    streams: dict[Address, Reassembly[Stamp]] = field(default_factory=dict)
+    # Data kept while the sides are unknown, what each side said first (up to _HEAD octets)
+    # and how much is kept: all :meth:`CaptureReader._decide` looks at, so deciding costs the
+    # same at the thousandth segment as at the first.
+    waiting: list[tuple[Address, float | None, bytes | _Lost]] = field(default_factory=list)
+    heads: dict[Address, bytes] = field(default_factory=dict)
+    waiting_octets: int = 0
+    blind: set[Address] = field(default_factory=set)  # sides whose first octets were lost
     wire: WireRecorder | None = None
     smtp: bool | None = None  # None: not decided yet
     handshake: bool = False
     fin_from: list[Address] = field(default_factory=list)
     reset_by: Address | None = None
     last_seen: float | None = 0.0  # the time of its latest segment
-    # In-order data not decoded yet, in capture order: (side, time, octets, the other side's
-    # stream position it acknowledges, or None), and how far each side has been decoded.
-    held: list[tuple[Address, float | None, bytes, int | None]] = field(default_factory=list)
+    # In-order data not decoded yet, in capture order: (side, time, octets or what was lost,
+    # the other side's stream position it acknowledges, or None), and how far each side has
+    # been decoded; the furthest ACK number each side has sent.
+    held: list[tuple[Address, float | None, bytes | _Lost, int | None]] = field(
+        default_factory=list
+    )
     decoded: dict[Address, int] = field(default_factory=dict)
+    acked: dict[Address, int] = field(default_factory=dict)
+    gap: bool = False  # a side has sent past a gap in what the capture has of it
 
-    def stream(self, side: Address) -> Reassembly:
+    def stream(self, side: Address) -> Reassembly[Stamp]:
         if side not in self.streams:
             self.streams[side] = Reassembly()
         return self.streams[side]
@@ -127,21 +152,44 @@ class CaptureReader:
             connection.handshake = True
             if opening:
                 connection.client = side
-        stream = connection.stream(side)
-        before = len(connection.held)
-        for time, data in stream.add(segment.seq, segment.time, segment.payload):
-            needs = segment.ack if segment.flags & ACK else None
-            connection.held.append((side, time, data, needs))
+        stream = connection.streams.get(side) or connection.stream(side)
+        held = connection.held
+        before, flags = len(held), segment.flags
+        needs = segment.ack if flags & ACK else None
+        stamp = (segment.time, needs)
+        for (time, acked), data in stream.add(segment.seq, stamp, segment.payload, flags & FIN):
+            held.append((side, time, data, acked))
+        if needs is not None:
+            connection.acked[side] = needs  # (an older one, reordered, only delays a skip)
+        if connection.gap or stream.furthest > stream.offset:  # a gap: is it lost?
+            self._skip_lost(connection, segment)
         if len(connection.held) > before:
             self._release(connection)
-        if segment.flags & RST:
+        if flags & RST:
             connection.reset_by = side
             self._finish(connection)
-        elif segment.flags & FIN:
+        elif flags & FIN:
             if side not in connection.fin_from:
                 connection.fin_from.append(side)
             if len(connection.fin_from) == 2:
                 self._finish(connection)
+
+    def _skip_lost(self, connection: _Connection, segment: Segment) -> None:
+        """Skip what the capture missed of either side, once it is known to be lost: the
+        other side acknowledged it and this side has sent beyond it (a later segment).
+
+        Until then a gap may be a segment stamped late, not a lost one, and the data after
+        it waits (as an ACK of data not seen yet makes the acknowledging side wait)."""
+        connection.gap = False
+        for side, stream in connection.streams.items():
+            acked = connection.acked.get(connection.other(side))
+            octets = stream.lost(acked) if acked is not None else 0
+            if octets:
+                connection.held.append((side, segment.time, _Lost(octets, segment.number), None))
+                for (time, needs), data in stream.skip(octets):
+                    connection.held.append((side, time, data, needs))
+            if stream.furthest > stream.offset:
+                connection.gap = True  # still a gap: look again at the next segment
 
     def _release(self, connection: _Connection, everything: bool = False) -> None:
         """Decode held data, in capture order, as far as acknowledgements allow (all of it
@@ -149,40 +197,60 @@ class CaptureReader:
         held = connection.held
         if len(held) == 1 and not everything:  # the usual case: one chunk, nothing before it
             side, time, data, needs = held[0]
-            done = connection.decoded.get(connection.other(side))
+            key = connection.key
+            done = connection.decoded.get(key[1] if side == key[0] else key[0])
             if needs is None or done is None or seq_distance(needs, done) <= 0:
                 held.clear()
                 self._decode(connection, side, time, data)
                 return
-        blocked: set[Address] = set()
-        remaining = []
-        for side, time, data, needs in connection.held:
-            other = connection.other(side)
-            done = connection.decoded.get(other)
-            waits = needs is not None and done is not None and seq_distance(needs, done) > 0
-            if side in blocked or (waits and not everything):
-                blocked.add(side)  # a side's data stays in order behind what waits
-                remaining.append((side, time, data, needs))
-                continue
-            self._decode(connection, side, time, data)
-        connection.held = remaining
+        progress = True
+        while progress and connection.held:  # again while one side's data freed the other's
+            progress = False
+            blocked: set[Address] = set()
+            remaining = []
+            for side, time, data, needs in connection.held:
+                other = connection.other(side)
+                done = connection.decoded.get(other)
+                waits = needs is not None and done is not None and seq_distance(needs, done) > 0
+                if side in blocked or (waits and not everything):
+                    blocked.add(side)  # a side's data stays in order behind what waits
+                    remaining.append((side, time, data, needs))
+                    continue
+                self._decode(connection, side, time, data)
+                progress = True
+            connection.held = remaining
 
     def _decode(
-        self, connection: _Connection, side: Address, time: float | None, data: bytes
+        self, connection: _Connection, side: Address, time: float | None, data: bytes | _Lost
     ) -> None:
         """Decode ``side``'s next octets and note how far that side is decoded."""
         self._data(connection, side, time, data)
         start = connection.decoded.get(side)
         if start is not None:
-            connection.decoded[side] = (start + len(data)) % 2**32
+            size = data.octets if type(data) is _Lost else len(data)
+            connection.decoded[side] = (start + size) % 2**32
 
     def _data(
-        self, connection: _Connection, side: Address, time: float | None, data: bytes
+        self, connection: _Connection, side: Address, time: float | None, data: bytes | _Lost
     ) -> None:
         if connection.smtp is False:
             return
-        if connection.wire is None:
+        wire = connection.wire
+        if wire is not None and type(data) is bytes:  # nearly always: straight to the recorder
+            if side == connection.client:
+                wire.sent(data, time)
+            else:
+                wire.received(data, time)
+            return
+        if wire is None:
             connection.waiting.append((side, time, data))
+            if type(data) is _Lost and side not in connection.heads:
+                connection.blind.add(side)
+            if type(data) is bytes:
+                connection.waiting_octets += len(data)
+                head = connection.heads.get(side, b"")
+                if len(head) < _HEAD:
+                    connection.heads[side] = head + data[: _HEAD - len(head)]
             if not self._decide(connection):
                 return
             waiting, connection.waiting = connection.waiting, []
@@ -195,12 +263,8 @@ class CaptureReader:
         """Tell client from server and SMTP from anything else, once the data allows: the
         server's first line must be a reply, and the client's first word an SMTP verb (an
         FTP or HTTP session must not be read as mail, its passwords least of all)."""
-        first: dict[Address, bytes] = {}  # the first few octets each side said
-        for side, _, data in connection.waiting:
-            so_far = first.get(side, b"")
-            if len(so_far) < 16:
-                first[side] = so_far + data[: 16 - len(so_far)]
-        if sum(len(data) for _, _, data in connection.waiting) > _UNDECIDED_LIMIT:
+        first = connection.heads  # the first few octets each side said
+        if connection.waiting_octets > _UNDECIDED_LIMIT:
             return self._not_smtp(connection)
         if connection.client is None:
             for side, data in first.items():
@@ -212,10 +276,15 @@ class CaptureReader:
             return False
         server = connection.other(connection.client)
         said, heard = first.get(connection.client), first.get(server)
-        if heard is not None and len(heard) >= 4 and not _REPLY_START.match(heard):
+        # A side whose first octets the capture lost cannot be judged by what follows them.
+        blind = connection.blind
+        no_reply = heard is not None and len(heard) >= 4 and not _REPLY_START.match(heard)
+        if no_reply and server not in blind:
             return self._not_smtp(connection)
-        if said is not None and (b" " in said or b"\r" in said or len(said) >= 8):
-            if said.split(None, 1)[0].upper().decode("ascii", "replace") not in _SMTP_VERBS:
+        if connection.client in blind:
+            pass
+        elif said is not None and (b" " in said or b"\r" in said or len(said) >= 8):
+            if said.split(None, 1)[0].upper().decode("ascii", "replace") not in SMTP_VERBS:
                 return self._not_smtp(connection)
         elif not ended:
             return False  # the client has not said enough yet
@@ -242,24 +311,30 @@ class CaptureReader:
     def _not_smtp(self, connection: _Connection) -> bool:
         connection.smtp = False
         connection.waiting.clear()
+        connection.waiting_octets = 0
         self.not_smtp += 1
         return False
 
     def _feed(
-        self, connection: _Connection, side: Address, time: float | None, data: bytes
+        self, connection: _Connection, side: Address, time: float | None, data: bytes | _Lost
     ) -> None:
-        assert connection.wire is not None
-        if side == connection.client:
-            connection.wire.sent(data, time)
+        wire = connection.wire
+        assert wire is not None
+        if isinstance(data, _Lost):
+            where = f"{self.name} packet {data.packet}"
+            self.problems.add(f"{data.octets} octets missing from the capture, skipped", where)
+            wire.lost(side == connection.client, data.octets, time, f"before packet {data.packet}")
+        elif side == connection.client:
+            wire.sent(data, time)
         else:
-            connection.wire.received(data, time)
+            wire.received(data, time)
 
     def _finish(self, connection: _Connection, ended_with_capture: bool = False) -> None:
         self._open.pop(connection.key, None)
         missing = 0
         for side, stream in connection.streams.items():
-            for time, data in stream.skip_gaps():
-                connection.held.append((side, time, data, None))
+            for (time, _), octets in stream.skip_gaps():
+                connection.held.append((side, time, octets, None))
             missing += stream.missing
         self._release(connection, everything=True)
         undecided = connection.wire is None and connection.smtp is None and connection.waiting

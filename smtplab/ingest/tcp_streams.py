@@ -9,16 +9,20 @@ fragment) is ``None`` with the reason noted.
 :class:`Reassembly` puts one direction of a connection back in order, the way a receiving TCP
 does: octets are delivered once every octet before them has arrived. A retransmission or an
 overlapping segment delivers only what is new; a segment that arrives early waits for the gap
-before it to fill. A gap that never fills (a packet the capture missed) is skipped when the
-connection ends, and said. Sequence numbers are compared modulo 2**32 (RFC 9293 3.4). A
+before it to fill, in a heap ordered by its offset in the stream, so that each segment costs
+O(log n) however many wait. A gap that never fills (a packet the capture missed) is skipped
+once the capture reader knows it is lost (:meth:`Reassembly.lost`, :meth:`Reassembly.skip`)
+or when the connection ends, and said. Sequence numbers are compared modulo 2**32 (RFC 9293 3.4). A
 connection whose handshake was not captured starts at the first segment seen.
 """
 
 from __future__ import annotations
 
+import heapq
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from smtplab.ingest.packets import CaptureProblems, Packet
 
@@ -30,6 +34,7 @@ _IPV4, _IPV6, _VLAN_TAGS = 0x0800, 0x86DD, (0x8100, 0x88A8, 0x9100)
 _V6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped over
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 _MOD = 1 << 32
+Stamp = TypeVar("Stamp")  # what the caller keeps with each segment's octets (its time, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +58,22 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
     if ip is None:
         return None  # not IP (ARP, ...): not our business, not a problem
     version = ip[0] >> 4 if ip else 0
-    where = f"{name} packet {packet.number}"
     if version == 4:
         header_length = (ip[0] & 0x0F) * 4
         if len(ip) < 20 or header_length < 20:
-            problems.add("IPv4 header cut short", where)
+            problems.add("IPv4 header cut short", _where(name, packet))
             return None
         total, fragment, protocol = struct.unpack("!H2xH1xB", ip[2:10])
         if protocol != 6:
             return None
         if fragment & 0x3FFF:  # more fragments, or a fragment offset
-            problems.add("IP fragment (not reassembled)", where)
+            problems.add("IP fragment (not reassembled)", _where(name, packet))
             return None
         source, destination = ip[12:16], ip[16:20]
         tcp = ip[header_length:total] if total else ip[header_length:]
     elif version == 6:
         if len(ip) < 40:
-            problems.add("IPv6 header cut short", where)
+            problems.add("IPv6 header cut short", _where(name, packet))
             return None
         payload_length, next_header = struct.unpack("!HB", ip[4:7])
         source, destination = ip[8:24], ip[24:40]
@@ -77,21 +81,21 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
         while next_header in _V6_EXTENSIONS and len(rest) >= 8:
             next_header, rest = rest[0], rest[(rest[1] + 1) * 8 :]
         if next_header == 44:
-            problems.add("IPv6 fragment (not reassembled)", where)
+            problems.add("IPv6 fragment (not reassembled)", _where(name, packet))
             return None
         if next_header != 6:
             return None
         tcp = rest
     else:
-        problems.add("not an IPv4 or IPv6 packet", where)
+        problems.add("not an IPv4 or IPv6 packet", _where(name, packet))
         return None
     if len(tcp) < 20:
-        problems.add("TCP header cut short", where)
+        problems.add("TCP header cut short", _where(name, packet))
         return None
     source_port, destination_port, seq, ack, offset, flags = struct.unpack("!HHIIBB", tcp[:14])
     data_offset = (offset >> 4) * 4
     if data_offset < 20 or data_offset > len(tcp):
-        problems.add("bad TCP data offset", where)
+        problems.add("bad TCP data offset", _where(name, packet))
         return None
     return Segment(
         packet.number,
@@ -103,6 +107,10 @@ def tcp_segment(packet: Packet, problems: CaptureProblems, name: str) -> Segment
         flags,
         tcp[data_offset:],
     )
+
+
+def _where(name: str, packet: Packet) -> str:
+    return f"{name} packet {packet.number}"  # only for a packet with a problem: rare
 
 
 def address_text(address: tuple[bytes, int]) -> str:
@@ -138,71 +146,130 @@ def _ip_packet(linktype: int, frame: bytes) -> bytes | None:
     return None
 
 
-class Reassembly:
-    """One direction of a TCP connection, delivered in order (see the module docstring)."""
+class Reassembly(Generic[Stamp]):
+    """One direction of a TCP connection, delivered in order (see the module docstring).
 
-    __slots__ = ("missing", "next_seq", "pending")
+    Positions inside the class are *offsets*: octets from the start of the stream, never
+    wrapping, so early segments wait in a heap ordered by offset and each segment costs
+    O(log pending) however long a gap holds them back.
+    """
+
+    __slots__ = ("end", "furthest", "missing", "next_seq", "offset", "pending", "starts")
 
     def __init__(self) -> None:
-        self.next_seq: int | None = None
-        self.pending: dict[int, tuple[float | None, bytes]] = {}  # early segments, by seq
-        self.missing = 0  # octets skipped over because the capture never had them
+        self.next_seq: int | None = None  # the sequence number of the next octet to deliver
+        self.offset = 0  # that octet's offset in the stream
+        self.furthest = 0  # the furthest offset any segment of this side has reached
+        self.end: int | None = None  # the offset of its FIN, which takes a sequence number
+        self.pending: dict[int, tuple[Stamp, bytes]] = {}  # early segments, by offset
+        self.starts: list[int] = []  # a heap of the offsets in ``pending``
+        self.missing = 0  # octets skipped when the connection ended (:meth:`skip_gaps`)
 
     def syn(self, seq: int) -> None:
         """The SYN: data starts at the next sequence number."""
         self.next_seq = (seq + 1) % _MOD
+        self.offset = self.furthest = 0
+        self.end = None
         self.pending.clear()
+        self.starts.clear()
 
-    def add(self, seq: int, time: float | None, payload: bytes) -> list[tuple[float | None, bytes]]:
-        """A segment's payload; the data that is now in order, oldest first."""
+    def add(
+        self, seq: int, stamp: Stamp, payload: bytes, fin: int = 0
+    ) -> list[tuple[Stamp, bytes]]:
+        """A segment's payload; the data that is now in order, oldest first, each piece with
+        the ``stamp`` given with its segment. ``fin``: true when the segment has a FIN."""
         if not payload:
+            if (fin or seq != self.next_seq) and self.next_seq is not None:
+                # A bare ACK or FIN still says how far this side is.
+                reached = self.offset + seq_distance(seq, self.next_seq)
+                if fin and self.end is None:
+                    self.end = reached
+                if self.end is not None:  # what follows the FIN is one number on, not data
+                    reached = min(reached, self.end)
+                self.furthest = max(self.furthest, reached)
             return []
+        if seq == self.next_seq and not fin and not self.starts:  # the usual case: in order
+            self.offset += len(payload)
+            self.next_seq = (seq + len(payload)) % _MOD
+            if self.offset > self.furthest:
+                self.furthest = self.offset
+            return [(stamp, payload)]
         if self.next_seq is None:
             self.next_seq = seq  # no handshake captured: start here
-        delivered: list[tuple[float | None, bytes]] = []
-        self._accept(seq, time, payload, delivered)
-        while self.pending:
-            # An early segment may now be in reach (or overlap what was just delivered).
-            start = min(self.pending, key=self._ahead)
-            if self._ahead(start) > 0:
-                break
-            early_time, early = self.pending.pop(start)
-            self._accept(start, early_time, early, delivered)
+        start = self.offset + seq_distance(seq, self.next_seq)
+        if fin and self.end is None:
+            self.end = start + len(payload)
+        self.furthest = max(self.furthest, start + len(payload))
+        delivered: list[tuple[Stamp, bytes]] = []
+        self._accept(start, stamp, payload, delivered)
+        self._drain(delivered)
         return delivered
-
-    def _ahead(self, seq: int) -> int:
-        assert self.next_seq is not None
-        return seq_distance(seq, self.next_seq)
 
     def _accept(
         self,
-        seq: int,
-        time: float | None,
+        start: int,
+        stamp: Stamp,
         payload: bytes,
-        delivered: list[tuple[float | None, bytes]],
+        delivered: list[tuple[Stamp, bytes]],
     ) -> None:
-        assert self.next_seq is not None
-        ahead = seq_distance(seq, self.next_seq)
+        ahead = start - self.offset
         if ahead > 0:  # a gap before it: wait (keep the longer of two copies)
-            kept = self.pending.get(seq)
-            if kept is None or len(kept[1]) < len(payload):
-                self.pending[seq] = (time, payload)
+            kept = self.pending.get(start)
+            if kept is None:
+                heapq.heappush(self.starts, start)
+                self.pending[start] = (stamp, payload)
+            elif len(kept[1]) < len(payload):
+                self.pending[start] = (stamp, payload)
             return
-        new = payload[-ahead:] if ahead else payload  # a retransmission overlaps: keep the rest
         if -ahead >= len(payload):
-            return  # nothing new
-        delivered.append((time, new))
-        self.next_seq = (self.next_seq + len(new)) % _MOD
+            return  # a retransmission with nothing new
+        new = payload[-ahead:] if ahead else payload  # an overlap: keep the rest
+        delivered.append((stamp, new))
+        self._advance(len(new))
 
-    def skip_gaps(self) -> list[tuple[float | None, bytes]]:
+    def _advance(self, octets: int) -> None:
+        assert self.next_seq is not None
+        self.offset += octets
+        self.next_seq = (self.next_seq + octets) % _MOD
+
+    def _drain(self, delivered: list[tuple[Stamp, bytes]]) -> None:
+        """Deliver the early segments now in reach (each looked at once, off the heap)."""
+        starts = self.starts
+        while starts and starts[0] <= self.offset:
+            start = heapq.heappop(starts)
+            early_stamp, early = self.pending.pop(start)
+            self._accept(start, early_stamp, early, delivered)
+
+    def lost(self, acked: int) -> int:
+        """How many octets from here the peer acknowledged (``acked``, its ACK number) that
+        this side is known to have sent past, yet the capture does not have: 0 when none.
+
+        Known to have sent: a later segment (waiting in the heap, or an empty one whose
+        sequence number is further on). An ACK alone is no proof that the capture missed
+        anything: the acknowledged segment may just be stamped later (see
+        :mod:`smtplab.ingest.capture`)."""
+        if self.next_seq is None or self.furthest <= self.offset:
+            return 0
+        covered = self.offset + seq_distance(acked, self.next_seq)
+        reached = self.starts[0] if self.starts else self.furthest
+        return max(min(covered, reached) - self.offset, 0)
+
+    def skip(self, octets: int) -> list[tuple[Stamp, bytes]]:
+        """Jump ``octets`` the capture missed (see :meth:`lost`); the data now in order."""
+        delivered: list[tuple[Stamp, bytes]] = []
+        self._advance(octets)
+        self._drain(delivered)
+        return delivered
+
+    def skip_gaps(self) -> list[tuple[Stamp, bytes]]:
         """The connection ended with segments still waiting: jump the gaps, deliver them."""
-        delivered: list[tuple[float | None, bytes]] = []
-        while self.pending and self.next_seq is not None:
-            start = min(self.pending, key=self._ahead)
-            self.missing += max(self._ahead(start), 0)
-            self.next_seq = start
-            early_time, early = self.pending.pop(start)
-            self._accept(start, early_time, early, delivered)
+        delivered: list[tuple[Stamp, bytes]] = []
+        while self.starts:
+            gap = self.starts[0] - self.offset
+            if gap > 0:
+                self.missing += gap
+                self._advance(gap)
+            self._drain(delivered)
         return delivered
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
-from smtplab.log.schema import CONNECT, DATA_END
+from smtplab.log.schema import CONNECT, DATA_END, LOST
 from smtplab.protocol.commands import hide_credentials
 from smtplab.protocol.events import Reply
 
@@ -69,6 +69,8 @@ class Recorder:
         # of strings and numbers, but never a tuple subclass, and a lab keeps millions of rows.
         self.tuples: list[tuple] = []
         self._awaiting: deque[tuple[int, float | None]] = deque()  # (seq, time) of unanswered units
+        self._lost: int | None = None  # a LOST note that took a reply and may take more
+        self._lost_notes = False  # any LOST note at all (a capture's loss): see reply()
 
     def _add(
         self,
@@ -121,6 +123,8 @@ class Recorder:
         shows the greeting, as a server's log does not)."""
         seq = self._add(time, "client", "connect", verb=CONNECT)
         if expects_reply:
+            if self._lost is not None:
+                self._retire_lost()
             self._awaiting.append((seq, time))
         return seq
 
@@ -131,6 +135,8 @@ class Recorder:
         verb, argument = redact_command(verb, argument)
         seq = self._add(time, "client", "command", verb=verb, argument=argument)
         if expects_reply:
+            if self._lost is not None:
+                self._retire_lost()
             self._awaiting.append((seq, time))
         return seq
 
@@ -155,6 +161,8 @@ class Recorder:
             size=len(content) if size is None else size,
             lines=lines,
         )
+        if self._lost is not None:
+            self._retire_lost()
         self._awaiting.append((seq, time))
         return seq
 
@@ -171,6 +179,8 @@ class Recorder:
             size=size,
             lines=content.count(b"\r\n"),
         )
+        if self._lost is not None:
+            self._retire_lost()
         self._awaiting.append((seq, time))
         return seq
 
@@ -183,6 +193,11 @@ class Recorder:
             latency = time - asked if time is not None and asked is not None else None
             if verb is None:
                 verb = self.tuples[reply_to][VERB]
+            if self._lost_notes and not self._awaiting and self.tuples[reply_to][VERB] == LOST:
+                # Lost octets may have held several commands: their note takes every reply
+                # until the client is seen to send something after them.
+                self._awaiting.appendleft((reply_to, asked))
+                self._lost = reply_to
         return self._add(
             time,
             "server",
@@ -194,6 +209,28 @@ class Recorder:
             reply_to=reply_to,
             latency=latency,
         )
+
+    def unanswered(self) -> list[int]:
+        """The units still awaiting a reply, which will never get one here (the replies were
+        lost from a capture): forgotten, so that later replies pair with later units."""
+        seqs = [seq for seq, _ in self._awaiting]
+        self._awaiting.clear()
+        self._lost = None
+        return seqs
+
+    def lost(self, time: float | None, text: str) -> int:
+        """A client note standing for units a capture lost: the next reply answers it, and
+        so does every one after it until the client sends something else."""
+        seq = self._add(time, "client", "note", verb=LOST, text=text)
+        self._awaiting.append((seq, time))
+        self._lost_notes = True
+        return seq
+
+    def _retire_lost(self) -> None:
+        """The client sent a unit after a LOST note that was answered: no more replies for it."""
+        if self._awaiting and self._awaiting[0][0] == self._lost:
+            self._awaiting.popleft()
+        self._lost = None
 
     def tls_started(self, time: float | None, text: str) -> int:
         """TLS is on from here (STARTTLS, RFC 3207): this and every later row has ``tls``.
