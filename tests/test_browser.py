@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NOTEBOOK = "04-captured-traffic.ipynb"
+NOTEBOOK = "07-captured-traffic.ipynb"
 
 playwright = pytest.importorskip("playwright.sync_api", reason="needs Playwright (pip)")
 pytestmark = pytest.mark.skipif(
