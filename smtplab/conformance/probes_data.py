@@ -47,6 +47,11 @@ def _in_data(p: Prober):  # type: ignore[no-untyped-def]
     return connection, None
 
 
+def _shown(octets: bytes) -> str:
+    """``b"\\n.\\n"`` as ``<LF>.<LF>``."""
+    return octets.decode().replace("\r", "<CR>").replace("\n", "<LF>")
+
+
 def _smuggling(false_end: bytes):  # type: ignore[no-untyped-def]
     def check(p: Prober) -> Verdict:
         connection, problem = _in_data(p)
@@ -64,7 +69,7 @@ def _smuggling(false_end: bytes):  # type: ignore[no-untyped-def]
         closed = connection.closed
         connection.quit()
         evidence = said_all(list(replies))
-        shown = false_end.decode().replace("\r", "<CR>").replace("\n", "<LF>")
+        shown = _shown(false_end)
         if len(replies) >= 2:
             return Verdict(
                 FAIL,
@@ -170,7 +175,7 @@ PROBES = [
     ),
     Probe("bare-lf-command", "RFC 5321 2.3.8", "a command ending in a bare LF", bare_lf_command),
     *(
-        Probe(name, _TRANSPARENCY, f"{end!r} inside data is not the end", _smuggling(end))
+        Probe(name, _TRANSPARENCY, f"{_shown(end)} inside data is not the end", _smuggling(end))
         for name, end in FALSE_ENDS.items()
     ),
 ]
