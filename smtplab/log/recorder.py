@@ -49,6 +49,11 @@ class Row(NamedTuple):
 
 VERB = Row._fields.index("verb")
 
+#: Verbs whose argument never holds credentials: recorded as they are, without a look.
+_NO_CREDENTIALS = frozenset(
+    {"EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP"}
+)
+
 
 class Recorder:
     """Collects the rows of one session."""
@@ -128,8 +133,17 @@ class Recorder:
         self, time: float | None, verb: str, argument: str = "", expects_reply: bool = True
     ) -> int:
         """A command line from the client."""
-        verb, argument = redact_command(verb, argument)
-        seq = self._add(time, "client", "command", verb=verb, argument=argument)
+        if verb not in _NO_CREDENTIALS:
+            verb, argument = redact_command(verb, argument)
+        rows = self.tuples
+        seq = len(rows)
+        # The row built in place, in Row's field order (_add's keywords cost more per call).
+        # fmt: off
+        rows.append((
+            self.session, seq, time, "client", "command", verb, argument, None, None, None,
+            None, None, self.source, self.client, self.server, self.tls, None, None,
+        ))
+        # fmt: on
         if expects_reply:
             self._awaiting.append((seq, time))
         return seq
@@ -183,17 +197,17 @@ class Recorder:
             latency = time - asked if time is not None and asked is not None else None
             if verb is None:
                 verb = self.tuples[reply_to][VERB]
-        return self._add(
-            time,
-            "server",
-            "reply",
-            verb=verb or "UNSOLICITED",
-            code=reply.code,
-            enhanced=reply.enhanced,
-            text=reply.text,
-            reply_to=reply_to,
-            latency=latency,
-        )
+        rows = self.tuples
+        seq = len(rows)
+        # The row built in place, in Row's field order (_add's keywords cost more per call).
+        # fmt: off
+        rows.append((
+            self.session, seq, time, "server", "reply", verb or "UNSOLICITED", None,
+            reply.code, reply.enhanced, reply.text, reply_to, latency, self.source,
+            self.client, self.server, self.tls, None, None,
+        ))
+        # fmt: on
+        return seq
 
     def tls_started(self, time: float | None, text: str) -> int:
         """TLS is on from here (STARTTLS, RFC 3207): this and every later row has ``tls``.
