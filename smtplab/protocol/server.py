@@ -63,6 +63,7 @@ from smtplab.protocol.states import (
     CONNECT,
     DATA_END,
     POSITIVE_CODES,
+    TRANSITIONS,
     State,
     allowed,
     next_state,
@@ -168,7 +169,8 @@ class ServerConnection:
             return self._next_data_event()
         if self._chunk is not None:
             return self._next_chunk_event()
-        line = self._lines.next_line(self._in)
+        # An empty buffer holds no line (the usual case after a reply): no need to ask.
+        line = self._lines.next_line(self._in) if self._in.data else None
         if line is None:
             if not self._in.eof:
                 return NEED_DATA
@@ -261,8 +263,10 @@ class ServerConnection:
         verb = event.verb
         if event.__class__ in _CHECKED_APART:
             sequence_error = self._special_error(event)
-        else:  # the usual command: only its place in the sequence to check
+        elif verb in POSITIVE_CODES and (self.state, verb) not in TRANSITIONS:  # not allowed
             sequence_error = self._sequence_error(verb)
+        else:  # the usual command: in sequence
+            sequence_error = None
         if (
             verb == "DATA"
             and sequence_error is None
