@@ -69,15 +69,11 @@ from smtplab.protocol.states import (
     next_state,
 )
 
-# Module globals are looked up faster than Enum members (State.X goes through the metaclass),
-# and the states are compared several times per command.
-_GREETING, _CONNECTED, _REFUSED, _READY = (
-    State.GREETING,
-    State.CONNECTED,
-    State.REFUSED,
-    State.READY,
-)
-_MAIL, _RCPT, _DATA, _BDAT, _CLOSED = State.MAIL, State.RCPT, State.DATA, State.BDAT, State.CLOSED
+# The states as module globals: looked up faster than Enum members (State.X goes through the
+# metaclass), and the state is compared several times per command.
+_GREETING, _CONNECTED, _REFUSED = State.GREETING, State.CONNECTED, State.REFUSED
+_READY, _MAIL, _RCPT = State.READY, State.MAIL, State.RCPT
+_DATA, _BDAT, _CLOSED = State.DATA, State.BDAT, State.CLOSED
 
 # Replies the protocol itself requires, by problem (RFC 5321 4.2.3, RFC 3463).
 _LINE_PROBLEMS = {
@@ -379,14 +375,11 @@ class ServerConnection:
         if reply.enhanced and (
             not (self.extended and "ENHANCEDSTATUSCODES" in self.config.extensions)
             or 300 <= reply.code < 400
-        ):
+        ):  # the enhanced code is not in effect: the reply goes without it
             reply = Reply(reply.code, reply.text)
         self._apply(step, reply)
         self._out += reply.to_bytes()
         return reply
-
-    def _enhanced_in_effect(self) -> bool:
-        return self.extended and "ENHANCEDSTATUSCODES" in self.config.extensions
 
     def _check_positive(self, step: str, reply: Reply) -> None:
         codes = POSITIVE_CODES.get(step)

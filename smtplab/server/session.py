@@ -52,9 +52,11 @@ JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP"})
 CLOSED = State.CLOSED  # a module global is looked up faster than an Enum member
 
 #: Command events answered by the error they carry or by the policy, and nothing else.
+#: (Events are built with exactly these classes, so a set lookup by class replaces isinstance.)
 _PLAIN_COMMANDS = frozenset(
     {Command, Hello, MailFrom, RcptTo, DataCommand, Reset, Verify, Expand, Help, Noop, Quit}
-) | {UnknownCommand}
+    | {UnknownCommand}
+)
 
 
 class ServerSession:
