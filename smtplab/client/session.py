@@ -25,10 +25,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from smtplab.protocol.client import ClientConnection
 from smtplab.protocol.errors import LocalProtocolError
-from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Reply, ReplyReceived
+from smtplab.protocol.events import Reply, ReplyReceived
 from smtplab.protocol.states import State
 
 R = TypeVar("R")
+CLOSED = State.CLOSED  # a module global is looked up faster than an Enum member
 
 
 class Link(Protocol):
@@ -206,12 +207,14 @@ class Session:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._link.closed or self.conn.state is State.CLOSED:
+        if self._link.closed or self.conn.state is CLOSED:
             raise LocalProtocolError(f"session {self.name} is closed; connect again")
 
     def _one(self) -> Reply:
-        self._check_open()
-        replies = self._collect(self._link.exchange(self.conn.data_to_send()))
+        link, conn = self._link, self.conn
+        if link.closed or conn.state is CLOSED:
+            self._check_open()  # raises
+        replies = self._collect(link.exchange(conn.data_to_send()))
         if not replies:
             raise LocalProtocolError("the server closed the connection without replying")
         # The first reply answers the command; any after it are unsolicited (a 421 closing
@@ -229,18 +232,18 @@ class Session:
     def _collect(self, data: bytes) -> list[Reply]:
         """The replies in ``data``, reading more while replies are still owed (over TCP a
         reply may come in pieces; in-process it is all there at once)."""
-        replies = self._exchange(data)
-        while self.conn.waiting and not self._link.closed:
-            more = self._link.read()
+        conn, link = self.conn, self._link
+        closed = link.closed  # asked once per read: only reading can change it
+        replies = take_replies(conn, data, closed, self.history)
+        while not closed and conn.waiting:
+            more = link.read()
             if not more:
                 break
-            replies += self._exchange(more)
-        if self.conn.state is State.CLOSED and not self._link.closed:
-            self._link.close()  # after 221 or 421 the server is gone: hang up too
+            closed = link.closed
+            replies += take_replies(conn, more, closed, self.history)
+        if not closed and conn.state is CLOSED:
+            link.close()  # after 221 or 421 the server is gone: hang up too
         return replies
-
-    def _exchange(self, data: bytes) -> list[Reply]:
-        return take_replies(self.conn, data, self._link.closed, self.history)
 
 
 def take_replies(
@@ -255,9 +258,8 @@ def take_replies(
     replies: list[Reply] = []
     while True:
         event = conn.next_event()
-        if event is NEED_DATA or isinstance(event, ConnectionClosed):
+        if not isinstance(event, ReplyReceived):  # NEED_DATA, or ConnectionClosed
             return replies
-        assert isinstance(event, ReplyReceived)
         history.append(event)
         replies.append(event.reply)
 

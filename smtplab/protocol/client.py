@@ -33,10 +33,11 @@ from smtplab.protocol.states import (
     POSITIVE_CODES,
     TRANSITIONS,
     State,
-    allowed,
     next_state,
     sequence_hint,
 )
+
+_GREETING = State.GREETING  # a module global is looked up faster than an Enum member
 
 #: Commands whose reply changes what the client may do next: each must end a pipelined group
 #: (RFC 2920 3.1). The greeting is waited for too (RFC 5321 3.1).
@@ -125,10 +126,11 @@ class ClientConnection:
 
     def _check_sequence(self, verb: str) -> None:
         """Refuse a command that is out of sequence or may not be pipelined now."""
-        planned = self.planned_state
-        if self.state is State.GREETING:
-            planned = State.GREETING  # never talk before the greeting (RFC 5321 3.1)
-        if verb in POSITIVE_CODES and not allowed(planned, verb):
+        # Nothing waiting (the usual case): the planned state is the state.
+        planned = self.planned_state if self._waiting else self.state
+        if self.state is _GREETING:
+            planned = _GREETING  # never talk before the greeting (RFC 5321 3.1)
+        if verb in POSITIVE_CODES and (planned, verb) not in TRANSITIONS:  # not allowed()
             hint = sequence_hint(planned, verb)
             raise LocalProtocolError(f"cannot send {verb} now ({planned.value}): {hint}")
         if self._waiting:
@@ -242,7 +244,7 @@ class ClientConnection:
             else next_state(self.state, step, reply.code)
         )
         if step == "EHLO" and reply.code == 250:
-            self.extensions = _parse_ehlo(reply.lines[1:])
+            self.extensions = _ehlo_extensions(reply.text)
         elif step in ("HELO", "EHLO") or (step == "STARTTLS" and reply.code == 220):
             self.extensions = {}  # after STARTTLS: forgotten, EHLO again (RFC 3207 4.2)
         return ReplyReceived("BDAT" if step == BDAT_LAST else step, reply)
@@ -252,6 +254,22 @@ def _params(params: dict[str, str | None] | None) -> str:
     if not params:
         return ""
     return "".join(f" {k}" if v is None else f" {k}={v}" for k, v in params.items())
+
+
+# EHLO replies already read, by their text: a server says the same one to every client.
+# Bounded like the reply parser's table; each connection gets a copy of its own.
+_EHLO_SEEN: dict[str, dict[str, str]] = {}
+
+
+def _ehlo_extensions(text: str) -> dict[str, str]:
+    """The keywords of an EHLO reply's ``text`` (the lines after the greeting line)."""
+    keywords = _EHLO_SEEN.get(text)
+    if keywords is None:
+        keywords = _parse_ehlo(text.split("\n")[1:])
+        if len(_EHLO_SEEN) >= 256:
+            _EHLO_SEEN.clear()
+        _EHLO_SEEN[text] = keywords
+    return dict(keywords)
 
 
 def _parse_ehlo(lines: list[str]) -> dict[str, str]:

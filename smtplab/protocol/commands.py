@@ -118,7 +118,8 @@ def parse_command(
     ``utf8`` whether the current transaction's MAIL carried SMTPUTF8, which allows UTF-8 in
     every forward-path of the transaction (RFC 6531 3.4).
     """
-    verb, argument = split_command(line)
+    verb, _, argument = line.partition(" ")  # split_command, inlined: once per command
+    verb = verb.upper()
     error: Reply | None
     if verb in ("EHLO", "HELO"):
         domain = argument.strip()
@@ -246,6 +247,8 @@ def _parse_params(
     max_size: int | None,
 ) -> tuple[dict[str, str | None], Reply | None]:
     params: dict[str, str | None] = {}
+    if not text:  # the usual MAIL and RCPT: no parameters, nothing to check
+        return params, None
     known = MAIL_PARAMETERS if kind is MailFrom else RCPT_PARAMETERS
     for word in text.split(" "):
         if not word:

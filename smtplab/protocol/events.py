@@ -81,8 +81,12 @@ class Reply:
 
     def to_bytes(self) -> bytes:
         """The reply as sent on the wire (RFC 5321 4.2: ``code-text`` lines, then ``code text``)."""
-        code, enhanced = self.code, self.enhanced
-        *lines, last = self.text.split("\n")
+        code, enhanced, text = self.code, self.enhanced, self.text
+        if text and "\n" not in text:  # the usual reply: one line with text
+            if enhanced:
+                return f"{code} {enhanced} {text}\r\n".encode()
+            return f"{code} {text}\r\n".encode()
+        *lines, last = text.split("\n")
         if enhanced:  # on every line (RFC 2034 4)
             lines = [f"{enhanced} {line}" if line else enhanced for line in lines]
             last = f"{enhanced} {last}" if last else enhanced

@@ -27,8 +27,8 @@ it, so a server can switch from commands to data (or to TLS) at an exact byte.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class LineEndings(Enum):
@@ -70,9 +70,11 @@ class InputBuffer:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class CommandLine:
-    """One command line without its line end, and the problem with it, if any."""
+class CommandLine(NamedTuple):
+    """One command line without its line end, and the problem with it, if any.
+
+    A named tuple: one is made per command, and a tuple is built several times faster than a
+    frozen dataclass."""
 
     content: bytes
     problem: Problem | None = None
@@ -180,8 +182,7 @@ def only_crlf(data: bytes) -> bool:
 NORMALIZE_BUFFER_LIMIT = 64 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class DataEnd:
+class DataEnd(NamedTuple):
     """The final ``<CRLF>.<CRLF>`` was read; the message is complete."""
 
     content: bytes

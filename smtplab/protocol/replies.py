@@ -27,6 +27,14 @@ MAX_REPLY_LINE = 64 * 1024
 #: Lines in one multi-line reply (a long EHLO reply has 20): a bound, so memory stays bounded.
 MAX_REPLY_LINES = 1000
 
+# Replies already parsed, by their exact bytes. A server says the same replies again and again
+# (its greeting, its EHLO reply, 354, 221), and a Reply is immutable, so one parse serves every
+# later copy. Bounded (replies of up to 2 KB, emptied when full), so replies that echo
+# addresses cannot grow it.
+_PARSED: dict[bytes, Reply] = {}
+_PARSED_LIMIT = 1024
+_PARSED_MAX_SIZE = 2048
+
 
 class ReplyParser:
     """Accumulates reply lines; :meth:`next_reply` returns each complete :class:`Reply`."""
@@ -48,8 +56,11 @@ class ReplyParser:
         if not buffer:
             return None
         if not self._lines and len(buffer) <= MAX_REPLY_LINE and buffer[-1:] == b"\n":
-            reply = _whole_reply(buffer)  # the common case: the buffer holds exactly one reply
+            # The common case: the buffer holds exactly one reply.
+            raw = bytes(buffer)
+            reply = _PARSED.get(raw) or _whole_reply(raw)
             if reply is not None:
+                buffer.clear()
                 return reply
         while True:
             end = buffer.find(b"\n", 0, MAX_REPLY_LINE + 1)
@@ -89,22 +100,25 @@ class ReplyParser:
                 raise RemoteProtocolError(f"reply of more than {MAX_REPLY_LINES} lines")
 
 
-def _whole_reply(buffer: bytearray) -> Reply | None:
-    """The reply ``buffer`` holds, if it holds exactly one well-formed reply (then cleared)."""
-    match = _WHOLE_REPLY.fullmatch(buffer)
+def _whole_reply(raw: bytes) -> Reply | None:
+    """The reply ``raw`` is, if it is exactly one well-formed reply (then remembered)."""
+    match = _WHOLE_REPLY.fullmatch(raw)
     if match is None:
         return None
-    line_count = buffer.count(b"\n")
+    line_count = raw.count(b"\n")
     if line_count == 1:
         texts = [(match[2] or b"").decode("utf-8", errors="replace")]
     elif line_count <= MAX_REPLY_LINES:
-        text = buffer.decode("utf-8", errors="replace").replace("\r\n", "\n")
+        text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
         texts = [line[4:] for line in text.split("\n")[:-1]]  # each without "250-"
     else:
         return None  # the line-by-line path reports it
-    code = int(match[1])
-    buffer.clear()  # only now: the match looks into the buffer
-    return build_reply(code, texts)
+    reply = build_reply(int(match[1]), texts)
+    if len(raw) <= _PARSED_MAX_SIZE:
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.clear()
+        _PARSED[raw] = reply
+    return reply
 
 
 def build_reply(code: int, lines: list[str]) -> Reply:

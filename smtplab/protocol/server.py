@@ -63,10 +63,17 @@ from smtplab.protocol.states import (
     CONNECT,
     DATA_END,
     POSITIVE_CODES,
+    TRANSITIONS,
     State,
     allowed,
     next_state,
 )
+
+# The states as module globals: looked up faster than Enum members (State.X goes through the
+# metaclass), and the state is compared several times per command.
+_GREETING, _CONNECTED, _REFUSED = State.GREETING, State.CONNECTED, State.REFUSED
+_READY, _MAIL, _RCPT = State.READY, State.MAIL, State.RCPT
+_DATA, _BDAT, _CLOSED = State.DATA, State.BDAT, State.CLOSED
 
 # Replies the protocol itself requires, by problem (RFC 5321 4.2.3, RFC 3463).
 _LINE_PROBLEMS = {
@@ -94,6 +101,14 @@ _DATA_PROBLEMS = {
 # MUST be sent to clear the transaction before continuing").
 _FRESH_START = frozenset({"MAIL", "RSET", "EHLO", "HELO", "STARTTLS"})
 
+# Accepted, these change what the connection knows (in _apply); the other steps only move
+# the state, so their events need no closer look.
+_TAKES_EVENT = frozenset({"EHLO", "HELO", "MAIL", "RCPT", "STARTTLS"})
+
+# Command events with sequence checks of their own (see _special_error). parse_command builds
+# events of exactly these classes, so a set lookup by class stands in for isinstance.
+_CHECKED_APART = frozenset({UnknownCommand, StartTls, Auth, Bdat})
+
 
 @dataclass(slots=True)
 class Envelope:
@@ -111,7 +126,7 @@ class ServerConnection:
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
-        self.state = State.GREETING
+        self.state = _GREETING
         self.client_domain: str | None = None
         self.extended = False  # the client said EHLO: ESMTP parameters are allowed
         self.envelope = Envelope()
@@ -144,17 +159,18 @@ class ServerConnection:
         """The next event, :data:`NEED_DATA`, or :data:`PAUSED` while a reply is owed."""
         if self._owed is not None or self.tls_pending:
             return PAUSED
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return self._closed(during_data=False) if self._in.eof else NEED_DATA
-        if self.state is State.DATA:
+        if self.state is _DATA:
             return self._next_data_event()
         if self._chunk is not None:
             return self._next_chunk_event()
-        line = self._lines.next_line(self._in)
+        # An empty buffer holds no line (the usual case after a reply): no need to ask.
+        line = self._lines.next_line(self._in) if self._in.data else None
         if line is None:
             if not self._in.eof:
                 return NEED_DATA
-            return self._closed(during_data=self.state is State.BDAT, verb="BDAT")
+            return self._closed(during_data=self.state is _BDAT, verb="BDAT")
         if self._auth_continues:  # RFC 4954 4: a response to our 334, not a command
             error = None
             if line.problem is Problem.TOO_LONG:
@@ -165,7 +181,7 @@ class ServerConnection:
             self._owed, self._owed_event = "AUTH", response
             return response
         event = self._command_event(line.content, line.problem)
-        if isinstance(event, Bdat) and event.size is not None:
+        if event.verb == "BDAT" and isinstance(event, Bdat) and event.size is not None:
             # Read the chunk even when refusing the command: its octets are no commands.
             self._chunk = ChunkReader(event.size, keep=event.error is None)
             self._chunk_event = event
@@ -218,14 +234,17 @@ class ServerConnection:
         if self._closed_seen:
             return NEED_DATA
         self._closed_seen = True
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._data = self._chunk = self._chunk_event = self._chunks = None
         return ConnectionClosed(during_data, verb)
 
     def _command_event(self, raw: bytes, problem: Problem | None) -> Command:
-        line, valid = decode_line(raw)
-        if problem is None and not valid:
-            problem = Problem.BAD_UTF8
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = decode_line(raw)[0]
+            if problem is None:
+                problem = Problem.BAD_UTF8
         if problem is not None:
             verb, argument = split_command(line)
             return Command(verb, hide_credentials(verb, argument), _LINE_PROBLEMS[problem])
@@ -237,6 +256,35 @@ class ServerConnection:
             config.max_message_size,
             utf8="SMTPUTF8" in envelope.mail_params,
         )
+        verb = event.verb
+        if event.__class__ in _CHECKED_APART:
+            sequence_error = self._special_error(event)
+        elif verb in POSITIVE_CODES and (self.state, verb) not in TRANSITIONS:  # not allowed
+            sequence_error = self._sequence_error(verb)
+        else:  # the usual command: in sequence
+            sequence_error = None
+        if (
+            verb == "DATA"
+            and sequence_error is None
+            and (envelope.mail_params.get("BODY") or "").upper() == "BINARYMIME"
+        ):
+            text = "BODY=BINARYMIME: send the message with BDAT, not DATA (RFC 3030 3)"
+            sequence_error = Reply(503, text, "5.5.1")
+        if (
+            sequence_error is None
+            and event.error is None
+            and verb == "RCPT"
+            and config.max_recipients is not None
+            and len(envelope.recipients) >= config.max_recipients
+        ):
+            # RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest later.
+            sequence_error = Reply(452, "Too many recipients", "4.5.3")
+        if sequence_error is not None:
+            event = dataclasses.replace(event, error=sequence_error)
+        return event
+
+    def _special_error(self, event: Command) -> Reply | None:
+        """The sequence error of an unknown command, STARTTLS, AUTH or BDAT, or None."""
         unreadable = isinstance(event, UnknownCommand) or (
             isinstance(event, Bdat) and event.size is None  # its syntax error says more
         )
@@ -247,25 +295,7 @@ class ServerConnection:
             sequence_error = self._auth_error(event)
         if isinstance(event, Bdat) and sequence_error is None and event.error is None:
             sequence_error = self._bdat_error(event)
-        if (
-            event.verb == "DATA"
-            and sequence_error is None
-            and (envelope.mail_params.get("BODY") or "").upper() == "BINARYMIME"
-        ):
-            text = "BODY=BINARYMIME: send the message with BDAT, not DATA (RFC 3030 3)"
-            sequence_error = Reply(503, text, "5.5.1")
-        if (
-            sequence_error is None
-            and event.error is None
-            and event.verb == "RCPT"
-            and config.max_recipients is not None
-            and len(envelope.recipients) >= config.max_recipients
-        ):
-            # RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest later.
-            sequence_error = Reply(452, "Too many recipients", "4.5.3")
-        if sequence_error is not None:
-            event = dataclasses.replace(event, error=sequence_error)
-        return event
+        return sequence_error
 
     def _auth_error(self, event: Auth) -> Reply | None:
         """Why this AUTH cannot start (RFC 4954 4 and 6), or None."""
@@ -292,19 +322,19 @@ class ServerConnection:
         if verb not in POSITIVE_CODES or allowed(self.state, verb):
             return None
         state = self.state
-        if state is State.REFUSED:
+        if state is _REFUSED:
             text = "Service refused at connection: only QUIT is accepted (RFC 5321 3.1)"
         elif verb == "BDAT" and self._chunking_failed:
             text = "An earlier chunk of this transaction failed: chunk discarded; send RSET"
-        elif state is State.BDAT and verb in ("DATA", "RCPT"):
+        elif state is _BDAT and verb in ("DATA", "RCPT"):
             text = f"{verb} after BDAT: the message is being sent in chunks (RFC 3030 2)"
-        elif verb == "MAIL" and state in (State.MAIL, State.RCPT, State.BDAT):
+        elif verb == "MAIL" and state in (_MAIL, _RCPT, _BDAT):
             text = "Nested MAIL command: finish or RSET the current transaction first"
         elif verb == "MAIL":
             text = "Send HELO or EHLO first (RFC 5321 4.1.4)"
         elif verb == "RCPT":
             text = "Need MAIL before RCPT"
-        elif verb in ("DATA", "BDAT") and state is State.MAIL:
+        elif verb in ("DATA", "BDAT") and state is _MAIL:
             # RFC 5321 4.1.1.4 allows 503 or 554 here; 554 says why.
             return Reply(554, "No valid recipients", "5.5.1")
         elif verb in ("DATA", "BDAT"):
@@ -327,7 +357,7 @@ class ServerConnection:
         in effect (advertised, and the client said EHLO) and the reply is not a 3xx, since
         RFC 2034 and RFC 3463 define them only then.
         """
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             raise LocalProtocolError("the connection is closed: nothing more can be sent")
         step = self._owed
         if step is None:
@@ -338,15 +368,18 @@ class ServerConnection:
                 )
             step = "UNSOLICITED"
         elif reply.code < 400:
-            self._check_positive(step, reply)
-        if reply.enhanced and (not self._enhanced_in_effect() or 300 <= reply.code < 400):
+            codes = POSITIVE_CODES.get(step)
+            error = getattr(self._owed_event, "error", None)
+            if codes is None or reply.code not in codes or error is not None:
+                self._check_positive(step, reply)  # raises, saying why
+        if reply.enhanced and (
+            not (self.extended and "ENHANCEDSTATUSCODES" in self.config.extensions)
+            or 300 <= reply.code < 400
+        ):  # the enhanced code is not in effect: the reply goes without it
             reply = Reply(reply.code, reply.text)
         self._apply(step, reply)
         self._out += reply.to_bytes()
         return reply
-
-    def _enhanced_in_effect(self) -> bool:
-        return self.extended and "ENHANCEDSTATUSCODES" in self.config.extensions
 
     def _check_positive(self, step: str, reply: Reply) -> None:
         codes = POSITIVE_CODES.get(step)
@@ -364,7 +397,7 @@ class ServerConnection:
         event, previous = self._owed_event, self.state
         self._owed, self._owed_event = None, None
         if step == "UNSOLICITED":
-            self.state = State.CLOSED
+            self.state = _CLOSED
             return
         if step == "AUTH":
             self._auth_continues = reply.code == 334
@@ -377,7 +410,9 @@ class ServerConnection:
                 self.envelope, self._data, self._chunks = Envelope(), None, None
                 self._chunking_failed = isinstance(event, Bdat)
             return
-        if isinstance(event, StartTls):
+        if step not in _TAKES_EVENT:  # DATA, the final dot, QUIT, RSET ...: nothing to take
+            pass
+        elif isinstance(event, StartTls):
             # RFC 3207 4.2: forget everything the client said, and discard whatever it sent
             # after STARTTLS in plaintext (pipelined commands there are an injection attack,
             # CVE-2011-0411): TLS starts at the byte after this command's line.
@@ -385,20 +420,20 @@ class ServerConnection:
             self._in.data.clear()
             self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
             self.tls_pending = True
-        if isinstance(event, Hello):
+        elif isinstance(event, Hello):
             self.client_domain, self.extended = event.domain, event.extended
-        if isinstance(event, MailFrom):
+        elif isinstance(event, MailFrom):
             self.envelope = Envelope(event.address, event.params)
         elif isinstance(event, RcptTo):
             self.envelope.recipients.append(event.address)
             if event.params:
                 self.envelope.rcpt_params[event.address] = event.params
-        if self.state is State.DATA and previous is not State.DATA:
+        if self.state is _DATA and previous is not _DATA:
             config = self.config
             self._data = DataReader(
                 config.max_text_line, config.max_message_size, config.line_endings
             )
-        elif self.state in (State.READY, State.CONNECTED, State.CLOSED):
+        elif self.state in (_READY, _CONNECTED, _CLOSED):
             self.envelope = Envelope()  # EHLO, RSET, end of data, QUIT: no transaction
             self._data = self._chunks = None
 
@@ -413,7 +448,7 @@ class ServerConnection:
 
         Bytes already queued stay in :meth:`data_to_send`; an unfinished transaction is gone.
         """
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self._owed, self._owed_event = None, None
         self.tls_pending = self._auth_continues = False
         self._closed_seen = True  # the peer's close needs no event of its own now

@@ -119,13 +119,13 @@ class Mailboxes(Policy):
             ("alias", self.aliases),
             ("mailbox", self.mailboxes),
         ):
-            if self._find(table, address) is not None:
+            if table and self._find(table, address) is not None:  # most tables are empty
                 return kind
         return "unknown"
 
     def mailbox_of(self, address: str) -> str | None:
         """The local mailbox (its key) ``address`` delivers to, through an alias, if any."""
-        alias = self._find(self.aliases, address)
+        alias = self._find(self.aliases, address) if self.aliases else None
         target = self.aliases[alias] if alias is not None else address
         return self._find(self.mailboxes, target)
 

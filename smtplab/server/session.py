@@ -26,9 +26,20 @@ from smtplab.protocol.events import (
     Bdat,
     Command,
     ConnectionClosed,
+    DataCommand,
+    Expand,
+    Hello,
+    Help,
+    MailFrom,
     MessageReceived,
+    Noop,
+    Quit,
+    RcptTo,
     Reply,
+    Reset,
     StartTls,
+    UnknownCommand,
+    Verify,
 )
 from smtplab.protocol.server import ServerConfig, ServerConnection
 from smtplab.protocol.states import CONNECT, DATA_END, State
@@ -38,6 +49,14 @@ from smtplab.server.store import Store, StoredMessage, received_header
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing", "4.3.0")
 TOO_MANY_ERRORS = Reply(421, "Too many errors, closing connection", "4.7.0")
 JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP"})
+CLOSED = State.CLOSED  # a module global is looked up faster than an Enum member
+
+#: Command events answered by the error they carry or by the policy, and nothing else.
+#: (Events are built with exactly these classes, so a set lookup by class replaces isinstance.)
+_PLAIN_COMMANDS = frozenset(
+    {Command, Hello, MailFrom, RcptTo, DataCommand, Reset, Verify, Expand, Help, Noop, Quit}
+    | {UnknownCommand}
+)
 
 
 class ServerSession:
@@ -109,22 +128,34 @@ class ServerSession:
         """Answer the complete commands received so far that nothing holds back any more:
         after TLS has started, commands that arrived with the end of the handshake."""
         arrived = self.clock()  # pipelined commands all arrived now (RFC 2920)
+        conn, recorder, counts = self.conn, self.recorder, self._counts
         while True:
-            event = self.conn.next_event()
+            event = conn.next_event()
             if event is NEED_DATA or event is PAUSED:
                 return
-            if isinstance(event, ConnectionClosed):
+            if event.__class__ in _PLAIN_COMMANDS:  # the usual case, checked first
+                assert isinstance(event, Command)
+                verb = event.verb
+                recorder.command(arrived, verb, event.argument)
+                self._commands += 1
+                counts[verb] = counts.get(verb, 0) + 1
+                self._answer(event.error or self._decide(event))
+                if verb in JUNK_COMMANDS and self.junk_limit is not None:
+                    self.junk_commands += 1
+                    if self.junk_commands > self.junk_limit:
+                        self._count_error()
+            elif isinstance(event, ConnectionClosed):
                 text = "client closed the connection"
                 if event.during_data:
                     text += f" during {event.data_verb}: the partial message was discarded"
                 self._record_close("client", text)
                 return
-            if isinstance(event, MessageReceived):
-                self.recorder.data(arrived, event.content, event.size, event.line_count)
+            elif isinstance(event, MessageReceived):
+                recorder.data(arrived, event.content, event.size, event.line_count)
                 self._count(DATA_END)
                 self._answer(self._message_reply(event))
             elif isinstance(event, Bdat):
-                self.recorder.chunk(arrived, event.argument, event.size or 0, event.chunk)
+                recorder.chunk(arrived, event.argument, event.size or 0, event.chunk)
                 self._commands += 1
                 self._count(event.verb)
                 if event.error is not None:
@@ -135,14 +166,14 @@ class ServerSession:
                 else:
                     self._answer(self._decide(event))
             elif isinstance(event, AuthResponse):
-                self.recorder.command(arrived, "AUTH", "***")  # credentials never recorded
+                recorder.command(arrived, "AUTH", "***")  # credentials never recorded
                 if event.error is not None:
                     self._sasl = None
                     self._answer(event.error)
                 else:
                     self._answer(self._auth_step(event.line))
             elif isinstance(event, Auth):
-                self.recorder.command(arrived, event.verb, event.argument)
+                recorder.command(arrived, event.verb, event.argument)
                 self._commands += 1
                 self._count(event.verb)
                 if event.error is not None:
@@ -150,18 +181,13 @@ class ServerSession:
                 else:
                     self._sasl = SaslServer(event.mechanism)
                     self._answer(self._auth_step(event.initial))
-            elif isinstance(event, Command):
-                self.recorder.command(arrived, event.verb, event.argument)
+            elif isinstance(event, StartTls):
+                recorder.command(arrived, event.verb, event.argument)
                 self._commands += 1
                 self._count(event.verb)
-                if isinstance(event, StartTls):
-                    self.user = None  # RFC 3207 4.2: forgotten with everything else
+                self.user = None  # RFC 3207 4.2: forgotten with everything else
                 self._answer(event.error or self._decide(event))
-                if event.verb in JUNK_COMMANDS and self.junk_limit is not None:
-                    self.junk_commands += 1
-                    if self.junk_commands > self.junk_limit:
-                        self._count_error()
-            if self.conn.state is State.CLOSED:
+            if conn.state is CLOSED:
                 self._record_close("server")
                 return
 
@@ -226,6 +252,8 @@ class ServerSession:
                 decision = self.policy.on_connect(self._context())
             else:
                 decision = self.policy.reply_for(self._context(), event)
+            if decision.__class__ is Reply:  # the usual decision: nothing to check
+                return decision
             return _validated(decision)
         except Exception as exc:  # a bug in a policy must not kill the session
             self.errors.append("".join(traceback.format_exception_only(exc)).strip())
@@ -305,6 +333,9 @@ class ServerSession:
 
     def _answer(self, decision: Decision) -> None:
         """Carry out a decision: reply, reply after a delay, or drop the connection."""
+        if decision.__class__ is Reply:  # the usual decision
+            self._reply(decision)  # type: ignore[arg-type]
+            return
         if isinstance(decision, Drop):
             self.conn.close()
             note = f" ({decision.note})" if decision.note else ""
