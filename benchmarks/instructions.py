@@ -2,9 +2,9 @@
 
 Wall-clock rates on a shared or virtual machine swing by 30% from one run to the next, more
 than most single optimisations change them. Counting the CPU instructions a transaction
-executes (valgrind's callgrind tool) gives the same number every run, so two versions of the
-code can be compared reliably. It is a gauge for tuning, not a speed: the rates that count are
-``inprocess.py``'s.
+executes (valgrind's callgrind tool, with a fixed ``PYTHONHASHSEED``) gives nearly the same
+number every run, so two versions of the code can be compared reliably. It is a gauge for
+tuning, not a speed: the rates that count are ``inprocess.py``'s.
 
 The transaction is ``inprocess.py``'s (connect, EHLO, MAIL, RCPT, DATA, 1 KB message, QUIT).
 Three child runs are counted: ``0`` and ``N`` transactions without a DataFrame, and ``N`` with
@@ -22,6 +22,7 @@ Needs ``valgrind`` (Debian: ``apt install valgrind``).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -66,7 +67,10 @@ def count(n: int, build_frame: bool) -> int:
         str(n),
         "frame" if build_frame else "loop",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # A fixed hash seed: string hashing is randomised per process, and set and dict layouts
+    # move the count by about 5% from one run to the next without it.
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or found is None:
         raise SystemExit(f"valgrind run failed:\n{done.stderr[-2000:]}")
