@@ -38,6 +38,7 @@ from smtplab.protocol.client import ClientConnection
 from smtplab.protocol.errors import LocalProtocolError
 from smtplab.protocol.events import Reply, ReplyReceived
 from smtplab.protocol.states import State
+from smtplab.transport.certs import unverified_client_context
 
 
 class AsyncSession:
@@ -122,9 +123,7 @@ class AsyncSession:
         reply = await self._command(lambda conn: conn.starttls())
         if reply.code == 220:
             if context is None:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+                context = unverified_client_context()
             try:
                 await self._writer.start_tls(context, server_hostname=self._host)
             except (ssl.SSLError, OSError) as error:

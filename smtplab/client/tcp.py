@@ -29,6 +29,7 @@ from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
 from smtplab.log.schema import endpoint
 from smtplab.log.wire import WireRecorder
+from smtplab.transport.certs import unverified_client_context
 
 _numbers = itertools.count(1)
 
@@ -109,9 +110,7 @@ class TcpLink:
             raise ConnectionError("the connection is closed")
         context = context or self.tls_context
         if context is None:  # opportunistic, like smtplib: encrypted, not authenticated
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+            context = unverified_client_context()
         try:
             self._sock = context.wrap_socket(self._sock, server_hostname=self.host)
         except (ssl.SSLError, OSError) as error:

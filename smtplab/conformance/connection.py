@@ -20,9 +20,11 @@ from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
 from smtplab.log.schema import endpoint
 from smtplab.log.wire import WireRecorder
+from smtplab.protocol.client import ehlo_extensions
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply
 from smtplab.protocol.replies import ReplyParser
+from smtplab.transport.certs import unverified_client_context
 
 MAX_GARBAGE = 20  # non-reply lines kept as evidence
 #: A command no server knows, sent after a payload: its reply (500 or 502) marks the end of
@@ -148,17 +150,12 @@ class ProbeConnection:
         """EHLO, remembering the extensions the reply lists (keyword -> parameters)."""
         reply = self.command(f"EHLO {name}")
         if reply is not None and reply.code == 250:
-            self.extensions = {}
-            for line in reply.lines[1:]:
-                keyword, _, parameters = line.partition(" ")
-                self.extensions[keyword.upper()] = parameters
+            self.extensions = ehlo_extensions(reply.text)
         return reply
 
     def start_tls(self) -> None:
         """Continue under TLS (after a 220 to STARTTLS); the certificate is not checked."""
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        context = unverified_client_context()
         try:
             self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
         except (ssl.SSLError, OSError) as error:

@@ -244,7 +244,7 @@ class ClientConnection:
             else next_state(self.state, step, reply.code)
         )
         if step == "EHLO" and reply.code == 250:
-            self.extensions = _ehlo_extensions(reply.text)
+            self.extensions = ehlo_extensions(reply.text)
         elif step in ("HELO", "EHLO") or (step == "STARTTLS" and reply.code == 220):
             self.extensions = {}  # after STARTTLS: forgotten, EHLO again (RFC 3207 4.2)
         return ReplyReceived("BDAT" if step == BDAT_LAST else step, reply)
@@ -261,7 +261,7 @@ def _params(params: dict[str, str | None] | None) -> str:
 _EHLO_SEEN: dict[str, dict[str, str]] = {}
 
 
-def _ehlo_extensions(text: str) -> dict[str, str]:
+def ehlo_extensions(text: str) -> dict[str, str]:
     """The keywords of an EHLO reply's ``text`` (the lines after the greeting line)."""
     keywords = _EHLO_SEEN.get(text)
     if keywords is None:

@@ -38,6 +38,15 @@ def server_context(directory: Path | None = None) -> ssl.SSLContext:
     return context
 
 
+def unverified_client_context() -> ssl.SSLContext:
+    """A client-side context that encrypts without checking the server's certificate: what
+    ``smtplib`` does by default (opportunistic TLS), and all a lab's own certificate allows."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _valid_for_a_day(cert: Path) -> bool:
     from cryptography import x509
 
