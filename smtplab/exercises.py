@@ -70,7 +70,8 @@ def review(frame: pd.DataFrame) -> Review:
         findings += _session_findings(session, rows)
     for row in oddities(frame).itertuples(index=False):
         findings.append(Finding(str(row.session), int(row.seq), f"{row.detail} ({row.rfc})"))
-    findings.sort(key=lambda f: (_order(frame, f.session), f.seq))
+    order = {name: i for i, name in enumerate(dict.fromkeys(frame["session"].astype(str)))}
+    findings.sort(key=lambda f: (order.get(f.session, len(order)), f.seq))
     return Review(findings)
 
 
@@ -157,11 +158,6 @@ def _wire(row: Any) -> str:
     if isinstance(row.enhanced, str):
         parts.append(row.enhanced)
     return " ".join(parts) or "nothing"
-
-
-def _order(frame: pd.DataFrame, session: str) -> int:
-    names = list(dict.fromkeys(frame["session"].astype(str)))
-    return names.index(session) if session in names else len(names)
 
 
 @dataclass(frozen=True)

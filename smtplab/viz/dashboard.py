@@ -30,6 +30,11 @@ class Dashboard(widgets.VBox):
             raise ValueError("the transcript has no rows: nothing to show")
         self.frame = frame
         self.summary = sessions(frame)
+        replies = frame[(frame["kind"] == "reply").to_numpy()]
+        classes = np.asarray(reply_classes(replies["code"]).astype(object))
+        names = replies["session"].astype(str).to_numpy()
+        # Which sessions got a reply of each class: computed once, not on every click.
+        self._with_class = {cls: pd.Index(np.unique(names[classes == cls])) for cls in CLASSES}
         self.hosts = _hosts(self.summary["client"])
         starts = self.summary["start"].dropna()
         self.times = _time_steps(starts)
@@ -73,7 +78,7 @@ class Dashboard(widgets.VBox):
             keep &= (start.isna() | ((start >= low) & (start < high_edge))).to_numpy()
         keep &= (self.hosts.isna() | self.hosts.isin(self.clients.value)).to_numpy()
         if self.classes.value != "all":
-            keep &= table.index.isin(self._sessions_with_class(self.classes.value))
+            keep &= table.index.isin(self._with_class[self.classes.value])
         return table[keep]
 
     def filtered(self) -> pd.DataFrame:
@@ -106,11 +111,6 @@ class Dashboard(widgets.VBox):
         self.figure.value = png(figure)
         columns = ["source", "client", "start", "duration", "commands", "errors", "outcome"]
         self.table.value = table_html(chosen[[*columns, "fingerprint"]], max_rows=25, index=True)
-
-    def _sessions_with_class(self, cls: str) -> pd.Index:
-        replies = self.frame[(self.frame["kind"] == "reply").to_numpy()]
-        classes = np.asarray(reply_classes(replies["code"]).astype(object))
-        return pd.Index(replies["session"][classes == cls].astype(str).unique())
 
 
 def _hosts(endpoints: pd.Series) -> pd.Series:
