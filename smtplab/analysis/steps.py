@@ -86,10 +86,7 @@ class Verbs:
 
 def is_verb(column: pd.Series, *verbs: str) -> np.ndarray:
     """Which rows of a ``verb`` (or ``kind``) column are one of ``verbs``; fast on categories."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        wanted = [i for i, name in enumerate(column.cat.categories) if name in verbs]
-        return np.isin(column.cat.codes.to_numpy(), wanted)
-    return np.isin(column.to_numpy(dtype=object), verbs)
+    return Verbs(column)(*verbs)
 
 
 def last_chunks(step: pd.DataFrame) -> np.ndarray:

@@ -16,7 +16,7 @@ from smtplab.client.session import Session
 from smtplab.lab import Lab
 from smtplab.protocol.events import Reply
 from smtplab.scenarios import scenario, scenarios
-from smtplab.viz.render import figure_png, table_html, text_html
+from smtplab.viz.render import figure_png, known, table_html, text_html
 from smtplab.viz.sequence import diagram_size, sequence_diagram
 
 DEFAULT = "basic"
@@ -98,7 +98,7 @@ class Console(widgets.VBox):
         mine = frame["session"].astype(str) == self.session.name
         rows = frame[mine.to_numpy() & (frame["kind"] == "reply").to_numpy()]
         return [
-            " ".join(str(part) for part in (r.code, r.enhanced, r.text) if _known(part))
+            " ".join(str(part) for part in (r.code, r.enhanced, r.text) if known(part))
             for r in rows.itertuples()
         ]
 
@@ -141,7 +141,3 @@ class Console(widgets.VBox):
 
 def _greeting(reply: Reply | None) -> str:
     return f"S: {reply}" if reply else "(the server closed the connection without a greeting)"
-
-
-def _known(value: object) -> bool:
-    return isinstance(value, str) or (value is not None and not pd.isna(value))  # type: ignore[call-overload]

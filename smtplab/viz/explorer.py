@@ -8,15 +8,14 @@ child widgets' values (PNG bytes of the diagram, HTML of the table).
 
 from __future__ import annotations
 
-from typing import Any
-
 import ipywidgets as widgets
 import pandas as pd
 
 from smtplab.analysis.sessions import sessions
+from smtplab.analysis.steps import in_protocol_order, steps
 from smtplab.protocol.codes import explain
 from smtplab.protocol.command_catalogue import describe_command
-from smtplab.viz.render import figure_png, table_html, text_html
+from smtplab.viz.render import figure_png, known, table_html, text_html
 from smtplab.viz.sequence import diagram_size, sequence_diagram, session_rows
 from smtplab.viz.states import path_of
 
@@ -121,32 +120,26 @@ class StepPlayer(widgets.VBox):
         head = f"Row {position + 1} of {len(self.rows)} ({row['sender']}, {row['kind']})"
         if row["kind"] == "reply" and pd.notna(row["code"]):
             # The first line carries the meaning; the rest (EHLO's keywords) is listed after.
-            first, _, rest = (row["text"] if _known(row["text"]) else "").partition("\n")
+            first, _, rest = (row["text"] if known(row["text"]) else "").partition("\n")
             wire = " ".join(
-                str(part) for part in (row["code"], row["enhanced"], first) if _known(part)
+                str(part) for part in (row["code"], row["enhanced"], first) if known(part)
             )
             more = f"\n  Further lines: {rest.replace(chr(10), ', ')}" if rest else ""
             return f"{head}: answers {row['verb']}\n{explain(wire)}{more}{where}"
         if row["kind"] in ("command", "connect", "data"):
-            verb = str(row["verb"]) if _known(row["verb"]) else "CONNECT"
-            argument = f" {row['argument']}" if _known(row["argument"]) else ""
+            verb = str(row["verb"]) if known(row["verb"]) else "CONNECT"
+            argument = f" {row['argument']}" if known(row["argument"]) else ""
             return f"{head}: {verb}{argument}\n{describe_command(verb)}{where}"
-        text = row["text"] if _known(row["text"]) else ""
+        text = row["text"] if known(row["text"]) else ""
         return f"{head}: {text}".rstrip(": ")
-
-
-def _known(value: Any) -> bool:
-    return value is not None and not (not isinstance(value, str) and pd.isna(value))
 
 
 def _states_by_seq(frame: pd.DataFrame, session: str) -> dict[int, str]:
     """The state the session is in after each reply, by the reply's seq."""
-    from smtplab.analysis.steps import steps
-
-    table = steps(frame)
-    table = table[table["session"].astype(str) == session]
+    mine = frame[(frame["session"].astype(str) == session).to_numpy()]  # not the whole frame
+    table = in_protocol_order(steps(mine))  # the order path_of walks
     states: dict[int, str] = {}
-    for (_, row), (_, _, after) in zip(table.iterrows(), path_of(frame, session), strict=False):
+    for (_, row), (_, _, after) in zip(table.iterrows(), path_of(mine, session), strict=False):
         if pd.notna(row["reply_seq"]):
             states[int(row["reply_seq"])] = after.value
     return states

@@ -30,6 +30,11 @@ def figure_png(draw: Callable[[Axes], Any], size: tuple[float, float] | None = N
     return png(figure)
 
 
+def known(value: Any) -> bool:
+    """Whether a cell holds a value (not None, NaN, NA or NaT)."""
+    return isinstance(value, str) or (value is not None and not pd.isna(value))
+
+
 def table_html(frame: pd.DataFrame, max_rows: int = 30, index: bool = False) -> str:
     """A compact HTML table (escaped) of the first ``max_rows`` rows."""
     shown = frame.head(max_rows)

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from smtplab.analysis.steps import steps
+from smtplab.viz.render import known
 from smtplab.viz.style import CLASS_COLOURS, COMMAND, colour_of, new_axes, shorten
 
 CLIENT_X, SERVER_X = 2.7, 8.6
@@ -142,9 +143,7 @@ def _unit(ax: Axes, y: int, row: pd.Series, alpha: float) -> None:
         )
         more = rest.count("\n") + 1 if rest else 0
         label = " ".join(
-            str(part)
-            for part in (row["code"], row["enhanced"], first_line)
-            if isinstance(part, str) or (part is not None and not pd.isna(part))
+            str(part) for part in (row["code"], row["enhanced"], first_line) if known(part)
         )
         label = shorten(label, LABEL_WIDTH - (12 if more else 0))
         if more:
