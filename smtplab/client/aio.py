@@ -228,7 +228,7 @@ class AsyncSession:
             else:
                 self._wire.sent(out, time.time())
         replies: list[Reply] = []
-        while self.conn.waiting and not self._closed:
+        while self.conn.expects_reply and not self._closed:
             data = await self._read()
             replies += take_replies(self.conn, data, self._closed, self.history)
         if self.conn.state is State.CLOSED and not self._closed:

@@ -235,7 +235,7 @@ class Session:
         conn, link = self.conn, self._link
         closed = link.closed  # asked once per read: only reading can change it
         replies = take_replies(conn, data, closed, self.history)
-        while not closed and conn.waiting:
+        while not closed and conn.expects_reply:
             more = link.read()
             if not more:
                 break
@@ -251,6 +251,11 @@ def take_replies(
 ) -> list[Reply]:
     """Feed the server's ``data`` (and its close, if ``closed``) to ``conn``; the complete
     replies it held, each also appended to ``history``."""
+    if data and not closed:
+        event = conn.receive_reply(data)  # the usual case: one reply, read before
+        if event is not None:
+            history.append(event)
+            return [event.reply]
     if data:
         conn.receive_data(data)
     if closed:

@@ -23,21 +23,25 @@ from collections import deque
 
 from smtplab.protocol.chunking import bdat_line, parse_bdat
 from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
-from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Event, ReplyReceived
+from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Event, Reply, ReplyReceived
 from smtplab.protocol.framing import dot_stuff
-from smtplab.protocol.replies import ReplyParser
+from smtplab.protocol.replies import ReplyParser, known_reply
 from smtplab.protocol.states import (
     BDAT_LAST,
     CONNECT,
     DATA_END,
+    ON_REFUSAL,
     POSITIVE_CODES,
     TRANSITIONS,
     State,
-    next_state,
     sequence_hint,
 )
 
-_GREETING = State.GREETING  # a module global is looked up faster than an Enum member
+# Module globals are looked up faster than Enum members.
+_GREETING, _CLOSED = State.GREETING, State.CLOSED
+
+# Steps whose reply changes the extensions the client knows of.
+_CHANGES_EXTENSIONS = frozenset({"EHLO", "HELO", "STARTTLS"})
 
 #: Commands whose reply changes what the client may do next: each must end a pipelined group
 #: (RFC 2920 3.1). The greeting is waited for too (RFC 5321 3.1).
@@ -186,6 +190,11 @@ class ClientConnection:
         """The steps sent whose replies have not arrived yet, oldest first."""
         return tuple(self._waiting)
 
+    @property
+    def expects_reply(self) -> bool:
+        """Some command sent (or the greeting) still waits for its reply."""
+        return bool(self._waiting)
+
     def savepoint(self) -> tuple[int, int]:
         """Where the outgoing queue stands, for :meth:`rollback`."""
         return len(self._out), len(self._waiting)
@@ -220,33 +229,53 @@ class ClientConnection:
             if self._eof and not self._closed_seen:
                 self._closed_seen = True
                 during_data = self.state is State.DATA
-                self.state = State.CLOSED
+                self.state = _CLOSED
                 return ConnectionClosed(during_data=during_data)
             return NEED_DATA
+        return self._answered(reply)
+
+    def receive_reply(self, data: bytes) -> ReplyReceived | None:
+        """The usual case in one step: ``data`` is exactly one reply this client has read
+        before (a server says its greeting, EHLO reply, 354 and 221 every time), answering
+        the oldest waiting command. Then its event; otherwise ``None``, nothing taken, and
+        ``data`` goes to :meth:`receive_data` as usual."""
+        if not self._waiting or self._parser.pending:
+            return None
+        reply = known_reply(data)
+        return None if reply is None else self._answered(reply)
+
+    def _answered(self, reply: Reply) -> ReplyReceived:
+        """Pair ``reply`` with the oldest waiting command and move the state on."""
         if self._waiting:
             step = self._waiting.popleft()
         elif reply.code == 421 or self._raw:
             step = "UNSOLICITED"  # a server may say 421 and close at any time (RFC 5321 3.8)
         else:
             raise RemoteProtocolError(f"reply '{reply}' arrived when no command was waiting")
-        if reply.code < 400 and step in POSITIVE_CODES and reply.code not in POSITIVE_CODES[step]:
-            # e.g. 250 to DATA: going on would send the message as commands (RFC 5321 4.3.2).
-            self._waiting.clear()
-            self.state = State.CLOSED
-            raise RemoteProtocolError(
-                f"'{reply}' cannot answer {step}; RFC 5321 4.3.2 allows "
-                + ", ".join(map(str, sorted(POSITIVE_CODES[step])))
-                + " or an error reply"
-            )
-        self.state = (
-            State.CLOSED
-            if step == "UNSOLICITED" and reply.code == 421
-            else next_state(self.state, step, reply.code)
-        )
-        if step == "EHLO" and reply.code == 250:
-            self.extensions = ehlo_extensions(reply.text)
-        elif step in ("HELO", "EHLO") or (step == "STARTTLS" and reply.code == 220):
-            self.extensions = {}  # after STARTTLS: forgotten, EHLO again (RFC 3207 4.2)
+        code, state = reply.code, self.state
+        if code < 400:
+            codes = POSITIVE_CODES.get(step)
+            if codes is not None and code not in codes:
+                # e.g. 250 to DATA: going on would send the message as commands (4.3.2).
+                self._waiting.clear()
+                self.state = _CLOSED
+                raise RemoteProtocolError(
+                    f"'{reply}' cannot answer {step}; RFC 5321 4.3.2 allows "
+                    + ", ".join(map(str, sorted(codes)))
+                    + " or an error reply"
+                )
+        # next_state(state, step, code), spelled out: this runs for every reply.
+        if code == 221 or code == 421:
+            self.state = _CLOSED
+        elif code < 400:
+            self.state = TRANSITIONS.get((state, step), state)
+        else:
+            self.state = ON_REFUSAL.get((state, step), state)
+        if step in _CHANGES_EXTENSIONS:
+            if step == "EHLO" and code == 250:
+                self.extensions = ehlo_extensions(reply.text)
+            elif step != "STARTTLS" or code == 220:
+                self.extensions = {}  # after STARTTLS: forgotten, EHLO again (RFC 3207 4.2)
         return ReplyReceived("BDAT" if step == BDAT_LAST else step, reply)
 
 

@@ -100,6 +100,11 @@ class ReplyParser:
                 raise RemoteProtocolError(f"reply of more than {MAX_REPLY_LINES} lines")
 
 
+def known_reply(raw: bytes) -> Reply | None:
+    """The reply ``raw`` is, if exactly these bytes were parsed as one reply before."""
+    return _PARSED.get(raw)
+
+
 def _whole_reply(raw: bytes) -> Reply | None:
     """The reply ``raw`` is, if it is exactly one well-formed reply (then remembered)."""
     match = _WHOLE_REPLY.fullmatch(raw)
