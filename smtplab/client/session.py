@@ -214,7 +214,15 @@ class Session:
         link, conn = self._link, self.conn
         if link.closed or conn.state is CLOSED:
             self._check_open()  # raises
-        replies = self._collect(link.exchange(conn.data_to_send()))
+        data = link.exchange(conn.data_to_send())
+        known = conn.receive_reply(data) if data and not link.closed else None
+        if known is None:
+            replies = self._collect(data)
+        else:  # the usual case, in one step: the one reply owed, read before
+            self.history.append(known)
+            replies = [known.reply]
+            if conn.expects_reply or conn.state is CLOSED:
+                replies += self._collect(b"")  # read on (after send_raw), or hang up
         if not replies:
             raise LocalProtocolError("the server closed the connection without replying")
         # The first reply answers the command; any after it are unsolicited (a 421 closing
@@ -252,10 +260,10 @@ def take_replies(
     """Feed the server's ``data`` (and its close, if ``closed``) to ``conn``; the complete
     replies it held, each also appended to ``history``."""
     if data and not closed:
-        event = conn.receive_reply(data)  # the usual case: one reply, read before
-        if event is not None:
-            history.append(event)
-            return [event.reply]
+        known = conn.receive_reply(data)  # the usual case: one reply, read before
+        if known is not None:
+            history.append(known)
+            return [known.reply]
     if data:
         conn.receive_data(data)
     if closed:

@@ -6,9 +6,10 @@ logic that obeys them is :mod:`smtplab.protocol.server`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
+from smtplab.protocol.events import Command
 from smtplab.protocol.framing import LineEndings
 
 DEFAULT_EXTENSIONS = frozenset(
@@ -36,6 +37,11 @@ class ServerConfig:
     # auth_without_tls says a plaintext lab may (RFC 4954 4 warns against it).
     auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
     auth_without_tls: bool = False
+    # Not a setting: the command lines that connections with these settings parsed, shared
+    # by them (see smtplab.protocol.server). Out of __init__, ==, hash and repr.
+    parsed_commands: dict[tuple[bytes, bool, bool], Command] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.line_endings, LineEndings):

@@ -43,14 +43,21 @@ from smtplab.protocol.events import (
     Bdat,
     Command,
     ConnectionClosed,
+    DataCommand,
     Event,
+    Expand,
     Hello,
+    Help,
     MailFrom,
     MessageReceived,
+    Noop,
+    Quit,
     RcptTo,
     Reply,
+    Reset,
     StartTls,
     UnknownCommand,
+    Verify,
 )
 from smtplab.protocol.framing import (
     CommandLineReader,
@@ -62,11 +69,11 @@ from smtplab.protocol.states import (
     BDAT_LAST,
     CONNECT,
     DATA_END,
+    ON_REFUSAL,
     POSITIVE_CODES,
     TRANSITIONS,
     State,
     allowed,
-    next_state,
 )
 
 # The states as module globals: looked up faster than Enum members (State.X goes through the
@@ -105,9 +112,28 @@ _FRESH_START = frozenset({"MAIL", "RSET", "EHLO", "HELO", "STARTTLS"})
 # the state, so their events need no closer look.
 _TAKES_EVENT = frozenset({"EHLO", "HELO", "MAIL", "RCPT", "STARTTLS"})
 
+# Parsed command lines worth remembering: the same lines come again and again (EHLO with
+# the client's name, DATA, QUIT, a sender's MAIL), and their events are immutable. Not
+# AUTH (its line holds credentials) nor unknown commands (anything at all).
+_REMEMBERED = frozenset(
+    {Hello, MailFrom, RcptTo, DataCommand, Reset, Verify, Expand, Help, Noop, Quit}
+)
+_PARSED_LIMIT = 1024  # lines remembered per configuration; forgotten all at once when full
+
+
+def remember(parsed: dict[tuple[bytes, bool, bool], Command], key: tuple, event: Command) -> None:
+    if len(parsed) >= _PARSED_LIMIT:
+        parsed.clear()
+    parsed[key] = event
+
+
 # Command events with sequence checks of their own (see _special_error). parse_command builds
 # events of exactly these classes, so a set lookup by class stands in for isinstance.
 _CHECKED_APART = frozenset({UnknownCommand, StartTls, Auth, Bdat})
+
+
+#: What a reply is owed to: a command, a response in an AUTH exchange, or a message.
+OwedEvent = Command | AuthResponse | MessageReceived
 
 
 @dataclass(slots=True)
@@ -129,8 +155,12 @@ class ServerConnection:
         self.state = _GREETING
         self.client_domain: str | None = None
         self.extended = False  # the client said EHLO: ESMTP parameters are allowed
+        self._offers_enhanced = "ENHANCEDSTATUSCODES" in self.config.extensions
         self.envelope = Envelope()
         self._in = InputBuffer()
+        # Command lines parsed before, shared by the connections of one configuration: a
+        # parse depends on the line, the configuration, EHLO and SMTPUTF8 only (see below).
+        self._parsed = self.config.parsed_commands
         self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
         self._data: DataReader | None = None
         # BDAT (RFC 3030): the chunk being read, its command, and the chunks accepted so far.
@@ -140,7 +170,7 @@ class ServerConnection:
         self._chunking_failed = False  # a chunk of this transaction was refused: RSET first
         self._out = bytearray()
         self._owed: str | None = CONNECT  # the step whose reply is owed, if any
-        self._owed_event: Event | None = None
+        self._owed_event: OwedEvent | None = None
         self._closed_seen = False
         # STARTTLS (RFC 3207): ``tls_pending`` from the 220 until the driver has switched the
         # transport to TLS and called :meth:`tls_started`; no plaintext is read meanwhile.
@@ -239,23 +269,28 @@ class ServerConnection:
         return ConnectionClosed(during_data, verb)
 
     def _command_event(self, raw: bytes, problem: Problem | None) -> Command:
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            line = decode_line(raw)[0]
-            if problem is None:
-                problem = Problem.BAD_UTF8
-        if problem is not None:
-            verb, argument = split_command(line)
+        envelope = self.envelope
+        event = None
+        if problem is None:
+            utf8 = "SMTPUTF8" in envelope.mail_params
+            key = (raw, self.extended, utf8)
+            event = self._parsed.get(key)
+            if event is None:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    problem = Problem.BAD_UTF8
+                else:
+                    config = self.config
+                    event = parse_command(
+                        line, config.extensions, self.extended, config.max_message_size, utf8
+                    )
+                    if event.__class__ in _REMEMBERED:
+                        remember(self._parsed, key, event)
+        if event is None:
+            assert problem is not None
+            verb, argument = split_command(decode_line(raw)[0])
             return Command(verb, hide_credentials(verb, argument), _LINE_PROBLEMS[problem])
-        config, envelope = self.config, self.envelope
-        event = parse_command(
-            line,
-            config.extensions,
-            self.extended,
-            config.max_message_size,
-            utf8="SMTPUTF8" in envelope.mail_params,
-        )
         verb = event.verb
         if event.__class__ in _CHECKED_APART:
             sequence_error = self._special_error(event)
@@ -274,8 +309,8 @@ class ServerConnection:
             sequence_error is None
             and event.error is None
             and verb == "RCPT"
-            and config.max_recipients is not None
-            and len(envelope.recipients) >= config.max_recipients
+            and self.config.max_recipients is not None
+            and len(envelope.recipients) >= self.config.max_recipients
         ):
             # RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest later.
             sequence_error = Reply(452, "Too many recipients", "4.5.3")
@@ -346,7 +381,7 @@ class ServerConnection:
     # -- output -----------------------------------------------------------------------------
 
     @property
-    def owed(self) -> Event | None:
+    def owed(self) -> OwedEvent | None:
         """The command event (or message) awaiting a reply, if any."""
         return self._owed_event
 
@@ -359,25 +394,24 @@ class ServerConnection:
         """
         if self.state is _CLOSED:
             raise LocalProtocolError("the connection is closed: nothing more can be sent")
-        step = self._owed
+        step, code = self._owed, reply.code
         if step is None:
-            if reply.code != 421:
+            if code != 421:
                 raise LocalProtocolError(
                     f"no command is waiting for a reply; only 421 may be sent unprompted, "
-                    f"not {reply.code} (RFC 5321 3.8)"
+                    f"not {code} (RFC 5321 3.8)"
                 )
             step = "UNSOLICITED"
-        elif reply.code < 400:
+        elif code < 400:
             codes = POSITIVE_CODES.get(step)
-            error = getattr(self._owed_event, "error", None)
-            if codes is None or reply.code not in codes or error is not None:
+            owed = self._owed_event
+            if codes is None or code not in codes or (owed is not None and owed.error is not None):
                 self._check_positive(step, reply)  # raises, saying why
         if reply.enhanced and (
-            not (self.extended and "ENHANCEDSTATUSCODES" in self.config.extensions)
-            or 300 <= reply.code < 400
+            not (self.extended and self._offers_enhanced) or 300 <= code < 400
         ):  # the enhanced code is not in effect: the reply goes without it
-            reply = Reply(reply.code, reply.text)
-        self._apply(step, reply)
+            reply = Reply(code, reply.text)
+        self._apply(step, code)
         self._out += reply.to_bytes()
         return reply
 
@@ -393,26 +427,40 @@ class ServerConnection:
                 f"not accepting it with {reply.code}"
             )
 
-    def _apply(self, step: str, reply: Reply) -> None:
+    def _apply(self, step: str, code: int) -> None:
+        """Move on after ``step`` was answered with ``code`` (RFC 5321 4.1.4, 3.3)."""
         event, previous = self._owed_event, self.state
-        self._owed, self._owed_event = None, None
+        self._owed = self._owed_event = None
         if step == "UNSOLICITED":
             self.state = _CLOSED
             return
         if step == "AUTH":
-            self._auth_continues = reply.code == 334
-            self.authenticated = self.authenticated or reply.code == 235
-        self.state = next_state(previous, step, reply.code)
-        if reply.code < 400 and step in _FRESH_START:
-            self._chunking_failed = False
-        if reply.code >= 400:
-            if self.state is not previous:  # a refused final dot, a 421: no transaction left
+            self._auth_continues = code == 334
+            self.authenticated = self.authenticated or code == 235
+        if code >= 400:
+            state = self.state = (
+                _CLOSED if code == 421 else ON_REFUSAL.get((previous, step), previous)
+            )
+            if state is not previous:  # a refused final dot, a 421: no transaction left
                 self.envelope, self._data, self._chunks = Envelope(), None, None
                 self._chunking_failed = isinstance(event, Bdat)
             return
+        # Accepted: next_state(previous, step, code), spelled out, as this runs for every reply.
+        state = self.state = _CLOSED if code == 221 else TRANSITIONS.get((previous, step), previous)
+        if step in _FRESH_START:
+            self._chunking_failed = False
         if step not in _TAKES_EVENT:  # DATA, the final dot, QUIT, RSET ...: nothing to take
             pass
-        elif isinstance(event, StartTls):
+        elif step == "MAIL":
+            assert isinstance(event, MailFrom)
+            # Copies: an event may be shared (see _command_event), the envelope changes.
+            self.envelope = Envelope(event.address, dict(event.params))
+        elif step == "RCPT":
+            assert isinstance(event, RcptTo)
+            self.envelope.recipients.append(event.address)
+            if event.params:
+                self.envelope.rcpt_params[event.address] = dict(event.params)
+        elif step == "STARTTLS":
             # RFC 3207 4.2: forget everything the client said, and discard whatever it sent
             # after STARTTLS in plaintext (pipelined commands there are an injection attack,
             # CVE-2011-0411): TLS starts at the byte after this command's line.
@@ -420,20 +468,16 @@ class ServerConnection:
             self._in.data.clear()
             self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
             self.tls_pending = True
-        elif isinstance(event, Hello):
+        else:  # EHLO, HELO
+            assert isinstance(event, Hello)
             self.client_domain, self.extended = event.domain, event.extended
-        elif isinstance(event, MailFrom):
-            self.envelope = Envelope(event.address, event.params)
-        elif isinstance(event, RcptTo):
-            self.envelope.recipients.append(event.address)
-            if event.params:
-                self.envelope.rcpt_params[event.address] = event.params
-        if self.state is _DATA and previous is not _DATA:
-            config = self.config
-            self._data = DataReader(
-                config.max_text_line, config.max_message_size, config.line_endings
-            )
-        elif self.state in (_READY, _CONNECTED, _CLOSED):
+        if state is _DATA:
+            if previous is not _DATA:
+                config = self.config
+                self._data = DataReader(
+                    config.max_text_line, config.max_message_size, config.line_endings
+                )
+        elif state is _READY or state is _CONNECTED or state is _CLOSED:
             self.envelope = Envelope()  # EHLO, RSET, end of data, QUIT: no transaction
             self._data = self._chunks = None
 

@@ -104,7 +104,7 @@ class ServerSession:
 
     @property
     def closed(self) -> bool:
-        return self.conn.state is State.CLOSED
+        return self.conn.state is CLOSED
 
     def start(self) -> None:
         """Record the connection and send the greeting."""

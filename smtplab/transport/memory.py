@@ -89,11 +89,14 @@ class InProcessLink:
 
     def exchange(self, data: bytes) -> bytes:
         """Send ``data`` to the server; return what it sent back."""
-        server = self.server
+        server, clock = self.server, self.clock
         if data and not server.closed:
-            self.clock.advance_ns(self._delay_ns)
+            clock._ns += self._delay_ns  # advance_ns, inlined: twice per command
             server.receive(data)
-        return self._from_server()
+        out = server.data_to_send()
+        if out:
+            clock._ns += self._delay_ns
+        return out
 
     def read(self) -> bytes:
         """Anything more the server sent (in-process it answers at once: usually nothing)."""
