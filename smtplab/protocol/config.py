@@ -7,7 +7,6 @@ logic that obeys them is :mod:`smtplab.protocol.server`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from smtplab.protocol.events import Command
 from smtplab.protocol.framing import LineEndings
@@ -37,8 +36,10 @@ class ServerConfig:
     # auth_without_tls says a plaintext lab may (RFC 4954 4 warns against it).
     auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
     auth_without_tls: bool = False
-    # Not a setting: the command lines that connections with these settings parsed, shared
-    # by them (see smtplab.protocol.server). Out of __init__, ==, hash and repr.
+    # Not settings, and out of __init__, == and repr: the EHLO keywords, worked out once
+    # (see ehlo_keywords); the command lines that connections with these settings parsed,
+    # shared by them (see smtplab.protocol.server).
+    keywords: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
     parsed_commands: dict[tuple[bytes, bool, bool], Command] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -50,6 +51,7 @@ class ServerConfig:
         if not self.enhanced_status_codes:  # the flag is a shorthand for leaving the keyword out
             extensions -= {"ENHANCEDSTATUSCODES"}
         object.__setattr__(self, "extensions", extensions)
+        object.__setattr__(self, "keywords", _ehlo_keywords(self))
         if self.max_command_line < 512 or self.max_text_line < 1000:
             raise ValueError("RFC 5321 4.5.3.1 requires limits of at least 512 and 1000 octets")
         if "BINARYMIME" in extensions and not {"CHUNKING", "8BITMIME"} <= extensions:
@@ -59,10 +61,9 @@ class ServerConfig:
 
     def ehlo_keywords(self) -> list[str]:
         """The EHLO reply lines after the first, in a stable order (RFC 5321 4.1.1.1)."""
-        return list(_ehlo_keywords(self))
+        return list(self.keywords)
 
 
-@lru_cache(maxsize=32)
 def _ehlo_keywords(config: ServerConfig) -> tuple[str, ...]:
     keywords = []
     for name in sorted(config.extensions):

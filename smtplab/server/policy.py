@@ -16,6 +16,7 @@ a note row in the transcript) or :class:`Drop` (close without replying), which i
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from smtplab.protocol.auth import Credentials
@@ -106,11 +107,12 @@ class Policy:
     def on_hello(self, ctx: Context, event: Hello) -> Decision:
         if not event.extended:
             return Reply(250, ctx.hostname)
-        keywords = ctx.config.ehlo_keywords()
+        config = ctx.config
+        keywords: Collection[str] = config.keywords
         if ctx.tls:  # RFC 3207 4.2: not offered again once TLS is on
             keywords = [k for k in keywords if k != "STARTTLS"]
-        elif not ctx.config.auth_without_tls:  # RFC 4954 4: AUTH only under TLS
-            keywords = [k for k in keywords if not k.startswith("AUTH")]
+        elif "AUTH" in config.extensions and not config.auth_without_tls:
+            keywords = [k for k in keywords if not k.startswith("AUTH")]  # RFC 4954 4: TLS only
         lines = [f"{ctx.hostname} greets {event.domain}", *keywords]
         return Reply(250, "\n".join(lines))
 

@@ -139,7 +139,11 @@ class ServerSession:
                 recorder.command(arrived, verb, event.argument)
                 self._commands += 1
                 counts[verb] = counts.get(verb, 0) + 1
-                self._answer(event.error or self._decide(event))
+                decision = event.error or self._decide(event)
+                if decision.__class__ is Reply:  # the usual decision, carried out at once
+                    self._reply(decision)  # type: ignore[arg-type]
+                else:
+                    self._answer(decision)
                 if verb in JUNK_COMMANDS and self.junk_limit is not None:
                     self.junk_commands += 1
                     if self.junk_commands > self.junk_limit:
