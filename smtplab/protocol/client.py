@@ -25,7 +25,7 @@ from smtplab.protocol.chunking import bdat_line, parse_bdat
 from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
 from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Event, Reply, ReplyReceived
 from smtplab.protocol.framing import dot_stuff
-from smtplab.protocol.replies import ReplyParser, known_reply
+from smtplab.protocol.replies import ReplyParser
 from smtplab.protocol.states import (
     BDAT_LAST,
     CONNECT,
@@ -239,9 +239,7 @@ class ClientConnection:
         before (a server says its greeting, EHLO reply, 354 and 221 every time), answering
         the oldest waiting command. Then its event; otherwise ``None``, nothing taken, and
         ``data`` goes to :meth:`receive_data` as usual."""
-        if not self._waiting or self._parser.pending:
-            return None
-        reply = known_reply(data)
+        reply = self._parser.known(data) if self._waiting else None
         return None if reply is None else self._answered(reply)
 
     def _answered(self, reply: Reply) -> ReplyReceived:

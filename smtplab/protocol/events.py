@@ -86,17 +86,14 @@ class Reply:
             if enhanced:
                 return f"{code} {enhanced} {text}\r\n".encode()
             return f"{code} {text}\r\n".encode()
-        *lines, last = text.split("\n")
-        if enhanced:  # on every line (RFC 2034 4)
-            lines = [f"{enhanced} {line}" if line else enhanced for line in lines]
-            last = f"{enhanced} {last}" if last else enhanced
-        # "250" alone is a complete last line (RFC 5321 4.2); earlier lines keep their hyphen.
-        end = f"{code} {last}\r\n" if last else f"{code}\r\n"
-        if code == 334 and not last and not lines:
-            end = "334 \r\n"  # RFC 4954 4: continue-req is "334" SP [base64], even empty
-        if lines:
-            end = "".join([f"{code}-{line}\r\n" for line in lines]) + end
-        return end.encode()
+        key = (code, text, enhanced)
+        wire = _MULTILINE_WIRE.get(key)
+        if wire is None:
+            wire = _multiline_bytes(code, text, enhanced)
+            if len(_MULTILINE_WIRE) >= 256:
+                _MULTILINE_WIRE.clear()
+            _MULTILINE_WIRE[key] = wire
+        return wire
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
         """Notebooks show a reply as it looks on the wire (IPython's pretty-printer hook)."""
@@ -105,6 +102,25 @@ class Reply:
     def __str__(self) -> str:
         """The reply's lines as sent, without CRLF: ``250-first`` ... ``250 last``."""
         return self.to_bytes().decode("utf-8").replace("\r\n", "\n").rstrip("\n")
+
+
+# The wire form of replies other than one line of text, once formatted (an EHLO reply is the
+# same on every connection), by (code, text, enhanced). Bounded: emptied when full.
+_MULTILINE_WIRE: dict[tuple[int, str, str | None], bytes] = {}
+
+
+def _multiline_bytes(code: int, text: str, enhanced: str | None) -> bytes:
+    *lines, last = text.split("\n")
+    if enhanced:  # on every line (RFC 2034 4)
+        lines = [f"{enhanced} {line}" if line else enhanced for line in lines]
+        last = f"{enhanced} {last}" if last else enhanced
+    # "250" alone is a complete last line (RFC 5321 4.2); earlier lines keep their hyphen.
+    end = f"{code} {last}\r\n" if last else f"{code}\r\n"
+    if code == 334 and not last and not lines:
+        end = "334 \r\n"  # RFC 4954 4: continue-req is "334" SP [base64], even empty
+    if lines:
+        end = "".join([f"{code}-{line}\r\n" for line in lines]) + end
+    return end.encode()
 
 
 class Event:

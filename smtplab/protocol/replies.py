@@ -46,6 +46,13 @@ class ReplyParser:
     def feed(self, data: bytes) -> None:
         self._buffer += data
 
+    def known(self, data: bytes) -> Reply | None:
+        """The reply ``data`` is, when nothing is pending and exactly these bytes were parsed
+        as one reply before; else None, and ``data`` is not taken (feed it)."""
+        if self._buffer or self._lines:
+            return None
+        return _PARSED.get(data)
+
     @property
     def pending(self) -> bool:
         """Part of a reply has been received but not its last line."""
@@ -98,11 +105,6 @@ class ReplyParser:
             lines.append((code, text))
             if len(lines) > MAX_REPLY_LINES:
                 raise RemoteProtocolError(f"reply of more than {MAX_REPLY_LINES} lines")
-
-
-def known_reply(raw: bytes) -> Reply | None:
-    """The reply ``raw`` is, if exactly these bytes were parsed as one reply before."""
-    return _PARSED.get(raw)
 
 
 def _whole_reply(raw: bytes) -> Reply | None:

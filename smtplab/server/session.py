@@ -134,17 +134,17 @@ class ServerSession:
             if event is NEED_DATA or event is PAUSED:
                 return
             if event.__class__ in _PLAIN_COMMANDS:  # the usual case, checked first
-                assert isinstance(event, Command)
-                verb = event.verb
-                recorder.command(arrived, verb, event.argument)
+                command: Command = event  # type: ignore[assignment]  # by its class
+                verb = command.verb
+                recorder.command(arrived, verb, command.argument)
                 self._commands += 1
                 counts[verb] = counts.get(verb, 0) + 1
-                decision = event.error or self._decide(event)
+                decision = command.error or self._decide(command)
                 if decision.__class__ is Reply:  # the usual decision, carried out at once
                     self._reply(decision)  # type: ignore[arg-type]
                 else:
                     self._answer(decision)
-                if verb in JUNK_COMMANDS and self.junk_limit is not None:
+                if self.junk_limit is not None and verb in JUNK_COMMANDS:
                     self.junk_commands += 1
                     if self.junk_commands > self.junk_limit:
                         self._count_error()
