@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from email.message import EmailMessage
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from smtplab.client.sender import SendResult, plain_message, send_message
@@ -176,7 +177,7 @@ class Lab:
 
     def transcript(self) -> Any:
         """Every session of this lab as one transcript DataFrame."""
-        return to_frame(row for recorder in self.recorders for row in recorder.tuples)
+        return to_frame(list(chain.from_iterable(recorder.tuples for recorder in self.recorders)))
 
     @property
     def messages(self) -> list[StoredMessage]:
