@@ -49,3 +49,10 @@ def test_a_value_too_big_for_its_column_is_refused_not_wrapped() -> None:
     # Int16 holds reply codes; 70000 must not silently become 4464.
     with pytest.raises(ValueError, match=r"'code'.*Int16"):
         to_frame([row(code=70_000)])
+
+
+def test_pandas_missing_values_are_missing_too() -> None:
+    """Rows taken back out of a frame (``itertuples``) carry pd.NA, not None."""
+    frame = to_frame([row(seq=0, code=pd.NA, reply_to=pd.NA, tls=pd.NA), row(seq=1, code=250)])
+    assert frame["code"].isna().tolist() == [True, False]
+    assert frame["tls"].isna().tolist() == [True, False]

@@ -73,18 +73,8 @@ def _nullable(name: str, values: list[Any], dtype: str) -> Any:
     """A nullable integer or boolean array from Python values with ``None`` for missing."""
     if dtype == "boolean":
         flags = np.array(values)
-        if flags.dtype == np.bool_:  # the usual column: no value missing
+        if flags.dtype == np.bool_:  # the usual column: all True or False, none missing
             return pd.arrays.BooleanArray(flags, np.zeros(len(flags), dtype=np.bool_))
-    else:
-        # Through float64, where None becomes NaN: several times faster than an object array,
-        # and exact while every number is below 2**53 (checked; else the general way below).
-        floats = np.array(values, dtype="float64")
-        missing = np.isnan(floats)
-        if not len(floats) or np.nanmax(np.abs(floats), initial=0.0) < 2.0**53:
-            floats[missing] = 0
-            numbers = floats.astype(np.int64)
-            if (numbers == floats).all():  # whole numbers only, as the object path demands
-                return nullable_integers(name, numbers, missing, dtype)
     array = np.array(values, dtype=object)
     missing = pd.isna(array)
     array[missing] = 0

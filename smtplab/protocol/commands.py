@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from types import MappingProxyType
 
 from smtplab.protocol import dsn
 from smtplab.protocol.chunking import parse_bdat
@@ -192,7 +193,7 @@ def _parse_mail_or_rcpt(
         utf8 = "SMTPUTF8" in params
     if error is None and not address.isascii() and not utf8:
         error = Reply(553, "Non-ASCII address requires the SMTPUTF8 parameter", "5.6.7")
-    return kind(verb, argument, error, address=address, params=params)
+    return kind(verb, argument, error, address=address, params=MappingProxyType(params))
 
 
 def _split_path(text: str) -> tuple[str, str]:

@@ -6,7 +6,8 @@ logic that obeys them is :mod:`smtplab.protocol.server`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 from smtplab.protocol.events import Command
 from smtplab.protocol.framing import LineEndings
@@ -36,13 +37,12 @@ class ServerConfig:
     # auth_without_tls says a plaintext lab may (RFC 4954 4 warns against it).
     auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
     auth_without_tls: bool = False
-    # Not settings, and out of __init__, == and repr: the EHLO keywords, worked out once
-    # (see ehlo_keywords); the command lines that connections with these settings parsed,
+    # Not settings, so not dataclass fields (out of __init__, ==, hash, repr, asdict and
+    # replace), though set per instance in __post_init__: the EHLO keywords, worked out once
+    # (see ehlo_keywords), and the command lines that connections with these settings parsed,
     # shared by them (see smtplab.protocol.server).
-    keywords: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
-    parsed_commands: dict[tuple[bytes, bool, bool], Command] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
+    keywords: ClassVar[tuple[str, ...]]
+    parsed_commands: ClassVar[dict[tuple[bytes, bool, bool], Command]]
 
     def __post_init__(self) -> None:
         if not isinstance(self.line_endings, LineEndings):
@@ -52,6 +52,7 @@ class ServerConfig:
             extensions -= {"ENHANCEDSTATUSCODES"}
         object.__setattr__(self, "extensions", extensions)
         object.__setattr__(self, "keywords", _ehlo_keywords(self))
+        object.__setattr__(self, "parsed_commands", {})
         if self.max_command_line < 512 or self.max_text_line < 1000:
             raise ValueError("RFC 5321 4.5.3.1 requires limits of at least 512 and 1000 octets")
         if "BINARYMIME" in extensions and not {"CHUNKING", "8BITMIME"} <= extensions:

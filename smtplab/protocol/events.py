@@ -14,6 +14,7 @@ All events are frozen dataclasses, so they can be stored, compared and put in ta
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")  # ASCII digits only (RFC 3463 2)
@@ -160,7 +161,8 @@ class MailFrom(Command):
     """MAIL FROM:<reverse-path> [parameters] (RFC 5321 4.1.1.2). ``address`` is '' for <>."""
 
     address: str = ""
-    params: dict[str, str | None] = field(default_factory=dict)
+    # Read-only, like the event: the server reuses the event of a line it has seen before.
+    params: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ class RcptTo(Command):
     """RCPT TO:<forward-path> [parameters] (RFC 5321 4.1.1.3)."""
 
     address: str = ""
-    params: dict[str, str | None] = field(default_factory=dict)
+    params: Mapping[str, str | None] = field(default_factory=dict)  # read-only, as above
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,19 +45,15 @@ from smtplab.protocol.events import (
     ConnectionClosed,
     DataCommand,
     Event,
-    Expand,
     Hello,
-    Help,
     MailFrom,
     MessageReceived,
-    Noop,
     Quit,
     RcptTo,
     Reply,
     Reset,
     StartTls,
     UnknownCommand,
-    Verify,
 )
 from smtplab.protocol.framing import (
     CommandLineReader,
@@ -112,16 +108,19 @@ _FRESH_START = frozenset({"MAIL", "RSET", "EHLO", "HELO", "STARTTLS"})
 # the state, so their events need no closer look.
 _TAKES_EVENT = frozenset({"EHLO", "HELO", "MAIL", "RCPT", "STARTTLS"})
 
-# Parsed command lines worth remembering: the same lines come again and again (EHLO with
-# the client's name, DATA, QUIT, a sender's MAIL), and their events are immutable. Not
-# AUTH (its line holds credentials) nor unknown commands (anything at all).
-_REMEMBERED = frozenset(
-    {Hello, MailFrom, RcptTo, DataCommand, Reset, Verify, Expand, Help, Noop, Quit}
-)
-_PARSED_LIMIT = 1024  # lines remembered per configuration; forgotten all at once when full
+# Parsed command lines worth remembering: the same lines come again and again (EHLO with the
+# client's name, DATA, QUIT, a sender's MAIL), and their events are immutable (MAIL and RCPT
+# parameters read-only too). Not AUTH (its line holds credentials), nor VRFY, EXPN, HELP,
+# NOOP or unknown commands (any text at all, seldom repeated); short lines only, at most
+# _PARSED_LIMIT of them per configuration, forgotten all at once when full.
+_REMEMBERED = frozenset({Hello, MailFrom, RcptTo, DataCommand, Reset, Quit})
+_PARSED_LIMIT = 1024
+_PARSED_MAX_LINE = 256
 
 
 def remember(parsed: dict[tuple[bytes, bool, bool], Command], key: tuple, event: Command) -> None:
+    if len(key[0]) > _PARSED_MAX_LINE:
+        return
     if len(parsed) >= _PARSED_LIMIT:
         parsed.clear()
     parsed[key] = event

@@ -111,8 +111,8 @@ class Policy:
         keywords: Collection[str] = config.keywords
         if ctx.tls:  # RFC 3207 4.2: not offered again once TLS is on
             keywords = [k for k in keywords if k != "STARTTLS"]
-        elif "AUTH" in config.extensions and not config.auth_without_tls:
-            keywords = [k for k in keywords if not k.startswith("AUTH")]  # RFC 4954 4: TLS only
+        elif not config.auth_without_tls:  # RFC 4954 4: AUTH only under TLS
+            keywords = [k for k in keywords if not k.startswith("AUTH")]
         lines = [f"{ctx.hostname} greets {event.domain}", *keywords]
         return Reply(250, "\n".join(lines))
 
