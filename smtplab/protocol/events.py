@@ -8,7 +8,9 @@ event's ``error`` field holds that reply, and the server must send it or another
 
 A client connection turns received bytes into :class:`ReplyReceived` events.
 
-All events are frozen dataclasses, so they can be stored, compared and put in tables.
+All events are frozen dataclasses, so they can be stored, compared and put in tables. Nothing
+in one can be changed, MAIL and RCPT parameters included (read-only mappings): a server hands
+out the same event again for a command line it has parsed before.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ The connection decides what is *protocol*: framing, syntax, sequence (through th
 :mod:`smtplab.protocol.states`), limits. It puts the reply RFC 5321 requires in the event's
 ``error`` field and refuses (:class:`LocalProtocolError`) to accept such a command. Everything
 else - which mailboxes exist, what text to say - is the caller's (the policy's) decision.
+
+Parsing a line depends on the line, the configuration, EHLO and SMTPUTF8 only, and events are
+immutable, so the events of common short lines are remembered per configuration and handed out
+again (a bounded table, see ``_REMEMBERED``); the sequence checks run on every command.
 """
 
 from __future__ import annotations
