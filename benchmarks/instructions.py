@@ -1,15 +1,18 @@
-"""Instructions per in-process transaction, counted by valgrind: a noise-free tuning gauge.
+"""Instructions per in-process transaction, counted by valgrind: a quieter tuning gauge.
 
 Wall-clock rates on a shared or virtual machine swing by 30% from one run to the next, more
 than most single optimisations change them. Counting the CPU instructions a transaction
-executes (valgrind's callgrind tool, with a fixed ``PYTHONHASHSEED``) gives nearly the same
-number every run, so two versions of the code can be compared reliably. It is a gauge for
-tuning, not a speed: the rates that count are ``inprocess.py``'s.
+executes (valgrind's callgrind tool, with a fixed ``PYTHONHASHSEED``) varies far less, so two
+versions of the code can be compared where the clock cannot tell them apart. It is not
+noise-free: start-up is not the same number of instructions in every process (up to some 15
+million apart), which a small N spreads over few transactions; use N = 300 or more and count
+both versions in the same hour (see benchmarks/README.md). It is a gauge for tuning, not a
+speed: the rates that count are ``inprocess.py``'s.
 
 The transaction is ``inprocess.py``'s (connect, EHLO, MAIL, RCPT, DATA, 1 KB message, QUIT).
 Three child runs are counted: ``0`` and ``N`` transactions without a DataFrame, and ``N`` with
 ``lab.transcript()``; the differences give instructions per transaction for the session loop
-and for building the DataFrame, with start-up (importing pandas) cancelled out.
+and for building the DataFrame, with start-up (importing pandas) mostly cancelled out.
 
 ::
 
