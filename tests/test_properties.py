@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smtplab.protocol import LineEndings, Reply, ServerConfig, dot_stuff, parse_reply
@@ -170,3 +170,49 @@ def test_nothing_in_a_chunk_is_read_as_a_command(chunk: bytes, endings) -> None:
     assert len(harness.feed(EHLO + envelope)) == 3
     assert len(harness.feed(b"BDAT %d\r\n" % len(chunk) + chunk)) == 1
     assert codes(harness.feed(b"NOOP\r\n")) == ["250 2.0.0"]
+
+
+# Command lines that touch every remembered kind (and some that are never remembered), with
+# and without EHLO and SMTPUTF8, so that the same line is parsed in different contexts.
+_COMMAND_LINES = [
+    b"EHLO client.example.net",
+    b"HELO client.example.net",
+    b"EHLO bad domain",
+    b"MAIL FROM:<alice@example.net>",
+    b"MAIL FROM:<alice@example.net> SIZE=100",
+    b"MAIL FROM:<al\xc3\xafce@example.net> SMTPUTF8",
+    b"MAIL FROM:<alice@example.net> BODY=8BITMIME",
+    b"RCPT TO:<bob@example.org>",
+    b"RCPT TO:<b\xc3\xb6b@example.org>",
+    b"RCPT TO:<nobody@example.org> NOTIFY=NEVER",
+    b"RCPT TO:<bob@example.org> X=1",
+    b"DATA",
+    b"DATA now",
+    b"RSET",
+    b"NOOP",
+    b"VRFY bob",
+    b"QUIT",
+    b"FOO",
+]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_COMMAND_LINES), max_size=12), min_size=1, max_size=4))
+@example(  # a non-ASCII recipient: refused without SMTPUTF8 (553), then accepted with it
+    [
+        [_COMMAND_LINES[0], _COMMAND_LINES[3], _COMMAND_LINES[8]],
+        [_COMMAND_LINES[0], _COMMAND_LINES[5], _COMMAND_LINES[8]],
+    ]
+)
+@example([[_COMMAND_LINES[1], _COMMAND_LINES[4]], [_COMMAND_LINES[0], _COMMAND_LINES[4]]])
+def test_remembered_parses_never_change_what_the_server_answers(scripts) -> None:
+    """Sessions on one configuration share its remembered parses; each session must answer
+    exactly as it does on a configuration of its own, whatever the sessions before it sent."""
+    shared = ServerConfig()
+    for script in scripts:
+        data = b"".join(line + b"\r\n" for line in script if line != b"QUIT")
+        data += b"Subject: x\r\n\r\nbody\r\n.\r\n" if b"DATA" in script else b""
+        warm, fresh = Harness(shared), Harness(ServerConfig())
+        warm.replies(), fresh.replies()
+        assert warm.feed(data) == fresh.feed(data)
+        assert warm.recorder.tuples == fresh.recorder.tuples
