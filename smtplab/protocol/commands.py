@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from types import MappingProxyType
 
 from smtplab.protocol import dsn
 from smtplab.protocol.chunking import parse_bdat
@@ -27,6 +26,7 @@ from smtplab.protocol.events import (
     Help,
     MailFrom,
     Noop,
+    Parameters,
     Quit,
     RcptTo,
     Reply,
@@ -193,7 +193,7 @@ def _parse_mail_or_rcpt(
         utf8 = "SMTPUTF8" in params
     if error is None and not address.isascii() and not utf8:
         error = Reply(553, "Non-ASCII address requires the SMTPUTF8 parameter", "5.6.7")
-    return kind(verb, argument, error, address=address, params=MappingProxyType(params))
+    return kind(verb, argument, error, address=address, params=Parameters(params))
 
 
 def _split_path(text: str) -> tuple[str, str]:

@@ -7,9 +7,7 @@ logic that obeys them is :mod:`smtplab.protocol.server`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
-from smtplab.protocol.events import Command
 from smtplab.protocol.framing import LineEndings
 
 DEFAULT_EXTENSIONS = frozenset(
@@ -37,12 +35,6 @@ class ServerConfig:
     # auth_without_tls says a plaintext lab may (RFC 4954 4 warns against it).
     auth_mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")
     auth_without_tls: bool = False
-    # Not settings, so not dataclass fields (out of __init__, ==, hash, repr, asdict and
-    # replace), though set per instance in __post_init__: the EHLO keywords, worked out once
-    # (see ehlo_keywords), and the command lines that connections with these settings parsed,
-    # shared by them (see smtplab.protocol.server).
-    keywords: ClassVar[tuple[str, ...]]
-    parsed_commands: ClassVar[dict[tuple[bytes, bool, bool], Command]]
 
     def __post_init__(self) -> None:
         if not isinstance(self.line_endings, LineEndings):
@@ -51,8 +43,6 @@ class ServerConfig:
         if not self.enhanced_status_codes:  # the flag is a shorthand for leaving the keyword out
             extensions -= {"ENHANCEDSTATUSCODES"}
         object.__setattr__(self, "extensions", extensions)
-        object.__setattr__(self, "keywords", _ehlo_keywords(self))
-        object.__setattr__(self, "parsed_commands", {})
         if self.max_command_line < 512 or self.max_text_line < 1000:
             raise ValueError("RFC 5321 4.5.3.1 requires limits of at least 512 and 1000 octets")
         if "BINARYMIME" in extensions and not {"CHUNKING", "8BITMIME"} <= extensions:
@@ -62,7 +52,16 @@ class ServerConfig:
 
     def ehlo_keywords(self) -> list[str]:
         """The EHLO reply lines after the first, in a stable order (RFC 5321 4.1.1.1)."""
-        return list(self.keywords)
+        keywords = self.__dict__.get("_keywords")
+        if keywords is None:  # worked out once per configuration, on first use
+            keywords = _ehlo_keywords(self)
+            object.__setattr__(self, "_keywords", keywords)
+        return list(keywords)
+
+    def __getstate__(self) -> dict[str, object]:
+        """The settings only: what connections remember per configuration (attributes
+        starting with ``_``, see smtplab.protocol.server) stays out of pickles and copies."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
 def _ehlo_keywords(config: ServerConfig) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ event's ``error`` field holds that reply, and the server must send it or another
 A client connection turns received bytes into :class:`ReplyReceived` events.
 
 All events are frozen dataclasses, so they can be stored, compared and put in tables. Nothing
-in one can be changed, MAIL and RCPT parameters included (read-only mappings): a server hands
+in one can be changed, MAIL and RCPT parameters included (:class:`Parameters`): a server hands
 out the same event again for a command line it has parsed before.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 _ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")  # ASCII digits only (RFC 3463 2)
 _SEEN_ENHANCED: set[str] = set()  # codes already checked: a set lookup is cheaper than a regex
@@ -126,6 +127,32 @@ def _multiline_bytes(code: int, text: str, enhanced: str | None) -> bytes:
     return end.encode()
 
 
+class Parameters(dict[str, str | None]):
+    """ESMTP parameters of a MAIL or RCPT command (``SIZE``, ``BODY``, ``NOTIFY`` ...): a dict
+    for reading, comparing, JSON and pickling, that refuses to be changed, as the event holding
+    it does. ``dict(params)`` is a copy to change."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            "the parameters of a command event are read-only (events are shared and immutable); "
+            "change a copy: dict(event.params)"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[type[Parameters], tuple[dict[str, str | None]]]:
+        return Parameters, (dict(self),)
+
+    def __copy__(self) -> Parameters:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Parameters:
+        return self
+
+
 class Event:
     """Base class of everything ``next_event()`` returns."""
 
@@ -164,7 +191,7 @@ class MailFrom(Command):
 
     address: str = ""
     # Read-only, like the event: the server reuses the event of a line it has seen before.
-    params: Mapping[str, str | None] = field(default_factory=dict)
+    params: Mapping[str, str | None] = field(default_factory=lambda: Parameters())
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +199,7 @@ class RcptTo(Command):
     """RCPT TO:<forward-path> [parameters] (RFC 5321 4.1.1.3)."""
 
     address: str = ""
-    params: Mapping[str, str | None] = field(default_factory=dict)  # read-only, as above
+    params: Mapping[str, str | None] = field(default_factory=lambda: Parameters())  # as above
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ a note row in the transcript) or :class:`Drop` (close without replying), which i
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from smtplab.protocol.auth import Credentials
@@ -108,7 +107,7 @@ class Policy:
         if not event.extended:
             return Reply(250, ctx.hostname)
         config = ctx.config
-        keywords: Collection[str] = config.keywords
+        keywords = config.ehlo_keywords()
         if ctx.tls:  # RFC 3207 4.2: not offered again once TLS is on
             keywords = [k for k in keywords if k != "STARTTLS"]
         elif not config.auth_without_tls:  # RFC 4954 4: AUTH only under TLS
