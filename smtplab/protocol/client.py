@@ -25,6 +25,7 @@ from smtplab.protocol.chunking import bdat_line, parse_bdat
 from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
 from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Event, Reply, ReplyReceived
 from smtplab.protocol.framing import dot_stuff
+from smtplab.protocol.memo import remember
 from smtplab.protocol.replies import ReplyParser
 from smtplab.protocol.states import (
     BDAT_LAST,
@@ -284,7 +285,7 @@ def _params(params: dict[str, str | None] | None) -> str:
 
 
 # EHLO replies already read, by their text: a server says the same one to every client.
-# Bounded like the reply parser's table; each connection gets a copy of its own.
+# Bounded (see smtplab.protocol.memo); each connection gets a copy of its own.
 _EHLO_SEEN: dict[str, dict[str, str]] = {}
 
 
@@ -292,10 +293,7 @@ def ehlo_extensions(text: str) -> dict[str, str]:
     """The keywords of an EHLO reply's ``text`` (the lines after the greeting line)."""
     keywords = _EHLO_SEEN.get(text)
     if keywords is None:
-        keywords = _parse_ehlo(text.split("\n")[1:])
-        if len(_EHLO_SEEN) >= 256:
-            _EHLO_SEEN.clear()
-        _EHLO_SEEN[text] = keywords
+        keywords = remember(_EHLO_SEEN, text, _parse_ehlo(text.split("\n")[1:]), 256)
     return dict(keywords)
 
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from smtplab.protocol.memo import remember
+
 _ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")  # ASCII digits only (RFC 3463 2)
 _SEEN_ENHANCED: set[str] = set()  # codes already checked: a set lookup is cheaper than a regex
 
@@ -93,10 +95,7 @@ class Reply:
         key = (code, text, enhanced)
         wire = _MULTILINE_WIRE.get(key)
         if wire is None:
-            wire = _multiline_bytes(code, text, enhanced)
-            if len(_MULTILINE_WIRE) >= 256:
-                _MULTILINE_WIRE.clear()
-            _MULTILINE_WIRE[key] = wire
+            wire = remember(_MULTILINE_WIRE, key, _multiline_bytes(code, text, enhanced), 256)
         return wire
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
@@ -109,7 +108,7 @@ class Reply:
 
 
 # The wire form of replies other than one line of text, once formatted (an EHLO reply is the
-# same on every connection), by (code, text, enhanced). Bounded: emptied when full.
+# same on every connection), by (code, text, enhanced). Bounded (see smtplab.protocol.memo).
 _MULTILINE_WIRE: dict[tuple[int, str, str | None], bytes] = {}
 
 

@@ -15,6 +15,7 @@ import re
 
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply, is_enhanced_code
+from smtplab.protocol.memo import remember
 
 _REPLY_CODE = re.compile(rb"[2-5][0-5][0-9]")
 # One complete, well-formed reply: "code-text" lines with the same code (the backreference),
@@ -122,9 +123,7 @@ def _whole_reply(raw: bytes) -> Reply | None:
         return None  # the line-by-line path reports it
     reply = build_reply(int(match[1]), texts)
     if len(raw) <= _PARSED_MAX_SIZE:
-        if len(_PARSED) >= _PARSED_LIMIT:
-            _PARSED.clear()
-        _PARSED[raw] = reply
+        remember(_PARSED, raw, reply, _PARSED_LIMIT)
     return reply
 
 

@@ -65,6 +65,7 @@ from smtplab.protocol.framing import (
     InputBuffer,
     Problem,
 )
+from smtplab.protocol.memo import remember
 from smtplab.protocol.states import (
     BDAT_LAST,
     CONNECT,
@@ -130,14 +131,6 @@ def parsed_commands(config: ServerConfig) -> dict[tuple[bytes, bool, bool], Comm
         parsed = {}
         object.__setattr__(config, "_parsed_commands", parsed)
     return parsed
-
-
-def remember(parsed: dict[tuple[bytes, bool, bool], Command], key: tuple, event: Command) -> None:
-    if len(key[0]) > _PARSED_MAX_LINE:
-        return
-    if len(parsed) >= _PARSED_LIMIT:
-        parsed.clear()
-    parsed[key] = event
 
 
 # Command events with sequence checks of their own (see _special_error). parse_command builds
@@ -298,8 +291,8 @@ class ServerConnection:
                     event = parse_command(
                         line, config.extensions, self.extended, config.max_message_size, utf8
                     )
-                    if event.__class__ in _REMEMBERED:
-                        remember(self._parsed, key, event)
+                    if event.__class__ in _REMEMBERED and len(raw) <= _PARSED_MAX_LINE:
+                        remember(self._parsed, key, event, _PARSED_LIMIT)
         if event is None:
             assert problem is not None
             verb, argument = split_command(decode_line(raw)[0])
