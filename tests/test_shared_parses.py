@@ -15,7 +15,6 @@ from smtplab.protocol import ServerConfig
 from smtplab.protocol.commands import parse_command
 from smtplab.protocol.config import DEFAULT_EXTENSIONS
 from smtplab.protocol.events import MailFrom
-from smtplab.protocol.server import parsed_commands
 from smtplab.server import Mailboxes
 
 
@@ -69,13 +68,13 @@ def test_the_remembered_lines_are_bounded_short_and_hold_no_credentials() -> Non
     session.send("VRFY " + "x" * 100)
     session.send("NOOP")
     session.send("HELO " + "h" * 300 + ".example")  # 501 or 250: a long line, not kept
-    lines = [raw for raw, _, _ in parsed_commands(config)]
+    lines = [raw for raw, _, _ in config.parsed_commands]
     assert lines == [b"EHLO client.example.net"]
     assert all(b"AUTH" not in line for line in lines)
     for n in range(1100):  # more distinct lines than are kept: forgotten all at once
         session.send(f"MAIL FROM:<sender-{n}@example.net>")
         session.send("RSET")
-    assert 0 < len(parsed_commands(config)) <= 1024
+    assert 0 < len(config.parsed_commands) <= 1024
 
 
 @pytest.mark.parametrize("keyword", ["AUTH", "AUTH=LOGIN"])
@@ -101,9 +100,9 @@ def test_parameters_read_like_a_dict_and_travel_like_one() -> None:
 def test_a_used_config_copies_and_pickles_without_what_it_remembers() -> None:
     lab = smtplab.Lab()
     lab.send("alice@example.net", "bob@example.org")
-    assert parsed_commands(lab.config)
+    assert lab.config.parsed_commands
     for config in (copy.deepcopy(lab.config), pickle.loads(pickle.dumps(lab.config))):
-        assert config == lab.config and not parsed_commands(config)
+        assert config == lab.config and not config.parsed_commands
     assert copy.deepcopy(lab).send("alice@example.net", "bob@example.org").accepted
 
 

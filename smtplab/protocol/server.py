@@ -123,16 +123,6 @@ _PARSED_LIMIT = 1024
 _PARSED_MAX_LINE = 256
 
 
-def parsed_commands(config: ServerConfig) -> dict[tuple[bytes, bool, bool], Command]:
-    """The lines remembered for ``config``, made on first use. Kept on the (frozen) config
-    itself, so they go when it goes; ``ServerConfig.__getstate__`` leaves them out of copies."""
-    parsed = config.__dict__.get("_parsed_commands")
-    if parsed is None:
-        parsed = {}
-        object.__setattr__(config, "_parsed_commands", parsed)
-    return parsed
-
-
 # Command events with sequence checks of their own (see _special_error). parse_command builds
 # events of exactly these classes, so a set lookup by class stands in for isinstance.
 _CHECKED_APART = frozenset({UnknownCommand, StartTls, Auth, Bdat})
@@ -166,7 +156,7 @@ class ServerConnection:
         self._in = InputBuffer()
         # Command lines parsed before, shared by the connections of one configuration: a
         # parse depends on the line, the configuration, EHLO and SMTPUTF8 only (see below).
-        self._parsed = parsed_commands(self.config)
+        self._parsed = self.config.parsed_commands
         self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
         self._data: DataReader | None = None
         # BDAT (RFC 3030): the chunk being read, its command, and the chunks accepted so far.
