@@ -214,15 +214,7 @@ class Session:
         link, conn = self._link, self.conn
         if link.closed or conn.state is CLOSED:
             self._check_open()  # raises
-        data = link.exchange(conn.data_to_send())
-        known = conn.receive_reply(data) if data and not link.closed else None
-        if known is None:
-            replies = self._collect(data)
-        else:  # the usual case, in one step: the one reply owed, read before
-            self.history.append(known)
-            replies = [known.reply]
-            if conn.expects_reply or conn.state is CLOSED:
-                replies += self._collect(b"")  # read on (after send_raw), or hang up
+        replies = self._collect(link.exchange(conn.data_to_send()))
         if not replies:
             raise LocalProtocolError("the server closed the connection without replying")
         # The first reply answers the command; any after it are unsolicited (a 421 closing
