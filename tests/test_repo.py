@@ -71,12 +71,13 @@ def test_the_readme_shows_what_smtplab_demo_prints() -> None:
 # changed or read (postconf without -c), the instance started, stopped or reloaded
 # (postfix without -c), its mail spool read. Tests, notebooks, benchmarks, the fixture
 # recorders and CI use a private instance (smtplab.private_postfix) instead.
+THEN = r"""["']?(?:,\s*["']|\s+)"""  # a program, then its first argument: shell or a list
 SYSTEM_POSTFIX = {
     "a connection to 127.0.0.1 port 25": r"""["']127\.0\.0\.1["']\s*,\s*25\b""",
-    "the address 127.0.0.1:25 (other than compared with)": r"""(?<![=!]= )["']127\.0\.0\.1:25["']""",
-    "postconf without -c": r"""\bpostconf["']?(?:,\s*["']|\s+)-[ehdn#X]""",
-    "postfix without -c": r"""\bpostfix["']?(?:,\s*["']|\s+)(?:start|stop|reload|abort|flush|check)\b""",
-    "its queue (postqueue, postsuper without -c)": r"""\bpost(?:queue|super)["']?(?:,\s*["']|\s+)-[^c]""",
+    "the address 127.0.0.1:25, not compared with": r"""(?<![=!]= )["']127\.0\.0\.1:25["']""",
+    "postconf without -c": rf"\bpostconf{THEN}-[ehdn#X]",
+    "postfix without -c": rf"\bpostfix{THEN}(?:start|stop|reload|abort|flush|check)\b",
+    "its queue (postqueue, postsuper without -c)": rf"\bpost(?:queue|super){THEN}-[^c]",
     "the system mail spool": r"/var/mail\b|/var/spool/postfix",
 }
 
