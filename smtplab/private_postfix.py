@@ -214,8 +214,8 @@ class PrivatePostfix:
 
     def _prepare(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="smtplab-postfix-"))
-        # Postfix's daemons run as the postfix user and local delivery to root as nobody:
-        # they must reach into the directory (mkdtemp makes it private).
+        # Postfix's daemons run as the postfix user, local delivery as the recipient or as
+        # nobody: they must reach into the directory (mkdtemp makes it private).
         self.root.chmod(0o755)
         for name in ("etc", "queue"):
             (self.root / name).mkdir(mode=0o755)
@@ -305,8 +305,11 @@ class PrivatePostfix:
         self._run([str(POSTFIX), "-c", str(self.config_directory), command])
 
     def _log_tail(self) -> str:
+        """The log's last three lines (read from its last 8 KB: the log only grows)."""
         try:
-            lines = self.log.read_text(errors="replace").splitlines()[-3:]
+            with self.log.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
+                lines = log.read().decode(errors="replace").splitlines()[-3:]
         except (OSError, PostfixError):
             return "(no log)"
         return " / ".join(lines) or "(nothing in the log)"
@@ -314,7 +317,10 @@ class PrivatePostfix:
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         # MAIL_CONFIG is set by -c; an inherited one must not point elsewhere.
         env = {k: v for k, v in os.environ.items() if k != "MAIL_CONFIG"}
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise PostfixError(f"{' '.join(argv)} took over 60 s: {self._log_tail()}") from None
         if done.returncode != 0:
             # Postfix's own messages go to the instance's log, not to its output.
             said = (done.stderr or done.stdout).strip() or self._log_tail()
