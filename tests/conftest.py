@@ -1,10 +1,13 @@
-"""Shared helpers: drive a server with bytes, read back its replies."""
+"""Shared helpers: drive a server with bytes, read back its replies; a private Postfix."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from smtplab.log.recorder import Recorder
+from smtplab.private_postfix import PrivatePostfix, unavailable
 from smtplab.protocol import Reply, ServerConfig
 from smtplab.protocol.replies import ReplyParser
 from smtplab.server import Mailboxes, MemoryStore, ServerSession
@@ -57,3 +60,19 @@ def harness() -> Harness:
 
 EHLO = b"EHLO client.example.net\r\n"
 TRANSACTION = b"MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+
+
+@pytest.fixture(scope="session")
+def postfix() -> Iterator[PrivatePostfix]:
+    """A Postfix of the test session's own: its config, queue, mail spool and log in a
+    temporary directory, listening on 127.0.0.1 on a free port; stopped and removed at the
+    end. Any Postfix of the machine's own is never used, asked or changed.
+
+    Skipped, saying why, without root or without Postfix installed; a Postfix that is
+    installed but does not start is an error, not a skip.
+    """
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"no private Postfix: {reason}")
+    with PrivatePostfix() as instance:
+        yield instance

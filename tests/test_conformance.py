@@ -8,7 +8,6 @@ line fails the probes that catch that.
 
 from __future__ import annotations
 
-import os
 import socket
 import socketserver
 import subprocess
@@ -16,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -24,6 +22,7 @@ from aiosmtpd.controller import Controller
 
 from smtplab import ServerThread, TcpServer
 from smtplab.conformance import check, compare, probe_names, styled, write_report
+from smtplab.private_postfix import PrivatePostfix
 
 SMUGGLING = [name for name in probe_names() if name.startswith("smuggling-")]
 LF_ENDS = ["smuggling-lf-dot-lf", "smuggling-lf-dot-crlf", "smuggling-crlf-dot-lf"]
@@ -80,72 +79,54 @@ def test_aiosmtpd_known_behaviour(aiosmtpd_server) -> None:
     assert report["bare-lf-command"] == "warn"  # it reads NOOP<LF> as a command
 
 
-def _postfix_running() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 25), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-needs_postfix = pytest.mark.skipif(
-    not _postfix_running(),
-    reason="no Postfix on 127.0.0.1:25 (.ci/run installs and starts one: apt install postfix)",
-)
-
-
-def _postconf(*settings: str) -> None:
-    subprocess.run(["/usr/sbin/postconf", "-e", *settings], check=True)
-    subprocess.run(["/usr/sbin/postfix", "reload"], check=True, capture_output=True)
-    time.sleep(1.5)  # the running smtpd processes finish; new ones read the settings
-
-
-@needs_postfix
-def test_postfix_smuggling_answers_follow_its_setting() -> None:
-    if os.geteuid() != 0 or not Path("/usr/sbin/postconf").exists():
-        pytest.skip("changing Postfix's settings needs root and postconf")
-    current = subprocess.run(
-        [
-            "/usr/sbin/postconf",
-            "-h",
-            "smtpd_forbid_bare_newline",
-            "smtpd_forbid_bare_newline_exclusions",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+def test_postfix_smuggling_answers_follow_its_setting(postfix: PrivatePostfix) -> None:
+    """The private instance's own main.cf is changed (postconf -c), then put back."""
+    names = ["smtpd_forbid_bare_newline", "smtpd_forbid_bare_newline_exclusions"]
+    before = {name: postfix.setting(name) for name in names}
     try:
         # Loopback is in $mynetworks, which the setting exempts by default: no exemptions.
-        _postconf("smtpd_forbid_bare_newline=no", "smtpd_forbid_bare_newline_exclusions=")
-        lenient = check("127.0.0.1:25", SMUGGLING).table.set_index("probe")["status"]
-        _postconf("smtpd_forbid_bare_newline=yes")
-        strict = check("127.0.0.1:25", SMUGGLING).table.set_index("probe")["status"]
+        postfix.configure(smtpd_forbid_bare_newline="no", smtpd_forbid_bare_newline_exclusions="")
+        lenient = check(postfix.address, SMUGGLING).table.set_index("probe")["status"]
+        postfix.configure(smtpd_forbid_bare_newline="yes")
+        strict = check(postfix.address, SMUGGLING).table.set_index("probe")["status"]
     finally:
-        _postconf(
-            f"smtpd_forbid_bare_newline={current[0]}",
-            f"smtpd_forbid_bare_newline_exclusions={current[1]}",
-        )
+        postfix.configure(**before)
     # With bare newlines allowed, Postfix takes <LF>.<LF> (and kin) for the end of data.
     assert (lenient[LF_ENDS] == "fail").all()
     assert (lenient.drop(LF_ENDS) == "pass").all()  # a bare CR never ends a line for it
     assert (strict == "pass").all()
+    assert {name: postfix.setting(name) for name in names} == before
 
 
-@needs_postfix
-def test_compare_shows_where_servers_differ(smtplab_server, aiosmtpd_server) -> None:
+def test_compare_shows_where_servers_differ(
+    smtplab_server, aiosmtpd_server, postfix: PrivatePostfix
+) -> None:
     probes = ["transaction", "pipelining", "chunking", "mail-before-ehlo", "syntax-errors"]
     table = compare(
-        {"smtplab": smtplab_server, "aiosmtpd": aiosmtpd_server, "postfix": "127.0.0.1:25"},
+        {"smtplab": smtplab_server, "aiosmtpd": aiosmtpd_server, "postfix": postfix.address},
         probes,
     )
     assert list(table.columns) == ["rfc", "smtplab", "aiosmtpd", "postfix", "differs"]
     assert table.loc["pipelining", "aiosmtpd"] == "n/a"
     assert table.loc["pipelining", "postfix"].startswith("pass: 250")
-    assert table.loc["mail-before-ehlo", "postfix"].startswith("warn")  # Postfix lets it be
+    # Postfix lets it be unless smtpd_helo_required = yes: the private instance's default.
+    assert table.loc["mail-before-ehlo", "postfix"].startswith("warn")
     assert not table.loc["transaction", "differs"] and table.loc["pipelining", "differs"]
     html = styled(table).to_html()
     assert "font-weight: bold" in html
+
+
+def test_a_postfix_setting_changes_the_grade(postfix: PrivatePostfix) -> None:
+    """smtpd_helo_required = yes on the private instance: MAIL before EHLO is refused, and
+    the probe that warned passes; the setting is the test's own, put back afterwards."""
+    assert postfix.setting("smtpd_helo_required") == "no"
+    try:
+        postfix.configure(smtpd_helo_required="yes")
+        strict = check(postfix.address, ["mail-before-ehlo"]).table.set_index("probe")
+    finally:
+        postfix.configure(smtpd_helo_required="no")
+    assert strict.loc["mail-before-ehlo", "status"] == "pass", strict.loc["mail-before-ehlo"]
+    assert "503" in strict.loc["mail-before-ehlo", "replies"]
 
 
 class _Toy(socketserver.StreamRequestHandler):

@@ -1,40 +1,23 @@
-"""smtplab's client against a real Postfix on loopback (.ci/run installs and starts one).
+"""smtplab's client against a real Postfix: a private instance the test session starts.
 
-Skipped, with the reason, where no Postfix listens on 127.0.0.1:25.
+The ``postfix`` fixture (tests/conftest.py) runs an instance of its own on a free port of
+127.0.0.1, delivering into a mailbox file in its temporary directory; a Postfix of the
+machine's own is never used. Skipped, with the reason, without root or Postfix.
 """
 
 from __future__ import annotations
 
 import socket
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 import smtplab
-
-MAILBOX = Path("/var/mail/root")
-
-
-def postfix_greeting() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 25), timeout=3) as sock:
-            sock.settimeout(3)
-            return sock.recv(512).decode("ascii", "replace")
-    except OSError:
-        return None
+from smtplab.private_postfix import PrivatePostfix
 
 
-GREETING = postfix_greeting()
-pytestmark = pytest.mark.skipif(
-    GREETING is None or "Postfix" not in GREETING,
-    reason="no Postfix on 127.0.0.1:25 (.ci/run installs and starts one: apt install postfix)",
-)
-
-
-def test_postfix_offers_what_smtplab_reads_from_its_ehlo_reply() -> None:
-    session = smtplab.connect("127.0.0.1", 25)
+def test_postfix_offers_what_smtplab_reads_from_its_ehlo_reply(postfix: PrivatePostfix) -> None:
+    session = smtplab.connect("127.0.0.1", postfix.port)
     assert session.ehlo().code == 250
     # Postfix offers PIPELINING and CHUNKING, which aiosmtpd does not.
     assert {"PIPELINING", "CHUNKING", "ENHANCEDSTATUSCODES", "8BITMIME", "DSN"} <= set(
@@ -43,9 +26,9 @@ def test_postfix_offers_what_smtplab_reads_from_its_ehlo_reply() -> None:
     assert session.quit().code == 221
 
 
-def test_a_message_from_smtplab_is_delivered_by_postfix() -> None:
+def test_a_message_from_smtplab_is_delivered_by_postfix(postfix: PrivatePostfix) -> None:
     token = uuid.uuid4().hex
-    session = smtplab.connect("127.0.0.1", 25)
+    session = smtplab.connect("127.0.0.1", postfix.port)
     session.ehlo()
     assert session.mail("alice@example.net").code == 250
     assert session.rcpt("root@localhost").code == 250
@@ -57,25 +40,25 @@ def test_a_message_from_smtplab_is_delivered_by_postfix() -> None:
     session.quit()
     replies = session.transcript.query("kind == 'reply'")["code"].tolist()
     assert replies == [220, 250, 250, 250, 550, 354, 250, 221]
-    text = _delivered(token)
+    text = _delivered(postfix, token)
     assert f"Subject: smtplab {token}" in text
     after = text.split(f"Subject: smtplab {token}", 1)[1]
     assert "\n.a dot line\n" in after  # the transparency dot was removed on the way
 
 
-def test_postfix_takes_pipelined_chunks_from_smtplab() -> None:
+def test_postfix_takes_pipelined_chunks_from_smtplab(postfix: PrivatePostfix) -> None:
     from smtplab.client.tcp import send
 
     token = uuid.uuid4().hex
     # A leading dot and a lone dot line: BDAT carries them as they are (RFC 3030 2).
     body = f"Subject: smtplab bdat {token}\r\n\r\n.a dot line\r\n.\r\nafter the dot\r\n"
-    result = send("127.0.0.1:25", "alice@example.net", "root@localhost", message=body.encode(),
+    result = send(postfix.address, "alice@example.net", "root@localhost", message=body.encode(),
                   pipelining=True, chunking=True, chunk_size=16)  # fmt: skip
     assert result.pipelined and result.chunked and result.delivered, result
     replies = result.transcript.query("kind == 'reply'")
     assert set(replies.query("verb == 'BDAT'")["code"]) == {250}
     assert "queued as" in result.reply.text
-    text = _delivered(token)
+    text = _delivered(postfix, token)
     after = text.split(f"Subject: smtplab bdat {token}", 1)[1]
     assert "\n.a dot line\n.\nafter the dot\n" in after
 
@@ -97,7 +80,7 @@ RAW_BDAT = {
 
 
 @pytest.mark.parametrize("name", list(RAW_BDAT))
-def test_postfix_and_smtplab_answer_bdat_alike(name: str) -> None:
+def test_postfix_and_smtplab_answer_bdat_alike(postfix: PrivatePostfix, name: str) -> None:
     from smtplab.transport.tcp import ServerThread, TcpServer
 
     data = b"EHLO client.example.net\r\n" + RAW_BDAT[name] + b"QUIT\r\n"
@@ -105,7 +88,7 @@ def test_postfix_and_smtplab_answer_bdat_alike(name: str) -> None:
         TcpServer(smtplab.Mailboxes(domains=["localhost"], mailboxes=["root"]))
     ) as server:
         ours = _codes_for("127.0.0.1", server.port, data)
-    theirs = _codes_for("127.0.0.1", 25, data)
+    theirs = _codes_for("127.0.0.1", postfix.port, data)
     assert ours == theirs
 
 
@@ -125,14 +108,10 @@ def _codes_for(host: str, port: int, data: bytes) -> list[str]:
     return codes
 
 
-def _delivered(token: str) -> str:
-    """The local mailbox once the message holding ``token`` is in it (skip where it never
-    arrives: Postfix queued it, checked by the caller, but delivers elsewhere here)."""
-    if not MAILBOX.parent.exists():
-        pytest.skip("Postfix accepted the message; no /var/mail to check its delivery")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if MAILBOX.exists() and token in MAILBOX.read_text(errors="replace"):
-            return MAILBOX.read_text(errors="replace")
-        time.sleep(0.2)
-    pytest.skip(f"Postfix queued the message but it did not reach {MAILBOX}")
+def _delivered(postfix: PrivatePostfix, token: str) -> str:
+    """root's mailbox in the private instance once the message holding ``token`` is in it."""
+    text = postfix.delivered(token, "root", timeout=20)
+    assert text is not None, f"no message {token} in {postfix.mailbox('root')}: " + (
+        postfix.log.read_text(errors="replace")[-2000:]
+    )
+    return text

@@ -65,3 +65,40 @@ def test_the_readme_shows_what_smtplab_demo_prints() -> None:
         [sys.executable, "-m", "smtplab", "demo"], capture_output=True, text=True, check=True
     ).stdout
     assert shown == printed
+
+
+# What would reach a Postfix of the machine's own: a connection to port 25, its settings
+# changed or read (postconf without -c), the instance started, stopped or reloaded
+# (postfix without -c), its mail spool read. Tests, notebooks, benchmarks, the fixture
+# recorders and CI use a private instance (smtplab.private_postfix) instead.
+THEN = r"""["']?(?:,\s*["']|\s+)"""  # a program, then its first argument: shell or a list
+SYSTEM_POSTFIX = {
+    "a connection to 127.0.0.1 port 25": r"""["']127\.0\.0\.1["']\s*,\s*25\b""",
+    "the address 127.0.0.1:25, not compared with": r"""(?<![=!]= )["']127\.0\.0\.1:25["']""",
+    "postconf without -c": rf"\bpostconf{THEN}-[ehdn#X]",
+    "postfix without -c": rf"\bpostfix{THEN}(?:start|stop|reload|abort|flush|check)\b",
+    "its queue (postqueue, postsuper without -c)": rf"\bpost(?:queue|super){THEN}-[^c]",
+    "the system mail spool": r"/var/mail\b|/var/spool/postfix",
+}
+
+
+def _code_that_runs() -> dict[str, str]:
+    """Test, benchmark, recorder and CI sources, and the notebooks' code cells, by path."""
+    paths = [*ROOT.glob("tests/**/*.py"), *ROOT.glob("benchmarks/*.py"), ROOT / ".ci" / "run"]
+    paths += [p for p in (ROOT / "scripts").iterdir() if p.is_file()]
+    sources = {str(p.relative_to(ROOT)): p.read_text() for p in paths if p.name != "test_repo.py"}
+    for path in NOTEBOOKS:
+        cells = json.loads(path.read_text())["cells"]
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        sources[str(path.relative_to(ROOT))] = "\n".join(code)
+    return sources
+
+
+def test_nothing_touches_a_postfix_of_the_machine() -> None:
+    found = [
+        f"{name} line {text.count(chr(10), 0, match.start()) + 1}: {what}: {match.group(0)}"
+        for name, text in _code_that_runs().items()
+        for what, pattern in SYSTEM_POSTFIX.items()
+        for match in re.finditer(pattern, text)
+    ]
+    assert not found, "\n".join(found)
