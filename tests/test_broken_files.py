@@ -7,6 +7,7 @@ with an IngestWarning naming it, and the rest is read.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import shutil
@@ -22,7 +23,7 @@ import pytest
 
 import smtplab
 from smtplab.ingest import IngestError, IngestWarning
-from smtplab.ingest.reader import MAX_LINE
+from smtplab.ingest.reader import MAX_LINE, _reason
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LOG_SESSIONS, PCAP_SESSIONS, SWAKS_SESSIONS = 7, 9, 4
@@ -238,6 +239,13 @@ def test_permission_denied(tmp_path) -> None:
     locked.chmod(0)
     with pytest.raises(IngestError, match=r"locked\.log: permission denied"):
         smtplab.read(locked)
+
+
+def test_each_operating_system_error_is_said_in_words() -> None:
+    # The words for errors a root test run cannot cause (root reads every file).
+    assert _reason(PermissionError(errno.EACCES, "Permission denied")) == "permission denied"
+    assert _reason(OSError(errno.ELOOP, "Too many levels")).startswith("a symbolic link loop")
+    assert _reason(OSError(errno.EIO, "Input/output error")) == "cannot be read: Input/output error"
 
 
 def test_directories_with_nothing_readable(tmp_path) -> None:

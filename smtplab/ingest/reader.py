@@ -94,6 +94,9 @@ def read(
     modification year); ``day`` the date of ``smtplib`` debug level 2 times of day (default:
     none, and the time column stays missing). ``progress`` shows a bar (default: for inputs
     over 10 MB).
+
+    A file named alone that cannot be read raises :class:`IngestError`; among several inputs
+    or in a directory it is skipped with an :class:`IngestWarning` (see the module docstring).
     """
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"format must be 'auto' or one of {', '.join(FORMATS)}, not {format!r}")
