@@ -12,16 +12,33 @@ memory follows the rows produced, not the file's size; a progress bar follows th
 
 Bad input loses as little as possible: unreadable packets or lines are skipped and counted, and
 one :class:`IngestWarning` per file says how many and where the first ones are (file and packet
-or line number). The same summary is in ``frame.attrs["skipped"]``. A file that cannot be read
-at all (missing, binary, of no known format) raises :class:`IngestError` naming it.
+or line number). The same summary is in ``frame.attrs["skipped"]``. A line longer than
+:data:`MAX_LINE` characters is skipped the same way, read in pieces so memory stays bounded; a
+gzip file cut short or damaged keeps what came before the damage, noted the same way.
+
+A file that cannot be read at all (missing, empty, binary, of no known format, a damaged gzip
+file, a symbolic link loop, permission denied) is an :class:`IngestError` naming it and saying
+why. As ``pandas.read_csv`` does, a single file named alone raises it. Among several inputs, or
+in a directory, the bad file is skipped with an :class:`IngestWarning` naming it (listed in
+``frame.attrs["skipped"]`` too) and the rest is read, as ``grep -r`` or ``tar`` go on past a
+file they cannot read; only when no input at all could be read is it an :class:`IngestError`.
+
+Special files: a FIFO or a character device named as an input is read as a stream, as ``cat``
+and ``grep`` read them (``smtplab ingest <(zcat mail.log.gz)`` passes a pipe); found in a
+directory, one is skipped with a warning, since reading it could block for ever (``grep -r``
+skips devices too). A socket cannot be read at all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import gzip
 import io
+import os
+import stat
 import warnings
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +63,12 @@ FORMATS = ("pcap", "postfix", "swaks", "smtplib")
 #: How much of a file's start :func:`detect` looks at, in octets (the binary test: 4 KB).
 DETECT_WINDOW = 64 * 1024
 _BINARY_WINDOW = 4096
+#: Characters of a log or transcript line at most; a longer line is skipped (Postfix's own
+#: lines stay under 2 KB, syslog's usual limit is 8 KB).
+MAX_LINE = 64 * 1024
+#: Bad files named in the error when no input could be read.
+_LISTED = 3
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class IngestError(ValueError):
@@ -71,27 +94,36 @@ def read(
     modification year); ``day`` the date of ``smtplib`` debug level 2 times of day (default:
     none, and the time column stays missing). ``progress`` shows a bar (default: for inputs
     over 10 MB).
+
+    A file named alone that cannot be read raises :class:`IngestError`; among several inputs
+    or in a directory it is skipped with an :class:`IngestWarning` (see the module docstring).
     """
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"format must be 'auto' or one of {', '.join(FORMATS)}, not {format!r}")
     files = list(_files(paths))
-    total = sum(path.stat().st_size for path, _ in files)
+    alone = len(files) == 1 and files[0][1]  # one file, named: its error is raised
+    total = sum(_size(path) for path, _, problem in files if problem is None)
     show = progress if progress is not None else total > 10_000_000
     parts: list[list[tuple] | LogColumns] = []  # type: ignore[type-arg]  # one per file
     skipped: dict[str, dict[str, Any]] = {}
+    failed: list[str] = []  # the files that could not be read at all
     prefixes: dict[str, int] = {}
     with tqdm(total=total, unit="B", unit_scale=True, disable=not show, desc="smtplab") as bar:
-        for path, named in files:
-            prefix = _prefix(path, prefixes)
+        for path, _, problem in files:
             problems = CaptureProblems()
             try:
-                parts.append(_read_one(path, format, prefix, problems, year, day, bar))
+                if problem is not None:
+                    raise IngestError(f"{path}: {problem}")
+                parts.append(
+                    _read_one(path, format, _prefix(path, prefixes), problems, year, day, bar)
+                )
             except IngestError as error:
-                if named:
+                if alone:
                     raise
-                # A file in a directory that is none of ours (a README, a script): say so.
+                # A bad file among others (or a README in a directory): say so, read the rest.
                 warnings.warn(f"skipped {error}", IngestWarning, stacklevel=2)
-                skipped[str(path)] = {"counts": {"unknown format": 1}, "examples": [str(error)]}
+                skipped[str(path)] = {"counts": {"file not read": 1}, "examples": [str(error)]}
+                failed.append(str(error))
                 continue
             if problems.total:
                 skipped[str(path)] = {"counts": problems.counts, "examples": problems.examples}
@@ -101,6 +133,9 @@ def read(
                     IngestWarning,
                     stacklevel=2,
                 )
+    if not parts and failed:
+        more = f"; and {len(failed) - _LISTED} more" if len(failed) > _LISTED else ""
+        raise IngestError("nothing could be read: " + "; ".join(failed[:_LISTED]) + more)
     if len(parts) == 1 and isinstance(parts[0], LogColumns):
         frame = parts[0].to_frame()  # a log alone: built column by column
     else:
@@ -125,6 +160,8 @@ def _read_one(
         head = stream.peek(_BINARY_WINDOW)[:_BINARY_WINDOW]
         if not head and problems.total:
             raise IngestError(f"{path}: {problems.examples[0].split(': ', 1)[-1]}")
+        if not head and format == "auto":
+            raise IngestError(f"{path}: an empty file: nothing to read")
         kind = format
         if kind == "auto":
             if is_capture(head):
@@ -138,7 +175,8 @@ def _read_one(
                 return CaptureReader(str(path), prefix, problems).read(stream)
             except CaptureError as error:
                 raise IngestError(str(error)) from None
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        wrapper = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        text = _bounded_lines(wrapper, str(path), problems)
         if kind == "postfix":
             if year is not None:
                 return PostfixReader(str(path), prefix, problems, year).read(text)
@@ -183,19 +221,92 @@ def detect(path: Path, head: bytes) -> str:
     )
 
 
-def _files(paths: str | Path | Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
-    """Each file to read, and whether it was named (not found in a directory)."""
+def _files(paths: str | Path | Iterable[str | Path]) -> Iterator[tuple[Path, bool, str | None]]:
+    """Each file to read, whether it was named (not found in a directory), and why it cannot
+    be read (None: it can be tried)."""
     if isinstance(paths, str | Path):
         paths = [paths]
     for item in paths:
         path = Path(item)
-        if path.is_dir():
-            for found in sorted(p for p in path.rglob("*") if p.is_file()):
-                yield found, False
-        elif path.is_file():
-            yield path, True
-        else:
-            raise IngestError(f"{path}: no such file or directory")
+        mode, problem = _mode(path)
+        if problem is not None or not stat.S_ISDIR(mode):
+            if problem is None and stat.S_ISSOCK(mode):
+                problem = "a socket, not a file: it cannot be read"
+            yield path, True, problem
+            continue
+        found = False
+        for inner in _walk(path):
+            found = True
+            yield inner
+        if not found:
+            yield path, True, "a directory with no files in it"
+
+
+def _walk(directory: Path) -> Iterator[tuple[Path, bool, str | None]]:
+    """The files under ``directory``, in name order, and why each cannot be read (a FIFO, a
+    device or a socket is not read: it could block; a symbolic link to a directory is not
+    followed, so a link loop cannot make the walk endless)."""
+    unreadable: list[OSError] = []
+    for top, directories, names in os.walk(directory, onerror=unreadable.append):
+        directories.sort()
+        for error in unreadable:
+            yield Path(error.filename or top), False, _reason(error)
+        unreadable.clear()
+        for name in sorted(names):
+            path = Path(top, name)
+            mode, problem = _mode(path)
+            if problem is None and not stat.S_ISREG(mode):
+                problem = (
+                    f"not a regular file ({_special(mode)}): not read from a directory, where "
+                    "reading it could block; name it to read it as a stream"
+                )
+            yield path, False, problem
+    for error in unreadable:  # the directory itself could not be listed
+        yield Path(error.filename or directory), False, _reason(error)
+
+
+def _mode(path: Path) -> tuple[int, str | None]:
+    """The file type bits of ``path`` (links followed), or why it has none."""
+    try:
+        return path.stat().st_mode, None
+    except FileNotFoundError:
+        if path.is_symlink():
+            return 0, f"a broken symbolic link (to {os.readlink(path)}): no such file"
+        return 0, "no such file or directory"
+    except OSError as error:
+        return 0, _reason(error)
+
+
+def _reason(error: OSError) -> str:
+    """Why ``error`` stopped a file being read, in words."""
+    if error.errno == errno.ELOOP:
+        return "a symbolic link loop (too many levels of symbolic links)"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if error.errno == errno.ENOENT:
+        return "no such file or directory"
+    return f"cannot be read: {error.strerror or error}"
+
+
+def _special(mode: int) -> str:
+    """What kind of special file ``mode`` is."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def _size(path: Path) -> int:
+    """Octets of a regular file, for the progress bar (0: a stream, or not known)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 @contextmanager
@@ -204,23 +315,40 @@ def _open(
     bar: tqdm,  # type: ignore[type-arg]
     problems: CaptureProblems,
 ) -> Iterator[io.BufferedReader]:
+    """``path`` as a buffered stream, unpacked if it is gzip-compressed. It is read from the
+    start and never sought, so a FIFO (a shell's ``<(...)``) works as a file does."""
     try:
         raw = path.open("rb")
     except OSError as error:
-        raise IngestError(f"{path}: cannot be read: {error.strerror}") from None
-    counted = _Counted(raw, bar)
+        raise IngestError(f"{path}: {_reason(error)}") from None
+    stream: io.BufferedReader = io.BufferedReader(_Counted(raw, bar))  # type: ignore[arg-type]
     try:
-        if raw.read(2) == b"\x1f\x8b":
-            raw.seek(0)
-            with gzip.open(counted) as unpacked:  # type: ignore[arg-type]
+        if stream.peek(len(_GZIP_MAGIC))[: len(_GZIP_MAGIC)] == _GZIP_MAGIC:
+            with gzip.open(stream) as unpacked:  # type: ignore[arg-type]
                 yield io.BufferedReader(_CutShort(unpacked, path, problems))  # type: ignore[arg-type]
         else:
-            raw.seek(0)
-            yield io.BufferedReader(counted)  # type: ignore[arg-type]
-    except (EOFError, gzip.BadGzipFile, OSError) as error:
+            yield stream
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as error:
         raise IngestError(f"{path}: cannot be read: {error}") from None
     finally:
         raw.close()
+
+
+def _bounded_lines(text: IO[str], name: str, problems: CaptureProblems) -> Iterator[str]:
+    """The lines of ``text``, each at most :data:`MAX_LINE` characters. A longer line is read
+    in pieces and dropped (memory stays bounded), counted with its number; an empty line
+    stands in for it, so the readers number the lines after it right."""
+    readline = text.readline
+    number = 0
+    while line := readline(MAX_LINE):
+        number += 1
+        if len(line) < MAX_LINE or line[-1] in "\r\n":
+            yield line
+            continue
+        while line and line[-1] not in "\r\n":  # the rest of the long line: dropped
+            line = readline(MAX_LINE)
+        problems.add(f"line longer than {MAX_LINE} characters", f"{name} line {number}")
+        yield "\n"
 
 
 class _Counted(io.RawIOBase):
@@ -257,21 +385,47 @@ class _Replayed(io.RawIOBase):
 
 
 class _CutShort(io.RawIOBase):
-    """A gzip stream whose premature end is the end of the data, noted: what came before it
-    is kept, as for an uncompressed file cut short."""
+    """A gzip stream whose premature end or damaged data is the end of the data, noted: what
+    came before it is kept, as for an uncompressed file cut short."""
 
     def __init__(self, unpacked: IO[bytes], path: Path, problems: CaptureProblems) -> None:
         self._unpacked, self._path, self._problems = unpacked, path, problems
+        self._octets = 0  # of content read so far
+        self._over = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        try:
-            return self._unpacked.readinto(buffer) or 0  # type: ignore[attr-defined]
-        except EOFError:
-            self._problems.add("compressed file cut short: the rest is lost", str(self._path))
+        if self._over:
             return 0
+        try:
+            # read1: one step of decompression at a time, so that the octets before a cut or
+            # damage are handed on (a readinto filling the whole buffer would drop them).
+            data = self._unpacked.read1(len(buffer))  # type: ignore[attr-defined]
+        except EOFError:
+            what = (
+                f"compressed file cut short after {self._octets} octets of content: "
+                "the rest is lost"
+                if self._octets
+                else "not a readable gzip file: cut short before any content"
+            )
+        except (gzip.BadGzipFile, zlib.error) as error:
+            if not self._octets:
+                what = f"not a readable gzip file ({error})"
+            else:
+                what = (
+                    f"compressed data damaged after {self._octets} octets of content "
+                    f"({error}): the rest is lost"
+                )
+        else:
+            count = len(data)
+            buffer[:count] = data
+            self._octets += count
+            return count
+        self._over = True
+        self._problems.add(what, str(self._path))
+        return 0
 
 
 def _prefix(path: Path, used: dict[str, int]) -> str:

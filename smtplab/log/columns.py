@@ -5,7 +5,8 @@ live session. A log of a busy server makes hundreds of thousands of rows in whic
 are missing or the same for a whole session, so :class:`LogColumns` keeps only what varies:
 per row its session's number, its time and its *shape* (sender, kind and verb, of which a log
 has a few dozen), and the few other fields by row number where a row has them. The session's
-own fields (client, server, from which row on TLS was up) are kept once per session.
+own fields (client, server, from which row on TLS was up) are kept once per session. Texts
+and arguments are bounded as the recorder bounds them (:mod:`smtplab.log.limits`).
 
 A log interleaves its sessions' lines, so rows are added in the order the log tells them;
 :meth:`LogColumns.to_frame` orders them by session (stably: a session's rows keep their order,
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from smtplab.log.frame import empty_frame, nullable_integers, time_column
+from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, clip
 from smtplab.log.recorder import redact_command
 from smtplab.log.schema import COLUMNS, CONNECT
 
@@ -94,7 +96,7 @@ class LogColumns:
         pairing, when every command is answered before the next one is sent)."""
         verb, argument = redact_command(verb, argument)
         row = self._add(session, time, self._verb_shape("command", verb))
-        self._argument[row] = argument
+        self._argument[row] = clip(argument, MAX_ARGUMENT)
 
     def counted(self, session: int, time: float | None, verbs: tuple[str, ...]) -> None:
         """Commands known only from a count, one row each: no argument, no reply awaited."""
@@ -119,13 +121,13 @@ class LogColumns:
     ) -> None:
         """A reply; ``paired``: it answers the command added just before it in the session."""
         row = self._add(session, time, self._verb_shape("reply", verb))
-        self._text[row] = text
+        self._text[row] = clip(text, MAX_TEXT)
         self._replies.append((row, code, enhanced, paired))
 
     def tls_started(self, session: int, time: float | None, text: str) -> None:
         """TLS is on from here: this and every later row of the session has ``tls``."""
         row = self._add(session, time, self.shape("server", "tls"))
-        self._text[row] = text
+        self._text[row] = clip(text, MAX_TEXT)
         if self._tls_from[session] == _NEVER:
             self._tls_from[session] = row
 
@@ -133,7 +135,7 @@ class LogColumns:
         """The connection closed; ``sender`` is the side that closed it."""
         row = self._add(session, time, self.shape(sender, "close"))
         if text:
-            self._text[row] = text
+            self._text[row] = clip(text, MAX_TEXT)
 
     def note(self, session: int, time: float | None, text: str, sender: str = "server") -> None:
         """Something worth knowing that is not a protocol unit."""
@@ -141,7 +143,7 @@ class LogColumns:
         self._session.append(session)
         self._time.append(time)
         self._shape.append(self._note if sender == "server" else self.shape(sender, "note"))
-        self._text[row] = text
+        self._text[row] = text if len(text) <= MAX_TEXT else clip(text, MAX_TEXT)
 
     # -- out -----------------------------------------------------------------------------------
 

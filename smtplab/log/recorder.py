@@ -5,7 +5,8 @@ It observes and never changes a session. Drivers call one method per protocol un
 numbers the rows, pairs each reply with the unit it answers (in order, as RFC 2920 3.1 requires
 of pipelined replies) and computes latencies. Rows are frozen :class:`Row` objects; one call to
 :func:`smtplab.log.frame.to_frame` turns them into a DataFrame. Credentials never reach a row:
-an AUTH command keeps only its mechanism name (RFC 4954).
+an AUTH command keeps only its mechanism name (RFC 4954). Nothing a peer sends makes a row
+grow without bound: arguments, texts and message previews are cut (:mod:`smtplab.log.limits`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
+from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, PREVIEW_LINES, clip, preview
 from smtplab.log.schema import CONNECT, DATA_END, LOST
 from smtplab.protocol.commands import hide_credentials
 from smtplab.protocol.events import Reply
 
-DATA_PREVIEW_LINES = 3
+DATA_PREVIEW_LINES = PREVIEW_LINES  # the older name
 
 
 class Row(NamedTuple):
@@ -92,6 +94,8 @@ class Recorder:
         size: int | None = None,
         lines: int | None = None,
     ) -> int:
+        if text is not None and len(text) > MAX_TEXT:
+            text = clip(text, MAX_TEXT)
         rows = self.tuples
         seq = len(rows)
         rows.append(
@@ -139,6 +143,8 @@ class Recorder:
         """A command line from the client."""
         if verb not in _NO_CREDENTIALS:
             verb, argument = redact_command(verb, argument)
+        if len(argument) + len(verb) > MAX_ARGUMENT:  # an overlong line: its start is kept
+            verb, argument = clip(verb, MAX_ARGUMENT), clip(argument, MAX_ARGUMENT)
         rows = self.tuples
         seq = len(rows)
         # The row built in place, in Row's field order (_add's keywords cost more per call).
@@ -188,7 +194,7 @@ class Recorder:
             "client",
             "command",
             verb="BDAT",
-            argument=argument,
+            argument=clip(argument, MAX_ARGUMENT),
             text=preview(content) if content else None,
             size=size,
             lines=content.count(b"\r\n"),
@@ -212,13 +218,16 @@ class Recorder:
                 # until the client is seen to send something after them.
                 self._awaiting.appendleft((reply_to, asked))
                 self._lost = reply_to
+        text = reply.text
+        if len(text) > MAX_TEXT:  # a hostile server's endless reply: the row keeps its start
+            text = clip(text, MAX_TEXT)
         rows = self.tuples
         seq = len(rows)
         # The row built in place, in Row's field order (_add's keywords cost more per call).
         # fmt: off
         rows.append((
             self.session, seq, time, "server", "reply", verb or "UNSOLICITED", None,
-            reply.code, reply.enhanced, reply.text, reply_to, latency, self.source,
+            reply.code, reply.enhanced, text, reply_to, latency, self.source,
             self.client, self.server, self.tls, None, None,
         ))
         # fmt: on
@@ -263,14 +272,6 @@ class Recorder:
     def note(self, time: float | None, text: str, sender: str = "server") -> int:
         """Something worth knowing that is not a protocol unit (a message id, a stored file)."""
         return self._add(time, sender, "note", text=text)
-
-
-def preview(content: bytes) -> str:
-    """The first lines of message content, as text, for the ``text`` column."""
-    lines = content.split(b"\r\n", DATA_PREVIEW_LINES)[:DATA_PREVIEW_LINES]
-    if len(lines) > 1 and not lines[-1]:
-        del lines[-1]  # the CRLF that ends the last line opens no new one
-    return "\n".join(line.decode("utf-8", "replace") for line in lines)
 
 
 def redact_command(verb: str, argument: str) -> tuple[str, str]:
