@@ -160,4 +160,4 @@ def test_wire_recorder_reads_a_line_without_end_in_linear_work_and_bounded_memor
     wire.sent(b"\r\nNOOP\r\n", None)
     commands = [row for row in wire.recorder.tuples if row[4] == "command"]
     assert [row[5] for row in commands][-1] == "NOOP"
-    assert len(commands) == 2 and len(str(commands[0])) < 2048
+    assert len(commands) == 2 and len(commands[0][5]) <= 2048  # the middle was dropped

@@ -48,6 +48,9 @@ SMTP_VERBS = frozenset(
     ["EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
      "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "XCLIENT", "XFORWARD"]
 )  # fmt: skip
+#: A command line is at most 512 octets (RFC 5321 4.5.3.1.4); of a longer one, the recording
+#: keeps the first and last octets up to this many (its middle is dropped as it arrives).
+MAX_LINE = 2048
 _TLS_HANDSHAKE = 0x16  # the first octet of a TLS handshake record (RFC 8446 5.1)
 
 
@@ -67,6 +70,7 @@ class WireRecorder:
         self._chunk: tuple[str, int] | None = None  # a BDAT line read: (argument, size)
         self._chunk_bare = False  # that line ended in a bare LF
         self._data_scanned = 0  # message octets already searched for the final dot
+        self._line_scanned = 0  # octets of an unfinished command line searched for its LF
         # After a capture's loss (see the module docstring): octets of the chunk lost, part
         # of the message lost, the lost reply's verb (DATA, STARTTLS) that the client's next
         # octets tell the outcome of, and whether the next line may be the rest of a lost one.
@@ -92,6 +96,7 @@ class WireRecorder:
                 if self._chunk_bare:
                     self.recorder.note(time, BARE_LF_NOTE, sender="client")
                 del self._out[:have]
+                self._line_scanned = 0
                 self._chunk, self._chunk_lost = None, 0
                 continue
             if self._guess is not None and not self._guessed(time):
@@ -110,9 +115,15 @@ class WireRecorder:
                 del self._out[: end + 3]
                 self._end_data(content, time)
                 continue
-            end = self._out.find(b"\n")
+            # Search only what is new: a line without end arriving in pieces would otherwise
+            # be searched again with every piece. Its middle past MAX_LINE octets is dropped.
+            end = self._out.find(b"\n", self._line_scanned)
             if end < 0:
+                if len(self._out) > MAX_LINE:
+                    del self._out[MAX_LINE // 2 : len(self._out) - 1]
+                self._line_scanned = len(self._out)
                 return
+            self._line_scanned = 0
             bare = end == 0 or self._out[end - 1] != 0x0D  # a bare LF (see the docstring)
             line = bytes(self._out[: end if bare else end - 1])
             del self._out[: end + 1]
@@ -142,7 +153,7 @@ class WireRecorder:
 
     def _end_data(self, content: bytes, time: float | None) -> None:
         """The message is over: record ``content`` (dot-stuffed, without the final dot)."""
-        self._data_scanned = 0
+        self._data_scanned = self._line_scanned = 0
         self._in_data = self._data_lost = False
         unstuffed = content.replace(b"\r\n.", b"\r\n")
         if unstuffed.startswith(b"."):
@@ -181,6 +192,7 @@ class WireRecorder:
         self.recorder.tls_started(time, text)
         self.opaque = True
         self._out.clear()
+        self._line_scanned = 0
 
     def lost(self, by_client: bool, octets: int, time: float | None, where: str) -> None:
         """``octets`` of one side that a capture missed though the other side received them
@@ -211,6 +223,7 @@ class WireRecorder:
             self.recorder.note(time, text + ": part of the message", sender="client")
             return
         self._out.clear()  # a line the gap cut is lost with it
+        self._line_scanned = 0
         self._resync = True
         self.recorder.lost(time, text + ": a command or more, answered by the next reply")
 
