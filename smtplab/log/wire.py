@@ -67,6 +67,8 @@ class WireRecorder:
         self._replies = ReplyParser()
         self._in_data = False  # the server said 354: client bytes are message content
         self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
+        # After an AUTH, until a line starts with an SMTP verb: lines may be credentials.
+        self._sasl_may_follow = False
         self._chunk: tuple[str, int] | None = None  # a BDAT line read: (argument, size)
         self._chunk_bare = False  # that line ended in a bare LF
         self._data_scanned = 0  # message octets already searched for the final dot
@@ -136,6 +138,14 @@ class WireRecorder:
                 if bare:
                     self.recorder.note(time, BARE_LF_NOTE, sender="client")
                 continue
+            if self._sasl_may_follow and not _starts_with_verb(line):
+                # After AUTH, a line that is no command may be a SASL response sent after a
+                # refusal (538, 504 ...) or a failed exchange: never recorded in clear either.
+                self.recorder.command(time, "AUTH", "***")
+                if bare:
+                    self.recorder.note(time, BARE_LF_NOTE, sender="client")
+                continue
+            self._sasl_may_follow = False
             text = line.decode("utf-8", "replace")
             verb, _, argument = text.partition(" ")
             chunk = parse_bdat(argument) if verb.upper() == "BDAT" else None
@@ -149,7 +159,7 @@ class WireRecorder:
             if self.recorder.tuples[seq][VERB] == "AUTH":
                 # Until AUTH is answered with anything but 334, lines are SASL responses,
                 # even pipelined ones (over-redacting a pipelined command is the safe side).
-                self._in_auth = True
+                self._in_auth = self._sasl_may_follow = True
 
     def _end_data(self, content: bytes, time: float | None) -> None:
         """The message is over: record ``content`` (dot-stuffed, without the final dot)."""
