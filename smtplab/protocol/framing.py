@@ -129,10 +129,9 @@ class CommandLineReader:
             problem = Problem.BARE_CR
         return CommandLine(content, problem)
 
-    def _overflow(self, buf: InputBuffer) -> None:
-        """No complete line yet: drop an overlong partial line, keeping a short prefix.
-
-        A CR at the end stays: it may be the first half of the line's CRLF."""
+    def _overflow(self, buf: InputBuffer) -> CommandLine | None:
+        """No complete line yet (always None): drop an overlong partial line, keeping a short
+        prefix. A CR at the end stays: it may be the first half of the line's CRLF."""
         data = buf.data
         keep_cr = data.endswith(b"\r")
         if len(data) - keep_cr + 2 > self.max_length and len(data) > 80:
