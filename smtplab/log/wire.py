@@ -48,6 +48,9 @@ SMTP_VERBS = frozenset(
     ["EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
      "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "XCLIENT", "XFORWARD"]
 )  # fmt: skip
+#: A command line is at most 512 octets (RFC 5321 4.5.3.1.4); of a longer one, the recording
+#: keeps the first and last octets up to this many (its middle is dropped as it arrives).
+MAX_LINE = 2048
 _TLS_HANDSHAKE = 0x16  # the first octet of a TLS handshake record (RFC 8446 5.1)
 
 
@@ -64,9 +67,12 @@ class WireRecorder:
         self._replies = ReplyParser()
         self._in_data = False  # the server said 354: client bytes are message content
         self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
+        # After an AUTH, until a line starts with an SMTP verb: lines may be credentials.
+        self._sasl_may_follow = False
         self._chunk: tuple[str, int] | None = None  # a BDAT line read: (argument, size)
         self._chunk_bare = False  # that line ended in a bare LF
         self._data_scanned = 0  # message octets already searched for the final dot
+        self._line_scanned = 0  # octets of an unfinished command line searched for its LF
         # After a capture's loss (see the module docstring): octets of the chunk lost, part
         # of the message lost, the lost reply's verb (DATA, STARTTLS) that the client's next
         # octets tell the outcome of, and whether the next line may be the rest of a lost one.
@@ -92,6 +98,7 @@ class WireRecorder:
                 if self._chunk_bare:
                     self.recorder.note(time, BARE_LF_NOTE, sender="client")
                 del self._out[:have]
+                self._line_scanned = 0
                 self._chunk, self._chunk_lost = None, 0
                 continue
             if self._guess is not None and not self._guessed(time):
@@ -110,9 +117,15 @@ class WireRecorder:
                 del self._out[: end + 3]
                 self._end_data(content, time)
                 continue
-            end = self._out.find(b"\n")
+            # Search only what is new: a line without end arriving in pieces would otherwise
+            # be searched again with every piece. Its middle past MAX_LINE octets is dropped.
+            end = self._out.find(b"\n", self._line_scanned)
             if end < 0:
+                if len(self._out) > MAX_LINE:
+                    del self._out[MAX_LINE // 2 : len(self._out) - 1]
+                self._line_scanned = len(self._out)
                 return
+            self._line_scanned = 0
             bare = end == 0 or self._out[end - 1] != 0x0D  # a bare LF (see the docstring)
             line = bytes(self._out[: end if bare else end - 1])
             del self._out[: end + 1]
@@ -125,6 +138,14 @@ class WireRecorder:
                 if bare:
                     self.recorder.note(time, BARE_LF_NOTE, sender="client")
                 continue
+            if self._sasl_may_follow and not _starts_with_verb(line):
+                # After AUTH, a line that is no command may be a SASL response sent after a
+                # refusal (538, 504 ...) or a failed exchange: never recorded in clear either.
+                self.recorder.command(time, "AUTH", "***")
+                if bare:
+                    self.recorder.note(time, BARE_LF_NOTE, sender="client")
+                continue
+            self._sasl_may_follow = False
             text = line.decode("utf-8", "replace")
             verb, _, argument = text.partition(" ")
             chunk = parse_bdat(argument) if verb.upper() == "BDAT" else None
@@ -138,11 +159,11 @@ class WireRecorder:
             if self.recorder.tuples[seq][VERB] == "AUTH":
                 # Until AUTH is answered with anything but 334, lines are SASL responses,
                 # even pipelined ones (over-redacting a pipelined command is the safe side).
-                self._in_auth = True
+                self._in_auth = self._sasl_may_follow = True
 
     def _end_data(self, content: bytes, time: float | None) -> None:
         """The message is over: record ``content`` (dot-stuffed, without the final dot)."""
-        self._data_scanned = 0
+        self._data_scanned = self._line_scanned = 0
         self._in_data = self._data_lost = False
         unstuffed = content.replace(b"\r\n.", b"\r\n")
         if unstuffed.startswith(b"."):
@@ -181,6 +202,7 @@ class WireRecorder:
         self.recorder.tls_started(time, text)
         self.opaque = True
         self._out.clear()
+        self._line_scanned = 0
 
     def lost(self, by_client: bool, octets: int, time: float | None, where: str) -> None:
         """``octets`` of one side that a capture missed though the other side received them
@@ -211,6 +233,7 @@ class WireRecorder:
             self.recorder.note(time, text + ": part of the message", sender="client")
             return
         self._out.clear()  # a line the gap cut is lost with it
+        self._line_scanned = 0
         self._resync = True
         self.recorder.lost(time, text + ": a command or more, answered by the next reply")
 

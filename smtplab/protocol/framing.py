@@ -70,9 +70,6 @@ class InputBuffer:
         return out
 
 
-_new_tuple = tuple.__new__  # builds a named tuple without the Python-level __new__
-
-
 class CommandLine(NamedTuple):
     """One command line without its line end, and the problem with it, if any.
 
@@ -84,92 +81,82 @@ class CommandLine(NamedTuple):
 
 
 class CommandLineReader:
-    """Cuts command lines out of an :class:`InputBuffer`."""
+    """Cuts command lines out of an :class:`InputBuffer`.
+
+    Linear in what it reads: each call searches only bytes no earlier search has looked at
+    (``_scan``), and for the one byte sequence that can end a line under the setting (CRLF or
+    a bare LF in ``reject``; CRLF in ``keep``; any CR or LF in ``normalize``), so a stream of
+    bare CRs or LFs costs what a stream of letters costs."""
 
     def __init__(self, max_length: int, endings: LineEndings) -> None:
         self.max_length = max_length
         self.endings = endings
-        self._scan = 0  # bytes at the start of the buffer already known to hold no line end
+        self._scan = 0  # bytes at the start of the buffer already searched: no line end there
         self._discarding = False  # inside an overlong line whose start was thrown away
-        self._bare_cr = False  # the current line holds a bare CR (reject mode)
 
     def next_line(self, buf: InputBuffer) -> CommandLine | None:
         data = buf.data
         if not data:
             return None  # nothing to read (an empty buffer holds no line, even at EOF)
-        pos = self._scan
-        if not pos and not self._discarding:  # fast path: a plain line ending in CRLF
-            end = data.find(b"\r\n", 0, self.max_length + 1)
-            if end >= 0 and data.find(b"\n", 0, end) < 0 and data.find(b"\r", 0, end) < 0:
-                content = bytes(data[:end])
-                del data[: end + 2]
-                if end + 2 > self.max_length:
-                    return CommandLine(content[:80], Problem.TOO_LONG)
-                return _new_tuple(CommandLine, (content, None))  # CommandLine(content), faster
-        while True:
-            end = _find_line_break(data, pos)
+        endings = self.endings
+        problem = None
+        if endings is LineEndings.REJECT:
+            # Every line ends at an LF: a CRLF's, or a bare one, which spoils the line.
+            end = data.find(b"\n", self._scan)
             if end < 0:
-                self._scan = len(data)
                 return self._overflow(buf)
-            byte = data[end]
-            if byte == 0x0D:  # CR
-                if end + 1 == len(data):  # cannot tell CRLF from bare CR yet
-                    self._scan = end
-                    return self._overflow(buf)
-                if data[end + 1] == 0x0A:
-                    return self._finish(buf, end, 2)
-                if self.endings is LineEndings.NORMALIZE:
-                    return self._finish(buf, end, 1)
-                if self.endings is LineEndings.REJECT:
-                    self._bare_cr = True
-                pos = end + 1
-                continue
-            # A bare LF.
-            if self.endings is LineEndings.KEEP:
-                pos = end + 1
-                continue
-            problem = Problem.BARE_LF if self.endings is LineEndings.REJECT else None
-            return self._finish(buf, end, 1, problem)
-
-    def _finish(
-        self, buf: InputBuffer, end: int, terminator: int, problem: Problem | None = None
-    ) -> CommandLine:
-        content = bytes(buf.data[:end])
-        del buf.data[: end + terminator]
-        if self._discarding or len(content) + 2 > self.max_length:
-            problem = Problem.TOO_LONG
-        elif self._bare_cr and problem is None:
-            problem = Problem.BARE_CR
+            if end and data[end - 1] == 0x0D:
+                end, terminator = end - 1, 2
+            else:
+                terminator, problem = 1, Problem.BARE_LF
+        elif endings is LineEndings.KEEP:
+            end, terminator = data.find(b"\r\n", self._scan), 2  # bare CR and LF are content
+            if end < 0:
+                return self._overflow(buf)
+        else:  # normalize: any CR or LF ends a line, CRLF counting as one line end
+            end = find_line_break(data, self._scan)
+            if end < 0 or (end + 1 == len(data) and data[end] == 0x0D):
+                return self._overflow(buf)  # (a CR at the end may be half of a CRLF)
+            terminator = 2 if data[end] == 0x0D and data[end + 1] == 0x0A else 1
+        too_long = self._discarding or end + 2 > self.max_length
+        content = bytes(data[: min(end, 80) if too_long else end])
+        del data[: end + terminator]
         self._scan = 0
         self._discarding = False
-        self._bare_cr = False
-        return CommandLine(content if problem is not Problem.TOO_LONG else content[:80], problem)
+        if too_long:
+            return CommandLine(content, Problem.TOO_LONG)
+        if problem is None and endings is LineEndings.REJECT and b"\r" in content:
+            problem = Problem.BARE_CR
+        return CommandLine(content, problem)
 
     def _overflow(self, buf: InputBuffer) -> CommandLine | None:
-        """No complete line yet: drop an overlong partial line, keeping a short prefix."""
-        keep_cr = buf.data.endswith(b"\r")  # maybe the first half of the CRLF: not content
-        if len(buf.data) - keep_cr + 2 > self.max_length and len(buf.data) > 80:
-            del buf.data[80:]  # keep the start of the line for the transcript
+        """No complete line yet (always None): drop an overlong partial line, keeping a short
+        prefix. A CR at the end stays: it may be the first half of the line's CRLF."""
+        data = buf.data
+        keep_cr = data.endswith(b"\r")
+        if len(data) - keep_cr + 2 > self.max_length and len(data) > 80:
+            del data[80 : len(data) - keep_cr]  # keep the start of the line for the transcript
             self._discarding = True
-            if keep_cr:
-                buf.data += b"\r"
-            self._scan = len(buf.data) - (1 if keep_cr else 0)
-        if buf.eof and buf.data:
+        self._scan = len(data) - keep_cr
+        if buf.eof and data:
             # The peer closed in the middle of a line: that line never ended, so it is no command.
-            buf.data.clear()
+            data.clear()
             self._scan = 0
             self._discarding = False
         return None
 
 
-def _find_line_break(data: bytearray, start: int) -> int:
-    cr = data.find(b"\r", start)
-    lf = data.find(b"\n", start)
-    if cr < 0:
-        return lf
-    if lf < 0:
-        return cr
-    return min(cr, lf)
+_LINE_BREAK = re.compile(rb"[\r\n]")
+
+
+def find_line_break(data: bytearray | bytes, start: int) -> int:
+    """The index of the first CR or LF in ``data`` at or after ``start``, or -1.
+
+    One pass that stops at the first line break found (two ``find`` calls, one per byte,
+    would each run to the end of the buffer when that byte is absent: quadratic over a
+    stream of the other one)."""
+    found = _LINE_BREAK.search(data, start)
+    return found.start() if found is not None else -1
 
 
 _BARE = re.compile(rb"[\r\n]")
@@ -181,10 +168,6 @@ def only_crlf(data: bytes) -> bool:
     return data.count(b"\n") == crlfs and data.count(b"\r") == crlfs
 
 
-#: Under ``normalize`` with no size limit, how much of a message may wait for its first CRLF.
-NORMALIZE_BUFFER_LIMIT = 64 * 1024 * 1024
-
-
 class DataEnd(NamedTuple):
     """The final ``<CRLF>.<CRLF>`` was read; the message is complete."""
 
@@ -194,11 +177,20 @@ class DataEnd(NamedTuple):
     problem: Problem | None
 
 
+#: When a message has several problems, the one it is answered with: the same whatever order
+#: they came in, so the reply depends on the bytes only, never on how TCP split them.
+PROBLEM_ORDER = (Problem.BARE_LF, Problem.BARE_CR, Problem.TOO_LONG, Problem.TOO_LARGE)
+
+
 class DataReader:
     """Reads message content up to ``<CRLF>.<CRLF>``, undoing dot-stuffing (4.5.2).
 
     The reader always starts at the beginning of a line (right after the DATA command's CRLF),
-    so the first line of content may itself be the terminating ``.``.
+    so the first line of content may itself be the terminating ``.``. Complete lines are taken
+    a block at a time; a line longer than ``max_text_line`` is taken as it arrives (its
+    octets counted and checked, then dropped), so memory stays bounded. Every octet is
+    counted and checked exactly once however the input was split, so the size, the line count
+    and the problem found are the same for the same bytes.
     """
 
     def __init__(self, max_text_line: int, max_size: int | None, endings: LineEndings) -> None:
@@ -208,21 +200,26 @@ class DataReader:
         self._parts: list[bytes] = []
         self._size = 0
         self._lines = 0
-        self._problem: Problem | None = None
-        self._discarding = False  # inside an overlong line whose start was thrown away
+        self._problems: set[Problem] = set()
+        self._scan = 0  # bytes at the start of the buffer already searched: no CRLF there
+        self._in_line = False  # the start of the current line was taken already (overlong)
+        self._piece = 0  # octets of the current line (its last piece, normalize) taken so far
 
     def read(self, buf: InputBuffer) -> DataEnd | None:
         """Consume complete lines from ``buf``; return :class:`DataEnd` at the final dot."""
         data = buf.data
-        last = data.rfind(b"\r\n")
+        # Only bytes not searched before (RFC 5321 2.3.8: CRLF alone ends a line).
+        last = data.rfind(b"\r\n", max(self._scan - 1, 0))
         if last < 0:
-            self._bound_partial_line(buf)
+            self._scan = len(data)
+            self._bound_partial_line(data)
             return None
-        if self._discarding:  # the rest of an overlong line: never the final dot
+        if self._in_line:  # the rest of an overlong line: never the final dot
             first = data.find(b"\r\n")
-            self._discarding = False
-            self._add_line(bytes(data[:first]), overlong=True)
+            self._add_text(bytes(data[:first]))
+            self._end_line()
             del data[: first + 2]
+            self._scan = 0
             return self.read(buf)
         # The buffer starts at a line start. Its complete lines, each with its CRLF:
         block = bytes(data[: last + 2])
@@ -231,13 +228,15 @@ class DataReader:
         else:
             dot = block.find(b"\r\n.\r\n")
             dot = dot + 2 if dot >= 0 else -1
+        self._scan = 0
         if dot >= 0:  # the line "." ends the data (4.1.1.4); what follows stays in buf
             self._add_block(block[:dot])
             del data[: dot + 3]
             return self._end()
         self._add_block(block)
         del data[: last + 2]
-        self._bound_partial_line(buf)
+        self._scan = len(data)
+        self._bound_partial_line(data)
         return None
 
     def _add_block(self, block: bytes) -> None:
@@ -246,7 +245,8 @@ class DataReader:
             return
         if not only_crlf(block) and self.endings is not LineEndings.KEEP:
             for line in block[:-2].split(b"\r\n"):
-                self._add_line(line, overlong=False)
+                self._add_text(line)
+                self._end_line()
             return
         # Transparency (4.5.2): the first dot of every line that starts with one is deleted.
         body = block[1:] if block[:1] == b"." else block
@@ -255,60 +255,74 @@ class DataReader:
         if max(map(len, body.split(b"\r\n"))) + 2 > self.max_text_line:
             self._fail(Problem.TOO_LONG)
         self._size += len(body)
-        if self.max_size is not None and self._size > self.max_size:
-            self._fail(Problem.TOO_LARGE)
-        if self._problem is None:
+        self._check_size()
+        if not self._problems:
             self._parts.append(body)
 
-    def _add_line(self, line: bytes, overlong: bool) -> None:
-        if line[:1] == b".":
-            line = line[1:]  # transparency: the server deletes the first dot (4.5.2)
-        pieces = [line]
-        if self.endings is not LineEndings.KEEP and (b"\n" in line or b"\r" in line):
+    def _add_text(self, text: bytes) -> None:
+        """Add octets of the current line (no CRLF in them): its start, middle or end."""
+        if not self._in_line and text[:1] == b".":
+            text = text[1:]  # transparency: the server deletes a line's first dot (4.5.2)
+        self._in_line = True
+        if self.endings is not LineEndings.KEEP and (b"\n" in text or b"\r" in text):
             if self.endings is LineEndings.REJECT:
-                self._fail(Problem.BARE_LF if b"\n" in line else Problem.BARE_CR)
+                self._fail(Problem.BARE_LF if b"\n" in text else Problem.BARE_CR)
             else:  # normalize: each bare CR or LF ends a line of its own
-                pieces = _BARE.split(line)
-                line = b"\r\n".join(pieces)
-        self._lines += len(pieces)
-        if overlong or any(len(piece) + 2 > self.max_text_line for piece in pieces):
+                pieces = _BARE.split(text)
+                self._grow_piece(len(pieces[0]))  # the end of the current line
+                self._lines += len(pieces) - 1
+                self._piece = 0
+                self._grow_piece(max(map(len, pieces[1:])))  # the longest of the others
+                self._piece = len(pieces[-1])  # the start of the next line
+                text = b"\r\n".join(pieces)
+                self._size += len(text)
+                self._keep(text)
+                return
+        self._grow_piece(len(text))
+        self._size += len(text)
+        self._keep(text)
+
+    def _grow_piece(self, length: int) -> None:
+        self._piece += length
+        if self._piece + 2 > self.max_text_line:
             self._fail(Problem.TOO_LONG)
-        self._size += len(line) + 2
+
+    def _end_line(self) -> None:
+        """The current line's CRLF."""
+        self._lines += 1
+        self._size += 2
+        self._keep(b"\r\n")
+        self._in_line = False
+        self._piece = 0
+
+    def _keep(self, text: bytes) -> None:
+        self._check_size()
+        if not self._problems:
+            self._parts.append(text)
+
+    def _check_size(self) -> None:
         if self.max_size is not None and self._size > self.max_size:
             self._fail(Problem.TOO_LARGE)
-        if self._problem is None:
-            self._parts.append(line + b"\r\n")
 
     def _fail(self, problem: Problem) -> None:
-        if self._problem is None:
-            self._problem = problem
-            self._parts.clear()  # the message will be rejected: keep nothing of it
+        self._problems.add(problem)
+        self._parts.clear()  # the message will be rejected: keep nothing of it
 
-    def _bound_partial_line(self, buf: InputBuffer) -> None:
-        """Throw away the middle of an overlong unfinished line, keeping memory bounded."""
-        data = buf.data
-        if len(data) <= self.max_text_line + 2:
-            return
-        problem = Problem.TOO_LONG
-        if self.endings is LineEndings.NORMALIZE:
-            # Bare line ends split the partial line into lines of their own: only the last
-            # piece can be too long. The whole stays bounded by the size limit.
-            last_break = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1))
-            if len(data) - last_break - 1 <= self.max_text_line + 2:
-                if len(data) <= (self.max_size or NORMALIZE_BUFFER_LIMIT) + self.max_text_line:
-                    return
-                problem = Problem.TOO_LARGE
+    def _bound_partial_line(self, data: bytearray) -> None:
+        """Take an unfinished line longer than a text line may be, keeping memory bounded.
+
+        A trailing CR stays: it may be the first half of the line's CRLF."""
         keep_cr = data.endswith(b"\r")
-        self._size += len(data) - keep_cr
-        del data[:]
-        if keep_cr:
-            data += b"\r"
-        self._discarding = True
-        self._fail(problem)
+        if len(data) - keep_cr <= self.max_text_line + 2:
+            return
+        self._add_text(bytes(data[: len(data) - keep_cr]))
+        del data[: len(data) - keep_cr]
+        self._scan = len(data)
 
     def _end(self) -> DataEnd:
         content = b"".join(self._parts)
-        return DataEnd(content, self._size, self._lines, self._problem)
+        problem = next((p for p in PROBLEM_ORDER if p in self._problems), None)
+        return DataEnd(content, self._size, self._lines, problem)
 
 
 def dot_stuff(content: bytes) -> bytes:

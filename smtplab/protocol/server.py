@@ -174,6 +174,7 @@ class ServerConnection:
         self.tls_pending = False
         self.authenticated = False  # AUTH succeeded (RFC 4954): no second AUTH
         self._auth_continues = False  # a 334 was sent: the next line is an AUTH response
+        self._sasl_may_follow = False  # see _hide_sasl
 
     # -- input ------------------------------------------------------------------------------
 
@@ -206,13 +207,33 @@ class ServerConnection:
             response = AuthResponse(line.content.decode("utf-8", "replace"), error)
             self._owed, self._owed_event = "AUTH", response
             return response
-        event = self._command_event(line.content, line.problem)
+        event = self._hide_sasl(self._command_event(line.content, line.problem))
         if event.verb == "BDAT" and isinstance(event, Bdat) and event.size is not None:
             # Read the chunk even when refusing the command: its octets are no commands.
             self._chunk = ChunkReader(event.size, keep=event.error is None)
             self._chunk_event = event
             return self._next_chunk_event()
         self._owed, self._owed_event = event.verb, event
+        return event
+
+    def _hide_sasl(self, event: Command) -> Command:
+        """``event``, or, when its line may be a SASL response, an unknown command ``AUTH ***``.
+
+        The rule: after a line whose verb is AUTH, every line this server cannot read as a
+        command it knows may be a SASL response (RFC 4954 4) - one pipelined behind an AUTH
+        that was refused (538, 504, 503, 501), or sent after a failed exchange (535) by a
+        client that did not wait for the reply - until the first line that is a known
+        command. Such a line is answered as before (500, 501 ...) but its event, and so its
+        row, holds ``AUTH ***``: base64 credentials never reach a row. Lines read while a 334
+        is outstanding are :class:`AuthResponse` events, hidden the same way.
+        """
+        if event.verb.split(None, 1)[:1] == ["AUTH"]:
+            self._sasl_may_follow = True
+        elif self._sasl_may_follow:
+            if event.__class__ is Command or event.__class__ is UnknownCommand:
+                assert event.error is not None  # an unknown or unreadable line is refused
+                return UnknownCommand("AUTH", "***", event.error)
+            self._sasl_may_follow = False
         return event
 
     def _next_chunk_event(self) -> Event:
