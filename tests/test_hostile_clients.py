@@ -354,15 +354,16 @@ def test_sessions_beyond_the_limit_per_client_address_get_421_4_7_0() -> None:
 
 def test_the_per_client_table_empties_when_clients_vanish() -> None:
     with ServerThread(TcpServer(max_sessions_per_client=2)) as server:
-        for round_ in range(3):
-            socks = [connect(server.port, f"127.0.1.{n}") for n in range(1, 4)]
+        for _ in range(3):  # a place not given back would get a 421 in the next round
+            socks = [connect(server.port, f"127.0.1.{n}") for n in (1, 1, 2, 2, 3, 3)]
             for sock in socks:
                 assert read_replies(sock, 1) == [b"220"]
+            for sock in socks:
                 sock.close()  # gone without QUIT
-        deadline = time.monotonic() + 10
-        while server._per_client and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server._per_client == {}
+            deadline = time.monotonic() + 10
+            while server._per_client and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server._per_client == {}
 
 
 @pytest.mark.parametrize(
@@ -376,3 +377,87 @@ def test_the_per_client_table_empties_when_clients_vanish() -> None:
 def test_limits_that_make_no_sense_are_refused_clearly(options: dict) -> None:
     with pytest.raises(ValueError, match=next(iter(options))):
         TcpServer(**options)
+
+
+def test_a_bdat_chunk_dripped_gets_421_4_4_2_at_the_data_deadline() -> None:
+    with ServerThread(TcpServer(idle_timeout=5, data_timeout=0.6)) as server:
+        client = connect(server.port)
+        read_replies(client, 1)
+        client.sendall(
+            b"EHLO a.example\r\nMAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\n"
+        )
+        assert [r[:3] for r in read_replies(client, 3)] == [b"250"] * 3
+        client.sendall(b"BDAT 100000 LAST\r\n")
+        answer = drip(client, b"x" * 1000, every=0.02, for_at_most=10)
+        assert answer.startswith(b"421 4.4.2"), answer
+        client.close()
+    assert server.messages == []
+
+
+def test_plaintext_beyond_one_slice_after_starttls_is_still_discarded(
+    tmp_path_factory, monkeypatch
+) -> None:
+    """CVE-2011-0411 with more pipelined plaintext than one slice: what waits unparsed when
+    the 220 goes out is dropped with the rest, never read as if it had come over TLS."""
+    import ssl
+
+    from smtplab.transport.certs import lab_certificate
+
+    monkeypatch.setenv("SMTPLAB_CACHE", str(tmp_path_factory.getbasetemp() / "smtplab-cache"))
+    with ServerThread(TcpServer(tls=True)) as server:
+        client = connect(server.port)
+        read_replies(client, 1)
+        client.sendall(b"EHLO x.example\r\n")
+        read_replies(client, 1)
+        padding = b"NOOP\r\n" * (3 * tcp.FEED // 6)
+        client.sendall(b"STARTTLS\r\n" + padding + b"MAIL FROM:<injected@example.net>\r\n")
+        assert read_replies(client, 1) == [b"220 2.0.0"]
+        cert, _ = lab_certificate()
+        context = ssl.create_default_context(cafile=str(cert))
+        tls = context.wrap_socket(client, server_hostname="localhost")
+        tls.sendall(b"EHLO x.example\r\nQUIT\r\n")
+        assert [r[:3] for r in read_replies(tls, 2)] == [b"250", b"221"]
+        tls.close()
+    commands = server.transcript().query("kind == 'command'")["verb"].tolist()
+    assert commands == ["EHLO", "STARTTLS", "EHLO", "QUIT"]
+
+
+def test_smtplab_serve_takes_the_new_limits(capsys) -> None:
+    from smtplab.cli import build_parser
+    from smtplab.serve import build_server, main
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["serve", "--data-timeout", "30", "--max-sessions-per-client", "0", "--idle-timeout", "9"]
+    )
+    server = build_server(
+        args.host,
+        args.port,
+        idle_timeout=args.idle_timeout,
+        data_timeout=args.data_timeout,
+        max_sessions_per_client=args.max_sessions_per_client,
+    )
+    assert (server.idle_timeout, server.data_timeout) == (9, 30)
+    assert server.max_sessions_per_client is None  # 0: no limit
+    assert parser.parse_args(["serve"]).max_sessions_per_client == 20
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--max-sessions-per-client", "-1"])
+    assert "0 (no limit) or more" in capsys.readouterr().err
+    assert main(parser.parse_args(["serve", "--data-timeout", "0"])) == 2
+    assert "data_timeout must be a positive number" in capsys.readouterr().err
+
+
+def test_input_waiting_in_slices_is_all_answered_when_the_client_half_closes() -> None:
+    """The end of the input is handed over after the input before it, not ahead of it."""
+    with ServerThread(TcpServer(junk_limit=None)) as server:
+        client = connect(server.port)
+        read_replies(client, 1)
+        count = 4 * tcp.FEED // 6
+        received: list[list[bytes]] = []
+        reader = threading.Thread(target=lambda: received.append(read_replies(client, count + 1)))
+        reader.start()
+        client.sendall(b"NOOP\r\n" * count + b"QUIT\r\n")
+        client.shutdown(socket.SHUT_WR)
+        reader.join(30)
+        client.close()
+    assert [r[:3] for r in received[0]] == [b"250"] * count + [b"221"]
