@@ -461,9 +461,9 @@ class _Connection(asyncio.Protocol):
     # -- deadlines --------------------------------------------------------------------------
 
     def _arm_deadline(self) -> None:
-        """Check the deadline when it is due (see :meth:`_deadline`); a check already set
-        for no later than that stays (it sets the next one)."""
-        due = max(self._deadline()[0], self.loop.time() + 0.1)
+        """Check the deadline when it is due (see :meth:`_due`); a check already set for no
+        later than that stays (it sets the next one)."""
+        due = max(self._due(), self.loop.time() + 0.1)
         timer = self.deadline_timer
         if timer is not None:
             if timer.when() <= due:
@@ -471,26 +471,24 @@ class _Connection(asyncio.Protocol):
             timer.cancel()
         self.deadline_timer = self.loop.call_at(due, self._check_deadline)
 
-    def _deadline(self) -> tuple[float, Reply, str]:
-        """When the session times out, with what, and why. A message's content has
-        ``data_timeout`` from its 354; anything else ``idle_timeout`` from the last complete
-        input or reply. Bytes that do not complete a line do not count (RFC 5321 4.5.3.2.7)."""
-        server = self.server
+    def _due(self) -> float:
+        """When the session times out: a message's content has ``data_timeout`` from its 354;
+        anything else ``idle_timeout`` from the last complete input or reply. Bytes that do
+        not complete a line do not count (RFC 5321 4.5.3.2.7)."""
         if self.message_started is not None:
-            limit = server.data_timeout
-            return self.message_started + limit, SLOW_DATA, f"message not in after {limit:g} s"
-        limit = server.idle_timeout
-        return self.last_progress + limit, IDLE, f"no complete command for {limit:g} s"
+            return self.message_started + self.server.data_timeout
+        return self.last_progress + self.server.idle_timeout
 
     def _check_deadline(self) -> None:
         self.deadline_timer = None
         if self.transport.is_closing():
             return
-        due, reply, note = self._deadline()
-        if self.releasing is not None or self.loop.time() < due:  # a reply of ours is pending
-            self._arm_deadline()
+        if self.releasing is not None or self.loop.time() < self._due():  # not yet, or
+            self._arm_deadline()  # a reply of ours is still being delayed
+        elif self.message_started is not None:
+            self.shutdown(SLOW_DATA, f"message not in after {self.server.data_timeout:g} s")
         else:
-            self.shutdown(reply, note)
+            self.shutdown(IDLE, f"no complete command for {self.server.idle_timeout:g} s")
 
     def _refuse(self, recorder: Recorder, reply: Reply, note: str) -> None:
         """Over a session limit: greet with ``reply`` and close, recorded like any session."""
