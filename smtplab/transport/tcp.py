@@ -55,7 +55,7 @@ from smtplab.server.session import ServerSession
 from smtplab.server.store import MemoryStore, Store, StoredMessage
 from smtplab.transport.certs import server_context
 
-IDLE = Reply(421, "Idle for too long, closing connection", "4.4.2")
+IDLE = Reply(421, "Timeout exceeded waiting for a command, closing connection", "4.4.2")
 SLOW_DATA = Reply(421, "Timeout exceeded while reading the message, closing connection", "4.4.2")
 BUSY = Reply(421, "Too many connections, try again later", "4.7.0")
 BUSY_CLIENT = Reply(421, "Too many connections from your address, try again later", "4.7.0")
