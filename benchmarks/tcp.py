@@ -82,7 +82,7 @@ class Server:
     def command(self, port: int) -> list[str]:
         if self.name == "smtplab":
             return [sys.executable, "-m", "smtplab", "serve", "--port", str(port),
-                    "--max-sessions", "1000"]  # fmt: skip
+                    "--max-sessions", "1000", "--max-sessions-per-client", "0"]  # fmt: skip
         if self.name == "aiosmtpd":
             return [sys.executable, "-c", AIOSMTPD_SERVER, str(port)]
         sink = ["smtp-sink", "-c"]

@@ -135,10 +135,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls", action="store_true", help="offer STARTTLS with the lab certificate (RFC 3207)"
     )
     serve.add_argument(
-        "--idle-timeout", type=float, default=300.0, help="seconds before 421 4.4.2 (300)"
+        "--idle-timeout",
+        type=float,
+        default=300.0,
+        help="seconds for each command, from the previous reply; then 421 4.4.2 (300)",
+    )
+    serve.add_argument(
+        "--data-timeout",
+        type=float,
+        default=600.0,
+        help="seconds for a whole message, from its 354 to the final dot; then 421 4.4.2 (600)",
     )
     serve.add_argument(
         "--max-sessions", type=int, default=100, help="sessions at once; more get 421 (100)"
+    )
+    serve.add_argument(
+        "--max-sessions-per-client",
+        type=_limit,
+        default=20,
+        metavar="N",
+        help="sessions at once from one client address; more get 421 4.7.0 (20; 0: no limit)",
     )
     serve.set_defaults(func=_serve)
     send = commands.add_parser(
@@ -276,6 +292,17 @@ def _send(args: argparse.Namespace) -> int:
     for address, reply in result.refused.items():
         print(f"Refused {address}: {reply}")
     return 0 if result.delivered and not result.refused else 1
+
+
+def _limit(text: str) -> int | None:
+    """A count for a limit option: a positive number, or 0 for no limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {value}")
+    return value or None
 
 
 def _serve(args: argparse.Namespace) -> int:

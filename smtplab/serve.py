@@ -99,7 +99,9 @@ def main(args: Any) -> int:
             args.scenario,
             args.maildir,
             idle_timeout=args.idle_timeout,
+            data_timeout=args.data_timeout,
             max_sessions=args.max_sessions,
+            max_sessions_per_client=args.max_sessions_per_client,
             tls=args.tls,
         )
     except OSError as error:  # e.g. --maildir names a file

@@ -398,6 +398,12 @@ class ServerConnection:
     # -- output -----------------------------------------------------------------------------
 
     @property
+    def reading_message(self) -> bool:
+        """Whether a message is on its way: from the 354 to the final dot, or from the first
+        BDAT chunk to the LAST one (RFC 3030), including chunk octets not all read yet."""
+        return self.state is _DATA or self.state is _BDAT or self._chunk is not None
+
+    @property
     def owed(self) -> OwedEvent | None:
         """The command event (or message) awaiting a reply, if any."""
         return self._owed_event

@@ -48,7 +48,9 @@ from smtplab.server.store import Store, StoredMessage, received_header
 
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing", "4.3.0")
 TOO_MANY_ERRORS = Reply(421, "Too many errors, closing connection", "4.7.0")
-JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP"})
+#: Commands a client can repeat forever without moving a transaction on. Postfix flags HELO,
+#: EHLO, RSET, NOOP, VRFY and ETRN (smtpd_junk_command_limit); EXPN and HELP are as cheap.
+JUNK_COMMANDS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "VRFY", "EXPN", "HELP"})
 CLOSED = State.CLOSED  # a module global is looked up faster than an Enum member
 
 #: Command events answered by the error they carry or by the policy, and nothing else.
@@ -91,10 +93,14 @@ class ServerSession:
         # smtpd_hard_error_limit does: a client that keeps failing is broken or probing.
         self.error_limit = error_limit
         self.error_replies = 0
-        # Beyond this many NOOP/RSET/VRFY/EXPN/HELP, each counts as an error too (Postfix's
-        # smtpd_junk_command_limit): a client cannot keep a session busy with junk forever.
+        # Beyond this many EHLO/HELO/NOOP/RSET/VRFY/EXPN/HELP, each counts as an error too
+        # (Postfix's smtpd_junk_command_limit): a client cannot keep a session busy with junk
+        # forever. Both counts start again after a message is accepted, as in Postfix.
         self.junk_limit = junk_limit
         self.junk_commands = 0
+        # Complete inputs taken so far (command lines, AUTH responses, messages, chunks): a
+        # driver's sign that the client is moving on, bytes alone are not.
+        self.inputs = 0
         self._ctx: Context | None = None
         self._close_recorded = False
         self._counts: dict[str, int] = {}  # step -> times it came up (for policies, faults)
@@ -133,6 +139,7 @@ class ServerSession:
             event = conn.next_event()
             if event is NEED_DATA or event is PAUSED:
                 return
+            self.inputs += 1
             if event.__class__ in _PLAIN_COMMANDS:  # the usual case, checked first
                 command: Command = event  # type: ignore[assignment]  # by its class
                 verb = command.verb
@@ -298,6 +305,7 @@ class ServerSession:
             self.recorder.note(self.clock(), f"store failed, answered 451: {exc}")
             return LOCAL_ERROR
         queue_id = stored.id
+        self.error_replies = self.junk_commands = 0  # a message kept: forgiven (Postfix)
         try:
             self.policy.on_delivered(self._context(), event, stored)
         except Exception as exc:  # stored already: the 250 stands, the hook's bug is noted

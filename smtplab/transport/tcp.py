@@ -12,18 +12,31 @@ as ``smtplib`` talks to it from the same process::
     server.transcript()
 
 Facing real clients, it listens on 127.0.0.1 unless told otherwise and protects itself as
-Postfix's smtpd does: an idle client is told ``421 4.4.2`` and disconnected, a session that
-collects ``error_limit`` error replies gets ``421 4.7.0`` (NOOP, RSET, VRFY, EXPN and HELP
-beyond ``junk_limit`` count as errors, as in Postfix), connections beyond ``max_sessions``
-are greeted with ``421 4.7.0`` and closed, and :meth:`TcpServer.stop` lets sessions in the
-middle of a transaction finish for a grace period, then says ``421 4.3.2`` to the rest.
+Postfix's smtpd does:
+
+* Deadlines, not idle timers: each command must be complete within ``idle_timeout`` seconds
+  of the previous reply (RFC 5321 4.5.3.2.7), and a message's content within
+  ``data_timeout`` of its 354 (or its first BDAT chunk); bytes that trickle in do not reset
+  them (a "slowloris" client cannot hold a session). On expiry: ``421 4.4.2`` and close.
+* A session that collects ``error_limit`` error replies gets ``421 4.7.0``; EHLO, HELO, NOOP,
+  RSET, VRFY, EXPN and HELP beyond ``junk_limit`` count as errors, as in Postfix.
+* Connections beyond ``max_sessions``, or beyond ``max_sessions_per_client`` from one client
+  address, are greeted with ``421 4.7.0`` and closed (recorded like any session).
+* Back-pressure: input is handed to the session a bounded slice (``FEED`` octets) per turn of
+  the event loop, so one client's megabytes of pipelined commands do not hold up the others;
+  while the client does not read its replies, nothing more is parsed and reading pauses; at
+  most ``MAX_UNPARSED`` received octets wait unparsed.
+* :meth:`TcpServer.stop` lets sessions in the middle of a transaction finish for a grace
+  period, then says ``421 4.3.2`` to the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
+import socket
 import ssl
 import threading
 import time
@@ -42,12 +55,20 @@ from smtplab.server.session import ServerSession
 from smtplab.server.store import MemoryStore, Store, StoredMessage
 from smtplab.transport.certs import server_context
 
-IDLE = Reply(421, "Idle for too long, closing connection", "4.4.2")
+IDLE = Reply(421, "Timeout exceeded waiting for a command, closing connection", "4.4.2")
+SLOW_DATA = Reply(421, "Timeout exceeded while reading the message, closing connection", "4.4.2")
 BUSY = Reply(421, "Too many connections, try again later", "4.7.0")
+BUSY_CLIENT = Reply(421, "Too many connections from your address, try again later", "4.7.0")
 STOPPING = Reply(421, "Server shutting down, closing connection", "4.3.2")
 INTERNAL = Reply(421, "Local error in processing, closing connection", "4.3.0")
 IN_TRANSACTION = (State.MAIL, State.RCPT, State.DATA)
 LINGER = 10.0  # seconds a closing connection may take to read its last replies
+FEED = 16 * 1024  # octets handed to a session per turn of the event loop
+MAX_UNPARSED = 256 * 1024  # received octets waiting to be parsed; reading pauses beyond it
+# The kernel's send buffer for a connection (Linux doubles it). Without it, autotuning lets
+# megabytes of replies that the client never reads pile up before asyncio sees back-pressure;
+# replies are short, so this costs a well-behaved client nothing.
+SEND_BUFFER = 64 * 1024
 
 
 class TcpServer:
@@ -63,12 +84,22 @@ class TcpServer:
         port: int = 0,
         name: str = "tcp",
         idle_timeout: float = 300.0,
+        data_timeout: float = 600.0,
         error_limit: int | None = 20,
         junk_limit: int | None = 100,
         max_sessions: int = 100,
+        max_sessions_per_client: int | None = 20,
         tls: bool | ssl.SSLContext = False,
         auth: bool = False,
     ) -> None:
+        for option, seconds in (("idle_timeout", idle_timeout), ("data_timeout", data_timeout)):
+            if not seconds > 0:
+                raise ValueError(f"{option} must be a positive number of seconds, not {seconds}")
+        if max_sessions_per_client is not None and max_sessions_per_client < 1:
+            raise ValueError(
+                f"max_sessions_per_client must be 1 or more (None: no limit), "
+                f"not {max_sessions_per_client}"
+            )
         self.policy = policy if policy is not None else Mailboxes()
         self.config = config if config is not None else ServerConfig()
         # STARTTLS (RFC 3207): True for the lab certificate (made on first use), or a context.
@@ -84,14 +115,20 @@ class TcpServer:
         self.host = host
         self.port = port  # the real port once started (port 0 picks a free one)
         self.name = name
+        # Seconds for each command, counted from the previous reply (RFC 5321 4.5.3.2.7 asks
+        # for at least 5 minutes), and for a whole message's content, counted from its 354.
         self.idle_timeout = idle_timeout
+        self.data_timeout = data_timeout
         self.error_limit = error_limit
         self.junk_limit = junk_limit
         self.max_sessions = max_sessions
+        # As Postfix's smtpd_client_connection_count_limit; None: no limit per address.
+        self.max_sessions_per_client = max_sessions_per_client
         self.recorders: list[Recorder] = []
         self._numbers = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._per_client: dict[str, int] = {}  # client address -> sessions open (never 0)
         self.stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -144,13 +181,15 @@ class TcpServer:
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP connection: bytes in to the session, its replies out, timers around it.
+    """One TCP connection: bytes in to the session, its replies out, deadlines around it.
 
-    Reading pauses while a delayed reply is held (replies stay in order) and while the
-    client does not read what it is sent (asyncio's pause_writing), so a client can never
-    make the server buffer without bound. Once the session is over, the socket closes after
-    the last reply is written - or is aborted after ``LINGER`` seconds if the client never
-    reads it.
+    Received bytes wait in ``inbox`` and are handed to the session at most ``FEED`` octets per
+    turn of the event loop. Nothing is handed over while a delayed reply is held (replies stay
+    in order), while the client does not read what it is sent (asyncio's pause_writing) or
+    while a TLS handshake is pending; reading pauses then, and whenever ``MAX_UNPARSED``
+    octets wait, so a client can never make the server buffer without bound. Once the session
+    is over, the socket closes after the last reply is written - or is aborted after
+    ``LINGER`` seconds if the client never reads it.
     """
 
     def __init__(self, server: TcpServer) -> None:
@@ -162,12 +201,18 @@ class _Connection(asyncio.Protocol):
         # Replies a policy delays: the bytes before each delay, then the delay, in order.
         self.held: list[tuple[bytes, float]] = []
         self.releasing: asyncio.TimerHandle | None = None  # a delay being waited out
-        self.backlog: list[bytes] = []  # input that arrived while reading was paused
+        self.inbox = bytearray()  # received, not yet handed to the session
+        self.eof = False  # the client closed its side (handed over once the inbox is empty)
+        self.eof_fed = False
+        self.feeding: asyncio.Handle | None = None  # the next slice, at the next loop turn
+        self.reading = True  # whether the transport reads (we asked it to)
         self.writes_blocked = False  # the client is not reading: asyncio asked us to pause
-        self.last_input = self.loop.time()
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.last_progress = self.loop.time()  # the last complete input, or our last reply
+        self.message_started: float | None = None  # when the current message's content began
+        self.deadline_timer: asyncio.TimerHandle | None = None
         self.linger_timer: asyncio.TimerHandle | None = None
-        self.refused = False  # over max_sessions: greeted with 421, no session
+        self.refused = False  # over a session limit: greeted with 421, no session
+        self.client_address = ""  # the peer's address without port (the per-client key)
         self.tls_task: asyncio.Task[None] | None = None  # the STARTTLS handshake, once begun
 
     # -- asyncio's callbacks ----------------------------------------------------------------
@@ -176,7 +221,8 @@ class _Connection(asyncio.Protocol):
         # A stream transport (uvloop's is one without subclassing asyncio.Transport).
         self.transport = cast(asyncio.Transport, transport)
         server = self.server
-        client = endpoint(transport.get_extra_info("peername"))
+        peer = transport.get_extra_info("peername")
+        client = endpoint(peer)
         local = endpoint(transport.get_extra_info("sockname"))
         recorder = Recorder(f"{server.name}-{next(server._numbers)}", "tcp", client, local)
         server.recorders.append(recorder)
@@ -192,41 +238,61 @@ class _Connection(asyncio.Protocol):
             junk_limit=server.junk_limit,
         )
         if len(server._connections) >= server.max_sessions:
-            self._refuse(recorder)
+            self._refuse(recorder, BUSY, f"more than {server.max_sessions} sessions at once")
             return
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else client
+        per_client = server.max_sessions_per_client
+        if per_client is not None and server._per_client.get(address, 0) >= per_client:
+            note = f"more than {per_client} sessions at once from {address}"
+            self._refuse(recorder, BUSY_CLIENT, note)
+            return
+        self.client_address = address
+        server._per_client[address] = server._per_client.get(address, 0) + 1
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):  # not a kernel socket
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         server._connections.add(self)
         self._guarded(self.session.start)
-        self.idle_timer = self.loop.call_later(server.idle_timeout, self._check_idle)
+        self.last_progress = self.loop.time()
+        self._arm_deadline()
 
     def data_received(self, data: bytes) -> None:
-        if self.releasing is not None or self.writes_blocked:
-            self.backlog.append(data)  # answered in order once the way is clear
-            return
-        self._guarded(lambda: self.session.receive(data))
-        self.last_input = self.loop.time()
+        if self.refused or self.eof_fed:
+            return  # nothing more is read from this client
+        self.inbox += data
+        if self.feeding is None:
+            self._feed()  # the usual case: a command or two, answered at once
+        else:
+            self._update_reading()
 
     def eof_received(self) -> bool:
-        if self.releasing is not None or self.writes_blocked:
-            self.backlog.append(b"")
-            return True  # keep the transport open until the held replies are out
-        self._guarded(lambda: self.session.receive(b""))
-        return False
+        self.eof = True
+        if self.feeding is None:
+            self._feed()
+        # True keeps the transport open until the input before the end has been answered.
+        return not self.eof_fed
 
     def pause_writing(self) -> None:
         self.writes_blocked = True
-        self.transport.pause_reading()
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self.writes_blocked = False
-        self._drain_backlog()
+        self._feed_again()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self.idle_timer, self.releasing, self.linger_timer):
+        for timer in (self.deadline_timer, self.releasing, self.linger_timer, self.feeding):
             if timer is not None:
                 timer.cancel()
+        self.inbox.clear()
         if not self.refused:
             self.session.lost()  # gone without QUIT (or while we wrote): recorded once
-        self.server._connections.discard(self)
+        if self in self.server._connections:
+            self.server._connections.discard(self)
+            left = self.server._per_client.pop(self.client_address, 1) - 1
+            if left:
+                self.server._per_client[self.client_address] = left
         if not self.done.done():
             self.done.set_result(None)
 
@@ -248,19 +314,69 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(INTERNAL.to_bytes())
         self._send()
 
-    def _drain_backlog(self) -> None:
-        """Feed input that waited, for as long as nothing makes us wait again."""
-        while self.backlog and self.releasing is None and not self.writes_blocked:
-            data = self.backlog.pop(0)
-            if self.transport.is_closing():
-                return
-            if data:
-                self.data_received(data)
-            elif not self.eof_received():  # True: it waits in the backlog again
+    def _may_feed(self) -> bool:
+        """Whether the session may be handed more input now."""
+        return (
+            self.releasing is None
+            and not self.writes_blocked
+            and not self.session.conn.tls_pending
+            and not self.transport.is_closing()
+        )
+
+    def _feed(self) -> None:
+        """Hand the session one slice of the input that waits; the next slice follows at the
+        next turn of the loop, so other connections are served in between."""
+        self.feeding = None
+        if self.transport.is_closing():
+            self.inbox.clear()
+            return
+        if not self._may_feed():  # resume_writing, a released delay or TLS feeds again
+            self._update_reading()
+            return
+        session = self.session
+        if self.inbox:
+            chunk = bytes(self.inbox[:FEED])
+            del self.inbox[:FEED]
+            before = session.inputs
+            self._guarded(lambda: session.receive(chunk))
+            now = self.loop.time()
+            if session.inputs != before:
+                self.last_progress = now
+            if session.conn.tls_pending:
+                # RFC 3207 4.2: plaintext after STARTTLS is discarded, never read as if it had
+                # come over TLS (CVE-2011-0411); the core dropped what it was handed already.
+                self.inbox.clear()
+            reading_message = session.conn.reading_message
+            if reading_message and self.message_started is None:
+                self.message_started = now
+            elif not reading_message:
+                self.message_started = None
+            self._arm_deadline()  # a message begun: its deadline may come first
+        elif self.eof and not self.eof_fed:
+            self.eof_fed = True
+            self._guarded(lambda: session.receive(b""))
+            if not self.transport.is_closing():
                 self.transport.close()
-        clear = not self.backlog and self.releasing is None and not self.writes_blocked
-        if clear and not self.transport.is_closing():
+            return
+        if (self.inbox or (self.eof and not self.eof_fed)) and self._may_feed():
+            self.feeding = self.loop.call_soon(self._feed)
+        self._update_reading()
+
+    def _feed_again(self) -> None:
+        """What held the input back is gone: go on feeding (unless a slice is due anyway)."""
+        if self.feeding is None:
+            self._feed()
+
+    def _update_reading(self) -> None:
+        """Read from the socket only while input can be handed on and little of it waits."""
+        if self.transport.is_closing():
+            return
+        wanted = self._may_feed() and len(self.inbox) < MAX_UNPARSED and not self.eof
+        if wanted and not self.reading:
             self.transport.resume_reading()
+        elif not wanted and self.reading:
+            self.transport.pause_reading()
+        self.reading = wanted
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -275,8 +391,8 @@ class _Connection(asyncio.Protocol):
     def _send(self) -> None:
         if self.held:
             if self.releasing is None:
-                self.transport.pause_reading()
                 self._release_next()
+                self._update_reading()
             return
         out = self.session.data_to_send()
         if out:
@@ -287,6 +403,7 @@ class _Connection(asyncio.Protocol):
                 # 4.2). Once started, the handshake is not started again by input that the
                 # TLS layer delivers before the handshake coroutine resumes.
                 self.transport.pause_reading()
+                self.reading = False
                 self.tls_task = self.loop.create_task(self._start_tls(self.server.tls_context))
             return
         if self.session.closed and not self.transport.is_closing():
@@ -308,15 +425,17 @@ class _Connection(asyncio.Protocol):
         if transport is None:  # the connection went away during the handshake
             return
         self.transport = transport
+        self.reading = True  # a new transport, reading
         session.conn.tls_started()
         tls = transport.get_extra_info("ssl_object")
         cipher = tls.cipher()[0] if tls is not None and tls.cipher() else "?"
         version = tls.version() if tls is not None else "?"
         session.recorder.tls_started(time.time(), f"{version} {cipher}")
-        self.last_input = self.loop.time()
+        self.last_progress = self.loop.time()
         # The client may speak as soon as its side of the handshake is done: its EHLO can
         # reach us (decrypted, and held by the session) before this coroutine resumes.
         self._guarded(session.answer_waiting)
+        self._feed_again()
 
     def _release_next(self) -> None:
         chunk, delay = self.held.pop(0)
@@ -330,9 +449,8 @@ class _Connection(asyncio.Protocol):
             self._release_next()
             return
         self._send()
-        self.last_input = self.loop.time()  # waiting for our reply is not idling
-        if not self.transport.is_closing():
-            self._drain_backlog()
+        self.last_progress = self.loop.time()  # waiting for our reply is not idling
+        self._feed_again()
 
     def shutdown(self, reply: Reply, note: str = "") -> None:
         """Say ``reply`` (a 421) and close, now or right after any reply being delayed."""
@@ -340,22 +458,46 @@ class _Connection(asyncio.Protocol):
             return
         self._guarded(lambda: self.session.shutdown(reply, note or "the server is stopping"))
 
-    def _check_idle(self) -> None:
-        idle = self.server.idle_timeout
-        quiet = self.loop.time() - self.last_input
-        if quiet < idle or self.releasing is not None:  # a reply of ours is still pending
-            self.idle_timer = self.loop.call_later(max(idle - quiet, 0.1), self._check_idle)
-        else:
-            self.shutdown(IDLE, f"no command for {idle:g} s")
+    # -- deadlines --------------------------------------------------------------------------
 
-    def _refuse(self, recorder: Recorder) -> None:
-        """Over ``max_sessions``: greet with 421 and close, recorded like any session."""
+    def _arm_deadline(self) -> None:
+        """Check the deadline when it is due (see :meth:`_due`); a check already set for no
+        later than that stays (it sets the next one)."""
+        due = max(self._due(), self.loop.time() + 0.1)
+        timer = self.deadline_timer
+        if timer is not None:
+            if timer.when() <= due:
+                return
+            timer.cancel()
+        self.deadline_timer = self.loop.call_at(due, self._check_deadline)
+
+    def _due(self) -> float:
+        """When the session times out: a message's content has ``data_timeout`` from its 354;
+        anything else ``idle_timeout`` from the last complete input or reply. Bytes that do
+        not complete a line do not count (RFC 5321 4.5.3.2.7)."""
+        if self.message_started is not None:
+            return self.message_started + self.server.data_timeout
+        return self.last_progress + self.server.idle_timeout
+
+    def _check_deadline(self) -> None:
+        self.deadline_timer = None
+        if self.transport.is_closing():
+            return
+        if self.releasing is not None or self.loop.time() < self._due():  # not yet, or
+            self._arm_deadline()  # a reply of ours is still being delayed
+        elif self.message_started is not None:
+            self.shutdown(SLOW_DATA, f"message not in after {self.server.data_timeout:g} s")
+        else:
+            self.shutdown(IDLE, f"no complete command for {self.server.idle_timeout:g} s")
+
+    def _refuse(self, recorder: Recorder, reply: Reply, note: str) -> None:
+        """Over a session limit: greet with ``reply`` and close, recorded like any session."""
         self.refused = True
         now = time.time()
         recorder.connect(now)
-        recorder.reply(now, BUSY)
-        recorder.close(now, "server", f"more than {self.server.max_sessions} sessions at once")
-        self.transport.write(BUSY.to_bytes())
+        recorder.reply(now, reply)
+        recorder.close(now, "server", note)
+        self.transport.write(reply.to_bytes())
         self.transport.close()
         self.linger_timer = self.loop.call_later(LINGER, self.transport.abort)
         self.done.set_result(None)
