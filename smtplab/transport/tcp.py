@@ -17,6 +17,13 @@ collects ``error_limit`` error replies gets ``421 4.7.0`` (NOOP, RSET, VRFY, EXP
 beyond ``junk_limit`` count as errors, as in Postfix), connections beyond ``max_sessions``
 are greeted with ``421 4.7.0`` and closed, and :meth:`TcpServer.stop` lets sessions in the
 middle of a transaction finish for a grace period, then says ``421 4.3.2`` to the rest.
+
+Running for weeks, it stays bounded: it keeps the rows of the last ``keep_sessions`` finished
+sessions (and of those still open) for :meth:`TcpServer.transcript`, handing each finished
+session to ``on_session_end`` first (``smtplab serve --transcript`` streams them to a file), and
+its default store keeps the last ``keep_messages`` messages. A store that waits on a disk
+(``Store.blocking``, e.g. a Maildir) keeps each message in a worker thread, one at a time,
+while the event loop goes on serving other clients; the 250 is sent once the store returned.
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ import itertools
 import ssl
 import threading
 import time
+import warnings
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from smtplab.log.frame import to_frame
@@ -36,6 +46,7 @@ from smtplab.log.schema import endpoint
 from smtplab.protocol.config import ServerConfig
 from smtplab.protocol.events import Reply
 from smtplab.protocol.states import State
+from smtplab.server.delivery import Delivery
 from smtplab.server.mailboxes import Mailboxes
 from smtplab.server.policy import Policy
 from smtplab.server.session import ServerSession
@@ -68,6 +79,9 @@ class TcpServer:
         max_sessions: int = 100,
         tls: bool | ssl.SSLContext = False,
         auth: bool = False,
+        keep_sessions: int = 1000,
+        keep_messages: int = 1000,
+        on_session_end: Callable[[Recorder], None] | None = None,
     ) -> None:
         self.policy = policy if policy is not None else Mailboxes()
         self.config = config if config is not None else ServerConfig()
@@ -80,7 +94,10 @@ class TcpServer:
         if auth:  # AUTH PLAIN LOGIN (RFC 4954), offered under TLS; the policy checks passwords
             extensions = self.config.extensions | {"AUTH"}
             self.config = dataclasses.replace(self.config, extensions=extensions)
-        self.store = store if store is not None else MemoryStore()
+        if keep_sessions < 0 or keep_messages < 0:
+            raise ValueError("keep_sessions and keep_messages are counts: 0 or more")
+        # The default store keeps the last keep_messages messages; a store given is used as is.
+        self.store = store if store is not None else MemoryStore(keep=keep_messages)
         self.host = host
         self.port = port  # the real port once started (port 0 picks a free one)
         self.name = name
@@ -88,8 +105,16 @@ class TcpServer:
         self.error_limit = error_limit
         self.junk_limit = junk_limit
         self.max_sessions = max_sessions
-        self.recorders: list[Recorder] = []
+        self.keep_sessions = keep_sessions
+        # Called with each finished session's recorder (on the event loop), before the ring
+        # may forget it: where rows go that must outlive the ring.
+        self.on_session_end = on_session_end
+        self.sessions = 0  # sessions so far, finished or not
+        self._finished: deque[tuple[int, Recorder]] = deque(maxlen=keep_sessions)
+        self._live: dict[int, Recorder] = {}
         self._numbers = itertools.count(1)
+        self._executor: ThreadPoolExecutor | None = None  # keeps messages for a blocking store
+        self._deliveries: set[asyncio.Future[Any]] = set()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self.stopping = False
@@ -101,6 +126,8 @@ class TcpServer:
         if self._server is not None:
             raise RuntimeError("the server is already running")
         loop = asyncio.get_running_loop()
+        # One thread: a store is called for one message at a time, as in-process.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"smtplab-{self.name}-store")
         self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -125,6 +152,13 @@ class TcpServer:
                     if connection.done in stuck:
                         connection.transport.abort()  # a peer that does not even read
         await self._server.wait_closed()
+        if self._deliveries:  # messages still being stored (their clients may have left)
+            await asyncio.wait(list(self._deliveries))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)  # idle now
+            self._executor = None
+        for number in list(self._live):  # sessions whose connection_lost is still to come
+            self._session_ended(number)
         self._server = None
         self.stopping = False
 
@@ -134,9 +168,38 @@ class TcpServer:
 
     # -- what it recorded -------------------------------------------------------------------
 
+    @property
+    def recorders(self) -> list[Recorder]:
+        """The sessions kept in memory, oldest first: the last ``keep_sessions`` finished ones
+        and every open one."""
+        kept = list(self._finished) + list(self._live.items())
+        return [recorder for _, recorder in sorted(kept, key=lambda pair: pair[0])]
+
     def transcript(self) -> Any:
-        """Every session so far as one transcript DataFrame (safe from another thread)."""
-        return to_frame(row for recorder in list(self.recorders) for row in list(recorder.tuples))
+        """The sessions kept in memory (see :attr:`recorders`) as one transcript DataFrame
+        (safe from another thread)."""
+        return to_frame(row for recorder in self.recorders for row in list(recorder.tuples))
+
+    def _new_session(self, client: str, local: str) -> tuple[int, Recorder]:
+        """A number and a recorder for a new connection's session."""
+        number = next(self._numbers)
+        self.sessions += 1
+        recorder = self._live[number] = Recorder(f"{self.name}-{number}", "tcp", client, local)
+        return number, recorder
+
+    def _session_ended(self, number: int) -> None:
+        """A session is over: hand it to ``on_session_end``, then into the ring of finished
+        sessions (the oldest drops out once it is full)."""
+        recorder = self._live.pop(number, None)
+        if recorder is None:  # ended already (at stop, before its connection_lost)
+            return
+        if self.on_session_end is not None:
+            try:
+                self.on_session_end(recorder)
+            except Exception as error:  # the writer's problem must not stop the server
+                warnings.warn(f"on_session_end failed: {error!r}", stacklevel=1)
+        if self.keep_sessions:
+            self._finished.append((number, recorder))
 
     @property
     def messages(self) -> list[StoredMessage]:
@@ -169,6 +232,8 @@ class _Connection(asyncio.Protocol):
         self.linger_timer: asyncio.TimerHandle | None = None
         self.refused = False  # over max_sessions: greeted with 421, no session
         self.tls_task: asyncio.Task[None] | None = None  # the STARTTLS handshake, once begun
+        self.delivering = False  # the store is keeping a message in its worker thread
+        self.number = 0  # the session's number in the server
 
     # -- asyncio's callbacks ----------------------------------------------------------------
 
@@ -178,8 +243,7 @@ class _Connection(asyncio.Protocol):
         server = self.server
         client = endpoint(transport.get_extra_info("peername"))
         local = endpoint(transport.get_extra_info("sockname"))
-        recorder = Recorder(f"{server.name}-{next(server._numbers)}", "tcp", client, local)
-        server.recorders.append(recorder)
+        self.number, recorder = server._new_session(client, local)
         self.session = ServerSession(
             policy=server.policy,
             store=server.store,
@@ -190,6 +254,7 @@ class _Connection(asyncio.Protocol):
             wait=self._wait,
             error_limit=server.error_limit,
             junk_limit=server.junk_limit,
+            defer_delivery=server.store.blocking,  # kept in the store's thread, see _deliver
         )
         if len(server._connections) >= server.max_sessions:
             self._refuse(recorder)
@@ -199,14 +264,14 @@ class _Connection(asyncio.Protocol):
         self.idle_timer = self.loop.call_later(server.idle_timeout, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
-        if self.releasing is not None or self.writes_blocked:
+        if self.releasing is not None or self.writes_blocked or self.delivering:
             self.backlog.append(data)  # answered in order once the way is clear
             return
         self._guarded(lambda: self.session.receive(data))
         self.last_input = self.loop.time()
 
     def eof_received(self) -> bool:
-        if self.releasing is not None or self.writes_blocked:
+        if self.releasing is not None or self.writes_blocked or self.delivering:
             self.backlog.append(b"")
             return True  # keep the transport open until the held replies are out
         self._guarded(lambda: self.session.receive(b""))
@@ -227,6 +292,7 @@ class _Connection(asyncio.Protocol):
         if not self.refused:
             self.session.lost()  # gone without QUIT (or while we wrote): recorded once
         self.server._connections.discard(self)
+        self.server._session_ended(self.number)
         if not self.done.done():
             self.done.set_result(None)
 
@@ -251,6 +317,8 @@ class _Connection(asyncio.Protocol):
     def _drain_backlog(self) -> None:
         """Feed input that waited, for as long as nothing makes us wait again."""
         while self.backlog and self.releasing is None and not self.writes_blocked:
+            if self.delivering:
+                return
             data = self.backlog.pop(0)
             if self.transport.is_closing():
                 return
@@ -259,6 +327,7 @@ class _Connection(asyncio.Protocol):
             elif not self.eof_received():  # True: it waits in the backlog again
                 self.transport.close()
         clear = not self.backlog and self.releasing is None and not self.writes_blocked
+        clear = clear and not self.delivering
         if clear and not self.transport.is_closing():
             self.transport.resume_reading()
 
@@ -281,6 +350,10 @@ class _Connection(asyncio.Protocol):
         out = self.session.data_to_send()
         if out:
             self.transport.write(out)
+        if self.session.pending is not None:  # a message to store before its reply
+            if not self.delivering:
+                self._deliver(self.session.pending)
+            return
         if self.session.conn.tls_pending and self.server.tls_context is not None:
             if self.tls_task is None:
                 # The 220 to STARTTLS is out: not one more plaintext byte is read (RFC 3207
@@ -318,6 +391,29 @@ class _Connection(asyncio.Protocol):
         # reach us (decrypted, and held by the session) before this coroutine resumes.
         self._guarded(session.answer_waiting)
 
+    def _deliver(self, delivery: Delivery) -> None:
+        """Keep the message in the store's worker thread; reading waits (nothing after the
+        dot is answered before the message's reply, and nothing piles up meanwhile)."""
+        self.delivering = True
+        self.transport.pause_reading()
+        executor = self.server._executor
+        future = self.loop.run_in_executor(executor, delivery.keep)
+        self.server._deliveries.add(future)
+        future.add_done_callback(self._kept)
+
+    def _kept(self, future: asyncio.Future[Any]) -> None:
+        """The store returned: the reply to the message, then what was pipelined after it."""
+        self.server._deliveries.discard(future)
+        self.delivering = False
+        if future.cancelled():
+            outcome: Any = RuntimeError("the server stopped before the message was stored")
+        else:
+            outcome = future.result()  # Delivery.keep returns an exception, never raises
+        self._guarded(lambda: self.session.finish_delivery(outcome))
+        self.last_input = self.loop.time()  # waiting for our reply is not idling
+        if not self.transport.is_closing():
+            self._drain_backlog()
+
     def _release_next(self) -> None:
         chunk, delay = self.held.pop(0)
         if chunk:
@@ -343,7 +439,7 @@ class _Connection(asyncio.Protocol):
     def _check_idle(self) -> None:
         idle = self.server.idle_timeout
         quiet = self.loop.time() - self.last_input
-        if quiet < idle or self.releasing is not None:  # a reply of ours is still pending
+        if quiet < idle or self.releasing is not None or self.delivering:  # our reply is due
             self.idle_timer = self.loop.call_later(max(idle - quiet, 0.1), self._check_idle)
         else:
             self.shutdown(IDLE, f"no command for {idle:g} s")
