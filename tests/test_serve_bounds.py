@@ -8,13 +8,17 @@ finish, and delivers into a Maildir without scanning it and off the event loop.
 from __future__ import annotations
 
 import os
+import smtplib
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import smtplab
-from smtplab.server import MaildirStore
+from smtplab.server import MaildirStore, StoredMessage
+from smtplab.transport.tcp import ServerThread, TcpServer
 
 MESSAGE = b"Subject: bounded\r\n\r\nhello\r\n"
 
@@ -67,7 +71,7 @@ def test_delivering_into_a_big_maildir_never_lists_it(
 
 def test_maildir_ids_and_names_are_unique_across_stores_on_one_directory(tmp_path: Path) -> None:
     stores = [MaildirStore(tmp_path / "Maildir") for _ in range(3)]
-    for round_ in range(5):
+    for _ in range(5):
         for store in stores:  # same session name, same time: the names must still differ
             queue_id = store.new_id("s-1", 1.0)
             store.deliver(queue_id, "a@example.net", ["bob@example.org"], MESSAGE, 1.0, "s-1")
@@ -76,3 +80,118 @@ def test_maildir_ids_and_names_are_unique_across_stores_on_one_directory(tmp_pat
     read_back = stores[0].messages
     assert len({m.id for m in read_back}) == 15
     assert {m.id for m in read_back} == {i for s in stores for i in s.recent_ids}
+
+
+# -- delivery off the event loop ----------------------------------------------------------------
+
+
+class HeldMaildir(MaildirStore):
+    """A Maildir whose disk is slow: keeping a message waits until the test lets it go."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def _keep(self, message: StoredMessage) -> None:
+        self.entered.set()
+        self.release.wait(10)  # bounded, so old code (keeping on the loop) fails, not hangs
+        super()._keep(message)
+
+
+def read_reply_lines(sock: socket.socket, count: int) -> list[bytes]:
+    """``count`` final reply lines (multi-line replies counted once)."""
+    buffer, lines = b"", []
+    while len(lines) < count:
+        while b"\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return lines
+            buffer += chunk
+        line, buffer = buffer.split(b"\r\n", 1)
+        if line[3:4] != b"-":
+            lines.append(line)
+    return lines
+
+
+def test_a_slow_store_stalls_no_other_client_and_pipelined_replies_keep_their_order(
+    tmp_path: Path,
+) -> None:
+    store = HeldMaildir(tmp_path / "Maildir")
+    with ServerThread(TcpServer(store=store, idle_timeout=30)) as server:
+        sender = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        assert read_reply_lines(sender, 1)[0].startswith(b"220")
+        sender.sendall(
+            b"EHLO a.example\r\nMAIL FROM:<alice@example.net>\r\n"
+            b"RCPT TO:<bob@example.org>\r\nDATA\r\n"
+        )
+        assert [r[:3] for r in read_reply_lines(sender, 4)] == [b"250", b"250", b"250", b"354"]
+        # The message, and commands pipelined after its final dot (RFC 2920 3.1).
+        sender.sendall(MESSAGE + b".\r\nNOOP\r\nQUIT\r\n")
+        assert store.entered.wait(10)  # the store is at work, and stays so until released
+        # Meanwhile another client is greeted and served: the event loop is not blocked.
+        other = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        started = time.monotonic()
+        assert read_reply_lines(other, 1)[0].startswith(b"220")
+        other.sendall(b"NOOP\r\n")
+        assert read_reply_lines(other, 1)[0].startswith(b"250")
+        assert time.monotonic() - started < 5  # generous: the store holds for 10 s
+        # Nothing after the dot was answered before the message's own reply.
+        sender.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sender.recv(65536)
+        assert os.listdir(store.path / "new") == []
+        sender.setblocking(True)
+        store.release.set()
+        replies = read_reply_lines(sender, 3)
+        assert [r[:3] for r in replies] == [b"250", b"250", b"221"]
+        assert len(os.listdir(store.path / "new")) == 1  # the 250 came after it was on disk
+        other.close()
+        sender.close()
+    assert store.delivered == 1
+    assert store.recent_ids[0].encode() in replies[0]
+
+
+def test_a_failing_store_over_tcp_answers_451_and_the_session_goes_on(tmp_path: Path) -> None:
+    class Broken(MaildirStore):
+        def _keep(self, message: StoredMessage) -> None:
+            raise OSError(28, "No space left on device")
+
+    with ServerThread(TcpServer(store=Broken(tmp_path / "M"))) as server:
+        client = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("alice@example.net", ["bob@example.org"], MESSAGE)
+        assert refused.value.smtp_code == 451
+        assert client.noop()[0] == 250
+        client.quit()
+    notes = server.transcript().query("kind == 'note'")["text"].tolist()
+    assert any("No space left on device" in note for note in notes)
+
+
+# -- bounded memory over time -------------------------------------------------------------------
+
+
+def test_a_connect_close_flood_keeps_a_bounded_ring_of_sessions() -> None:
+    with ServerThread(TcpServer(keep_sessions=50, idle_timeout=30)) as server:
+        for _ in range(3000):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5):
+                pass
+        deadline = time.monotonic() + 30
+        while server._live and time.monotonic() < deadline:  # the last closes being noticed
+            time.sleep(0.05)
+        assert server.sessions == 3000
+        assert len(server.recorders) == 50
+        frame = server.transcript()
+    assert frame["session"].nunique() == 50
+    assert set(frame["session"].astype(str)) == {f"tcp-{n}" for n in range(2951, 3001)}
+
+
+def test_the_memory_store_of_a_tcp_server_keeps_the_last_messages() -> None:
+    with ServerThread(TcpServer(keep_messages=3)) as server:
+        client = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+        for number in range(8):
+            message = f"Subject: m{number}\r\n\r\nhi\r\n".encode()
+            client.sendmail("alice@example.net", ["bob@example.org"], message)
+        client.quit()
+    assert [m.message["Subject"] for m in server.messages] == ["m5", "m6", "m7"]
+    assert server.store.delivered == 8
