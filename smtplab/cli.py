@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="messages kept in memory without --maildir, the last N (1000)",
     )
+    serve.add_argument(
+        "--transcript-batch",
+        type=int,
+        default=1000,
+        metavar="ROWS",
+        help="rows collected before --transcript appends them to the file (1000)",
+    )
     serve.set_defaults(func=_serve)
     send = commands.add_parser(
         "send", help="send one message to an SMTP server over TCP and print the transcript"

@@ -128,7 +128,9 @@ def main(args: Any) -> int:
             tls=args.tls,
             keep_sessions=args.keep_sessions,
         )
-        transcript = TranscriptWriter(args.transcript) if args.transcript else None
+        transcript = None
+        if args.transcript:
+            transcript = TranscriptWriter(args.transcript, batch_rows=args.transcript_batch)
     except OSError as error:  # e.g. --maildir names a file
         print(f"smtplab serve: {error}", file=sys.stderr)
         return 2

@@ -7,16 +7,24 @@ finish, and delivers into a Maildir without scanning it and off the event loop.
 
 from __future__ import annotations
 
+import mailbox
 import os
+import re
+import signal
 import smtplib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import smtplab
+from smtplab.log.schema import COLUMNS
+from smtplab.log.stream import read_transcript
 from smtplab.server import MaildirStore, StoredMessage
 from smtplab.transport.tcp import ServerThread, TcpServer
 
@@ -195,3 +203,93 @@ def test_the_memory_store_of_a_tcp_server_keeps_the_last_messages() -> None:
         client.quit()
     assert [m.message["Subject"] for m in server.messages] == ["m5", "m6", "m7"]
     assert server.store.delivered == 8
+
+
+# -- smtplab serve ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_serve(*arguments: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smtplab", "serve", "--port", str(port), *arguments],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert "listening on 127.0.0.1:" in process.stdout.readline()
+    return process, port
+
+
+def send_one(port: int, number: int) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        message = f"Subject: m{number}\r\n\r\nhi\r\n".encode()
+        client.sendmail("alice@example.net", ["bob@example.org"], message)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_serve_streams_the_transcript_and_sigterm_flushes_the_rest(
+    tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"served{suffix}"
+    process, port = start_serve(
+        "--transcript", str(path), "--transcript-batch", "40", "--keep-sessions", "3"
+    )
+    try:
+        for number in range(10):
+            send_one(port, number)
+        if suffix == ".csv":  # batches are on disk while the server runs
+            deadline = time.monotonic() + 10
+            while len(path.read_text().splitlines()) < 41 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(path.read_text().splitlines()) >= 41  # the header and a batch or more
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)  # open at SIGTERM
+        assert idle.recv(1024).startswith(b"220")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert idle.recv(1024).startswith(b"421")  # told the server is stopping, then closed
+    idle.close()
+    assert "11 sessions, 10 messages stored" in out
+    frame = read_transcript(path)
+    # Every session, though the server kept only 3 in memory; and with the schema's dtypes.
+    assert frame["session"].nunique() == 11
+    assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == COLUMNS
+    assert (frame.query("verb == 'DATA-END' and kind == 'reply'")["code"] == 250).sum() == 10
+    assert frame.groupby("session", observed=True)["kind"].last().eq("close").all()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        assert pq.ParquetFile(path).num_row_groups >= 2  # written in batches, not at once
+        same = pd.read_parquet(path)  # pandas alone restores the dtypes
+        assert {name: str(dtype) for name, dtype in same.dtypes.items()} == COLUMNS
+
+
+def test_serve_reports_only_the_messages_of_this_run(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    for number in range(2000):  # named as an earlier version of smtplab named them
+        old = maildir / "cur" / f"1700000000.M{number:06d}Q{number:010X}.smtplab:2,S"
+        old.write_bytes(b"Return-Path: <old@example.net>\r\n\r\nold\r\n")
+    process, port = start_serve("--maildir", str(maildir))
+    try:
+        for number in range(2):
+            send_one(port, number)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    report = next(line for line in out.splitlines() if "messages stored" in line)
+    assert report.startswith("smtplab: 2 sessions, 2 messages stored: ")
+    stored = [mailbox.Maildir(maildir, create=False).get_file(key).read() for key in
+              [name.split(":")[0] for name in os.listdir(maildir / "new")]]  # fmt: skip
+    assert len(stored) == 2
+    for content in stored:  # the ids reported are those of the two new files
+        (queue_id,) = re.findall(rb"with ESMTP id ([0-9A-F]+)", content)
+        assert queue_id.decode() in report
