@@ -329,6 +329,7 @@ class ServerSession:
         """Reply to the pending message: 250 with its queue id if it was stored, else 451."""
         delivery, self.pending = self.pending, None
         assert delivery is not None, "no message is waiting to be stored"
+        decision: Decision
         if isinstance(outcome, Exception):
             decision = self._store_failed(outcome)
         else:
