@@ -293,3 +293,31 @@ def test_serve_reports_only_the_messages_of_this_run(tmp_path: Path) -> None:
     for content in stored:  # the ids reported are those of the two new files
         (queue_id,) = re.findall(rb"with ESMTP id ([0-9A-F]+)", content)
         assert queue_id.decode() in report
+
+
+# -- other state that outlives a connection -----------------------------------------------------
+
+
+def test_the_greylist_forgets_its_oldest_triplets_beyond_its_bound() -> None:
+    from smtplab.server.greylist import Greylist
+
+    greylist = Greylist(300, max_entries=100)
+    for number in range(1000):  # a client making up recipients
+        assert greylist.check("192.0.2.9:1000", "a@example.net", f"r{number}@example.org", 0.0)
+    assert len(greylist.first_seen) == 100
+    # The newest are remembered and pass after the delay; a forgotten one is greylisted anew.
+    assert greylist.check("192.0.2.9:2000", "a@example.net", "r999@example.org", 300.0) == 0.0
+    assert greylist.check("192.0.2.9:2000", "a@example.net", "r0@example.org", 300.0) == 300.0
+
+
+def test_fired_faults_are_remembered_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smtplab.server import faults
+
+    monkeypatch.setattr(faults, "FIRED_KEPT", 5)
+    policy = smtplab.Faults(smtplab.Mailboxes(), [smtplab.Fault.reply("NOOP", 250, "Busy")])
+    lab = smtplab.Lab(policy)
+    session = lab.connect()
+    for _ in range(20):
+        session.noop()
+    assert len(policy.fired) == 5
+    assert len(lab.transcript().query("kind == 'note'")) == 20  # each still noted in its row
