@@ -321,3 +321,31 @@ def test_fired_faults_are_remembered_up_to_a_bound(monkeypatch: pytest.MonkeyPat
         session.noop()
     assert len(policy.fired) == 5
     assert len(lab.transcript().query("kind == 'note'")) == 20  # each still noted in its row
+
+
+def test_a_client_gone_before_the_250_leaves_the_message_stored(tmp_path: Path) -> None:
+    store = HeldMaildir(tmp_path / "Maildir")
+    ended: list[list[tuple]] = []
+    server = TcpServer(store=store, on_session_end=lambda recorder: ended.append(recorder.tuples))
+    with ServerThread(server):
+        client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        client.sendall(
+            b"EHLO a.example\r\nMAIL FROM:<alice@example.net>\r\n"
+            b"RCPT TO:<bob@example.org>\r\nDATA\r\n"
+        )
+        assert len(read_reply_lines(client, 5)) == 5  # greeting, EHLO, MAIL, RCPT, 354
+        client.sendall(MESSAGE + b".\r\n")
+        assert store.entered.wait(10)
+        client.close()  # gone while the store is at work
+        time.sleep(0.2)
+        assert ended == []  # the session is not over until the store has answered
+        store.release.set()
+        deadline = time.monotonic() + 10
+        while not ended and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(os.listdir(store.path / "new")) == 1  # stored: it was accepted, never lost
+    (rows,) = ended
+    # Reading waited while the store worked, so the server learnt of the close only after
+    # its 250 had gone out (into the void: the race RFC 1047 describes); the row says so.
+    kinds_codes = [(row[4], row[7]) for row in rows]
+    assert kinds_codes[-2:] == [("reply", 250), ("close", None)]

@@ -233,6 +233,7 @@ class _Connection(asyncio.Protocol):
         self.refused = False  # over max_sessions: greeted with 421, no session
         self.tls_task: asyncio.Task[None] | None = None  # the STARTTLS handshake, once begun
         self.delivering = False  # the store is keeping a message in its worker thread
+        self.gone = False  # connection_lost came
         self.number = 0  # the session's number in the server
 
     # -- asyncio's callbacks ----------------------------------------------------------------
@@ -292,7 +293,9 @@ class _Connection(asyncio.Protocol):
         if not self.refused:
             self.session.lost()  # gone without QUIT (or while we wrote): recorded once
         self.server._connections.discard(self)
-        self.server._session_ended(self.number)
+        self.gone = True
+        if not self.delivering:  # else once the store returned: its outcome is a row too
+            self.server._session_ended(self.number)
         if not self.done.done():
             self.done.set_result(None)
 
@@ -410,6 +413,9 @@ class _Connection(asyncio.Protocol):
         else:
             outcome = future.result()  # Delivery.keep returns an exception, never raises
         self._guarded(lambda: self.session.finish_delivery(outcome))
+        if self.gone:  # the client left while the store was at work: the session is over
+            self.server._session_ended(self.number)
+            return
         self.last_input = self.loop.time()  # waiting for our reply is not idling
         if not self.transport.is_closing():
             self._drain_backlog()
