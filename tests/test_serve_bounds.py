@@ -352,3 +352,26 @@ def test_a_client_gone_before_the_250_leaves_the_message_stored(tmp_path: Path) 
     # its 250 had gone out (into the void: the race RFC 1047 describes); the row says so.
     kinds_codes = [(row[4], row[7]) for row in rows]
     assert kinds_codes[-2:] == [("reply", 250), ("close", None)]
+
+
+def test_stopping_while_a_message_is_stored_says_250_before_421(tmp_path: Path) -> None:
+    store = HeldMaildir(tmp_path / "Maildir")
+    thread = ServerThread(TcpServer(store=store), grace=10)
+    server = thread.start()
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+    client.sendall(
+        b"EHLO a.example\r\nMAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+    )
+    assert len(read_reply_lines(client, 5)) == 5
+    client.sendall(MESSAGE + b".\r\n")
+    assert store.entered.wait(10)
+    stopper = threading.Thread(target=thread.stop)
+    stopper.start()  # the server stops while the store is at work...
+    time.sleep(0.3)
+    store.release.set()  # ...and the message's reply still comes first: a 421 alone would
+    replies = read_reply_lines(client, 2)  # make the client send it again (a duplicate)
+    stopper.join(15)
+    assert not stopper.is_alive()
+    assert [r[:9] for r in replies] == [b"250 2.0.0", b"421 4.3.2"]
+    assert len(os.listdir(store.path / "new")) == 1
+    client.close()
