@@ -130,7 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=2525, help="TCP port (2525)")
     serve.add_argument("--scenario", help="serve a teaching scenario's server settings")
     serve.add_argument("--maildir", help="store messages in this Maildir (default: memory)")
-    serve.add_argument("--transcript", help="write the transcript here on stop (.csv, .parquet)")
+    serve.add_argument(
+        "--transcript",
+        help="append each finished session's rows here, in batches (.csv, .parquet); "
+        "the rest is written on stop",
+    )
     serve.add_argument(
         "--tls", action="store_true", help="offer STARTTLS with the lab certificate (RFC 3207)"
     )
@@ -155,6 +159,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=20,
         metavar="N",
         help="sessions at once from one client address; more get 421 4.7.0 (20; 0: no limit)",
+    )
+    serve.add_argument(
+        "--keep-sessions",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="finished sessions kept in memory (1000); --transcript writes them all",
+    )
+    serve.add_argument(
+        "--keep-messages",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="messages kept in memory without --maildir, the last N (1000)",
+    )
+    serve.add_argument(
+        "--transcript-batch",
+        type=int,
+        default=1000,
+        metavar="ROWS",
+        help="rows collected before --transcript appends them to the file (1000)",
     )
     serve.set_defaults(func=_serve)
     send = commands.add_parser(

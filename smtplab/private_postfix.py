@@ -223,9 +223,7 @@ class PrivatePostfix:
         spool.mkdir()
         spool.chmod(0o1777)  # like /var/mail: anyone may create their own mailbox there
         self.log.touch(mode=0o644)
-        (self.config_directory / "master.cf").write_text(
-            MASTER_CF.format(address=self.address)
-        )
+        (self.config_directory / "master.cf").write_text(MASTER_CF.format(address=self.address))
         main = {
             "compatibility_level": "3.6",
             "config_directory": str(self.config_directory),

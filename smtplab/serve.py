@@ -1,8 +1,11 @@
 """``smtplab serve``: a TCP server in the foreground until SIGINT or SIGTERM.
 
-It serves the lab's default server, or a teaching scenario's server settings, stores messages in
-memory or a Maildir, and on stop writes the transcript (.csv or .parquet) and says how many
-sessions it saw and messages it stored.
+It serves the lab's default server, or a teaching scenario's server settings, and stores
+messages in memory (the last ``--keep-messages``) or a Maildir. With ``--transcript`` the rows
+of each finished session are appended to the file (.csv or .parquet) in batches as sessions
+end, and the rest at stop, so nothing written is held in memory; the server itself keeps only
+the last ``--keep-sessions`` sessions. On stop it says how many sessions it saw and which
+messages this run stored (never reading a Maildir back).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smtplab.log.frame import check_table_path, write_table
+from smtplab.log.stream import TranscriptWriter
 from smtplab.server.maildir import MaildirStore
 from smtplab.server.store import MemoryStore, Store
 from smtplab.transport.tcp import TcpServer
@@ -24,23 +27,30 @@ def build_server(
     port: int,
     scenario: str | None = None,
     maildir: str | Path | None = None,
+    keep_messages: int = 1000,
     **options: Any,
 ) -> TcpServer:
-    """A TcpServer with a scenario's policy and config (or the defaults) and a store."""
+    """A TcpServer with a scenario's policy and config (or the defaults) and a store: a
+    Maildir, or memory keeping the last ``keep_messages`` messages."""
     settings: dict[str, Any] = {}
     if scenario is not None:
         from smtplab.scenarios import scenario as find_scenario
 
         settings = find_scenario(scenario).settings()
-    store: Store = MaildirStore(maildir) if maildir is not None else MemoryStore()
+    if keep_messages < 0:
+        raise ValueError("--keep-messages must be 0 or more")
+    store: Store = MaildirStore(maildir) if maildir is not None else MemoryStore(keep_messages)
     config = settings.get("config")
     if settings.get("line_endings") is not None:
         raise ValueError("scenarios that change line endings cannot be served yet")
     return TcpServer(settings.get("policy"), config, store=store, host=host, port=port, **options)
 
 
-async def serve(server: TcpServer, transcript: Path | None = None, grace: float = 5.0) -> int:
-    """Run ``server`` until SIGINT/SIGTERM; then write ``transcript``. Returns an exit code.
+async def serve(
+    server: TcpServer, transcript: TranscriptWriter | None = None, grace: float = 5.0
+) -> int:
+    """Run ``server`` until SIGINT/SIGTERM, each finished session's rows going to
+    ``transcript`` as it ends; then close it. Returns an exit code.
 
     A second signal while stopping cuts the grace period short.
     """
@@ -55,6 +65,8 @@ async def serve(server: TcpServer, transcript: Path | None = None, grace: float 
             print("smtplab: stopping now", flush=True)
             stopping[0].cancel()
 
+    if transcript is not None:
+        server.on_session_end = lambda recorder: transcript.add(recorder.tuples)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
     try:
@@ -74,40 +86,61 @@ async def serve(server: TcpServer, transcript: Path | None = None, grace: float 
         await stopping[0]
     except asyncio.CancelledError:
         await server.stop(0)  # the second signal: 421 to everyone, now
-    frame = server.transcript()
-    sessions = frame["session"].nunique() if len(frame) else 0
-    stored = len(server.store.messages)
-    print(f"smtplab: {sessions} sessions, {stored} messages stored", flush=True)
+    print(f"smtplab: {server.sessions} sessions, {stored_report(server.store)}", flush=True)
     if transcript is None:
         return 0
-    try:
-        write_table(frame, transcript)
-    except (OSError, ValueError) as error:
-        print(f"smtplab serve: could not write the transcript: {error}", file=sys.stderr)
+    transcript.close()
+    if transcript.error is not None:
+        print(
+            f"smtplab serve: could not write the transcript {transcript.path}: "
+            f"{transcript.error} ({transcript.rows_lost} rows not written)",
+            file=sys.stderr,
+        )
         return 1
-    print(f"smtplab: transcript written to {transcript} ({len(frame)} rows)", flush=True)
+    print(
+        f"smtplab: transcript written to {transcript.path} ({transcript.rows_written} rows)",
+        flush=True,
+    )
     return 0
+
+
+def stored_report(store: Store) -> str:
+    """``N messages stored`` by this run, with their ids (the last few of many)."""
+    count, ids = store.delivered, list(store.recent_ids)
+    if not count:
+        return "0 messages stored"
+    if count > len(ids):
+        return f"{count} messages stored (the last {len(ids)}: {', '.join(ids)})"
+    return f"{count} messages stored: {', '.join(ids)}"
 
 
 def main(args: Any) -> int:
     """The ``serve`` subcommand (arguments from :mod:`smtplab.cli`)."""
     try:
-        transcript = check_table_path(args.transcript) if args.transcript else None
         server = build_server(
             args.host,
             args.port,
             args.scenario,
             args.maildir,
+            keep_messages=args.keep_messages,
             idle_timeout=args.idle_timeout,
             data_timeout=args.data_timeout,
             max_sessions=args.max_sessions,
             max_sessions_per_client=args.max_sessions_per_client,
             tls=args.tls,
+            keep_sessions=args.keep_sessions,
         )
+        transcript = None
+        if args.transcript:
+            transcript = TranscriptWriter(args.transcript, batch_rows=args.transcript_batch)
     except OSError as error:  # e.g. --maildir names a file
         print(f"smtplab serve: {error}", file=sys.stderr)
         return 2
     except (ValueError, KeyError) as error:
         print(f"smtplab serve: {error.args[0] if error.args else error}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(server, transcript))
+    try:
+        return asyncio.run(serve(server, transcript))
+    finally:
+        if transcript is not None:
+            transcript.close()  # also when serving failed: the file is left readable

@@ -111,7 +111,8 @@ def _codes_for(host: str, port: int, data: bytes) -> list[str]:
 def _delivered(postfix: PrivatePostfix, token: str) -> str:
     """root's mailbox in the private instance once the message holding ``token`` is in it."""
     text = postfix.delivered(token, "root", timeout=20)
-    assert text is not None, f"no message {token} in {postfix.mailbox('root')}: " + (
-        postfix.log.read_text(errors="replace")[-2000:]
+    assert text is not None, (
+        f"no message {token} in {postfix.mailbox('root')}: "
+        + (postfix.log.read_text(errors="replace")[-2000:])
     )
     return text

@@ -21,6 +21,7 @@ to DATA) gets 451 4.3.0, as any policy mistake does.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from smtplab.protocol.states import CONNECT, DATA_END
 from smtplab.server.policy import Answer, Context, Decision, Drop, Policy
 
 SHUTDOWN = Reply(421, "Service not available, closing transmission channel", "4.3.2")
+FIRED_KEPT = 10_000  # fired faults remembered in Faults.fired
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ class Faults(Policy):
         self.faults = list(faults)
         self.hostname = policy.hostname
         self.random = random.Random(seed)
-        self.fired: list[tuple[str, Fault]] = []  # (session, fault), in order
+        # (session, fault), in order: the last FIRED_KEPT (a server may run for weeks; every
+        # fired fault also leaves a note row in its session's transcript).
+        self.fired: deque[tuple[str, Fault]] = deque(maxlen=FIRED_KEPT)
         self._left = {id(f): f.times for f in self.faults}
 
     def on_connect(self, ctx: Context) -> Decision:

@@ -10,19 +10,35 @@ minutes in no time.
 
 from __future__ import annotations
 
+#: Triplets remembered at most; beyond it the oldest first attempt is forgotten.
+MAX_ENTRIES = 100_000
+
 
 class Greylist:
-    """Remembers first attempts; :meth:`check` says how long a triplet must still wait."""
+    """Remembers first attempts; :meth:`check` says how long a triplet must still wait.
 
-    def __init__(self, delay: float) -> None:
+    The table is bounded: a client making up senders and recipients would otherwise grow it
+    for the life of the server. Past ``max_entries`` triplets the oldest first attempt is
+    forgotten (postgrey forgets by age instead); its next try is greylisted again, a 451,
+    so forgetting never lets anything through and never loses mail.
+    """
+
+    def __init__(self, delay: float, max_entries: int = MAX_ENTRIES) -> None:
         if delay <= 0:
             raise ValueError("a greylisting delay must be positive (seconds)")
+        if max_entries < 1:
+            raise ValueError("a greylist must hold at least one triplet")
         self.delay = delay
-        self.first_seen: dict[tuple[str, str, str], float] = {}
+        self.max_entries = max_entries
+        self.first_seen: dict[tuple[str, str, str], float] = {}  # in order of first attempt
 
     def check(self, client: str, sender: str, recipient: str, now: float) -> float:
         """Seconds the triplet must still wait (0: accept). The first call starts the wait."""
         host = client.rsplit(":", 1)[0]  # the client's address, not its (changing) port
         triplet = (host, sender.lower(), recipient.lower())
-        first = self.first_seen.setdefault(triplet, now)
+        first = self.first_seen.get(triplet)
+        if first is None:
+            if len(self.first_seen) >= self.max_entries:
+                del self.first_seen[next(iter(self.first_seen))]  # the oldest first attempt
+            first = self.first_seen[triplet] = now
         return max(0.0, first + self.delay - now)

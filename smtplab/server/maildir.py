@@ -9,14 +9,23 @@ and the error propagates: the server then answers 451 instead of 250.
 
 Each file holds the envelope as header fields above the message, as a delivery agent writes
 them (``Return-Path:`` as RFC 5321 4.4 asks of final delivery, one ``Delivered-To:`` per
-recipient, and the lab session), followed by the ``Received:`` line and the message. File
-names are ``<seconds>.M<microseconds>Q<queue id>.<host>`` with the lab's (virtual) time, so
-a rerun of the same notebook writes the same names. Reading uses the standard library's
-:class:`mailbox.Maildir`.
+recipient, the queue id and the lab session), followed by the ``Received:`` line and the
+message. Reading uses the standard library's :class:`mailbox.Maildir`.
+
+File names follow the Maildir specification (https://cr.yp.to/proto/maildir.html):
+``<seconds>.M<microseconds>P<pid>Q<n>.<host>``, where the time is the message's (the lab's
+virtual clock in-process, the wall clock over TCP), ``P`` the process id and ``Q`` the
+number of deliveries this process has made, so a name is unique without looking at what
+is already in the directory: delivering never lists it, however many files it holds. Queue
+ids are made the same way (process id and delivery count, hashed). Should a name still be
+taken (a stray file from a crash in an earlier process with the same id), ``O_EXCL`` says so
+and the message gets 451, never an overwrite.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import mailbox
 import os
 import re
@@ -25,7 +34,12 @@ from pathlib import Path
 
 from smtplab.server.store import Store, StoredMessage
 
-_NAME = re.compile(r"(\d+)\.M(\d{6})Q([0-9A-Z]+)\.")
+#: ``<seconds>.M<micros>P<pid>Q<n>.<host>``; the name before 2026-12 (``Q<queue id>``) too.
+_NAME = re.compile(r"(\d+)\.M(\d{6})(?:P(\d+)Q(\d+)|Q([0-9A-Z]+))\.")
+#: Deliveries made by this process (the Maildir specification's ``Q``), over all stores.
+_deliveries = itertools.count(1)
+#: Queue ids made by this process, over all stores (two stores may share a directory).
+_queue_ids = itertools.count(1)
 
 
 class MaildirStore(Store):
@@ -35,46 +49,45 @@ class MaildirStore(Store):
         super().__init__()
         self.path = Path(path)
         self.hostname = hostname
-        self.maildir = mailbox.Maildir(self.path, factory=None, create=True)
-        self._delivered = len(self.maildir)  # fresh ids go on from what is already there
+        for sub in ("tmp", "new", "cur"):  # nothing is listed or read: that is for `messages`
+            os.makedirs(self.path / sub, exist_ok=True)
 
     @property
     def messages(self) -> list[StoredMessage]:
-        """Every message in ``new/`` and ``cur/`` that this store's naming recognises."""
-        self.maildir = mailbox.Maildir(self.path, factory=None, create=False)  # rescan
+        """Every message in ``new/`` and ``cur/`` that this store's naming recognises.
+
+        This lists and reads the whole Maildir (for a notebook looking at what it holds); the
+        server itself never calls it.
+        """
+        maildir = mailbox.Maildir(self.path, factory=None, create=False)
         found = []
-        for key in self.maildir.iterkeys():
+        for key in maildir.iterkeys():
             match = _NAME.match(key)
             if match is not None:
-                found.append((int(match[1]), int(match[2]), key, match[3]))
+                order = (int(match[1]), int(match[2]), int(match[3] or 0), int(match[4] or 0))
+                found.append((order, key, match[5] or ""))
         found.sort()
         return [
-            _parse(self._read(key), queue_id, seconds + micros / 1e6)
-            for seconds, micros, key, queue_id in found
+            _parse(_read(maildir, key), queue_id, seconds + micros / 1e6)
+            for (seconds, micros, _, _), key, queue_id in found
         ]
 
-    def _read(self, key: str) -> bytes:
-        with self.maildir.get_file(key) as file:  # raw bytes (get_bytes translates line ends)
-            return file.read()
-
     def new_id(self, session: str, time: float) -> str:
-        """As :meth:`Store.new_id`, but never an id a file in this Maildir already has (two
-        stores may share a directory)."""
-        while True:
-            queue_id = super().new_id(session, time)
-            if not any(self.path.glob(f"*/*Q{queue_id}.*")):
-                return queue_id
-            self._delivered += 1
+        """A short id, unique without listing the Maildir: a hash of this process's id and
+        its count of ids made (two stores, or two processes, may share a directory)."""
+        seed = f"{os.getpid()}/{next(_queue_ids)}/{session}/{time}/{self.hostname}".encode()
+        return hashlib.sha1(seed).hexdigest()[:10].upper()
 
     def _keep(self, message: StoredMessage) -> None:
         seconds, micros = divmod(round(message.time * 1e6), 1_000_000)
-        name = f"{seconds}.M{micros:06d}Q{message.id}.{self.hostname}"
+        name = f"{seconds}.M{micros:06d}P{os.getpid()}Q{next(_deliveries)}.{self.hostname}"
         envelope = [f"Return-Path: <{message.mail_from}>"]
         envelope += [f"Delivered-To: {rcpt}" for rcpt in message.recipients]
         if message.mail_params:
             envelope.append(f"X-Smtplab-Mail-Params: {_params_text(message.mail_params)}")
         for rcpt, params in message.rcpt_params.items():
             envelope.append(f"X-Smtplab-Rcpt-Params: <{rcpt}> {_params_text(params)}")
+        envelope.append(f"X-Smtplab-Queue-Id: {message.id}")
         envelope.append(f"X-Smtplab-Session: {message.session}")
         data = ("\r\n".join(envelope) + "\r\n").encode() + message.content
         tmp, new = self.path / "tmp" / name, self.path / "new" / name
@@ -99,6 +112,11 @@ class MaildirStore(Store):
             warnings.warn(f"Maildir {self.path}: fsync of new/ failed: {error}", stacklevel=2)
 
 
+def _read(maildir: mailbox.Maildir, key: str) -> bytes:
+    with maildir.get_file(key) as file:  # raw bytes (get_bytes translates line ends)
+        return file.read()
+
+
 def _fsync_directory(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -112,11 +130,12 @@ def _parse(data: bytes, queue_id: str, time: float) -> StoredMessage:
 
     The block is exactly what :meth:`MaildirStore._keep` writes - ``Return-Path``, one
     ``Delivered-To`` per recipient, the ESMTP parameters if any (``X-Smtplab-Mail-Params``,
-    ``X-Smtplab-Rcpt-Params``), then ``X-Smtplab-Session`` last - so header fields of the
+    ``X-Smtplab-Rcpt-Params``), the queue id (``X-Smtplab-Queue-Id``; older files have it in
+    their name: ``queue_id``), then ``X-Smtplab-Session`` last - so header fields of the
     message itself, whatever they are called, are never taken for the envelope.
     """
     lines = data.split(b"\r\n")
-    index, mail_from, recipients, session = 0, "", [], ""
+    index, mail_from, recipients, session, named = 0, "", [], "", queue_id
     mail_params: dict[str, str | None] = {}
     rcpt_params: dict[str, dict[str, str | None]] = {}
 
@@ -138,14 +157,18 @@ def _parse(data: bytes, queue_id: str, time: float) -> StoredMessage:
             rcpt, _, text = _value(lines[index]).rpartition("> ")
             rcpt_params[rcpt[1:]] = _params(text)
             index += 1
+        if field_is(b"x-smtplab-queue-id"):
+            named = _value(lines[index])
+            index += 1
         if field_is(b"x-smtplab-session"):
             session = _value(lines[index])
             index += 1
         else:  # not our envelope block after all: keep the file whole
             index, mail_from, recipients, mail_params, rcpt_params = 0, "", [], {}, {}
+            named = queue_id
     content = b"\r\n".join(lines[index:])
     return StoredMessage(
-        queue_id, mail_from, tuple(recipients), content, time, session, mail_params, rcpt_params
+        named, mail_from, tuple(recipients), content, time, session, mail_params, rcpt_params
     )
 
 

@@ -8,6 +8,12 @@ For each command event it asks the protocol first (an event with ``error`` is an
 error), then the policy. For a complete message it asks the policy, and on 250 stores the
 message *before* the reply is queued, so a message acknowledged with 250 is always in the store
 and a session that ends before the final dot leaves nothing behind.
+
+Storing may wait on a disk. With ``defer_delivery`` the session does not store the message
+itself: it leaves a :class:`~smtplab.server.delivery.Delivery` in :attr:`ServerSession.pending`
+and answers nothing more (commands pipelined after the message wait, so replies stay in
+order) until the transport kept it and called :meth:`ServerSession.finish_delivery`. The
+in-process lab stores at once, so its transcripts stay deterministic.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from smtplab.protocol.events import (
 )
 from smtplab.protocol.server import ServerConfig, ServerConnection
 from smtplab.protocol.states import CONNECT, DATA_END, State
+from smtplab.server.delivery import Delivery
 from smtplab.server.policy import QUEUE_ID, Answer, Context, Decision, Drop, Policy
 from smtplab.server.store import Store, StoredMessage, received_header
 
@@ -77,6 +84,7 @@ class ServerSession:
         wait: Callable[[float], None] | None = None,
         error_limit: int | None = None,
         junk_limit: int | None = None,
+        defer_delivery: bool = False,
     ) -> None:
         self.conn = ServerConnection(config)
         self.policy = policy
@@ -107,6 +115,11 @@ class ServerSession:
         self._sasl: SaslServer | None = None  # an AUTH exchange in progress
         self.user: str | None = None  # who authenticated (AUTH, RFC 4954)
         self._commands = 0
+        # A message waiting for the transport to keep it (``defer_delivery``), and a 421 that
+        # came meanwhile: it is said after the message's reply, never instead of it.
+        self.defer_delivery = defer_delivery
+        self.pending: Delivery | None = None
+        self._shutdown_after: tuple[Reply, str] | None = None
 
     @property
     def closed(self) -> bool:
@@ -136,6 +149,8 @@ class ServerSession:
         arrived = self.clock()  # pipelined commands all arrived now (RFC 2920)
         conn, recorder, counts = self.conn, self.recorder, self._counts
         while True:
+            if self.pending is not None:  # nothing is answered before the message's reply
+                return
             event = conn.next_event()
             if event is NEED_DATA or event is PAUSED:
                 return
@@ -164,7 +179,7 @@ class ServerSession:
             elif isinstance(event, MessageReceived):
                 recorder.data(arrived, event.content, event.size, event.line_count)
                 self._count(DATA_END)
-                self._answer(self._message_reply(event))
+                self._message(event)
             elif isinstance(event, Bdat):
                 recorder.chunk(arrived, event.argument, event.size or 0, event.chunk)
                 self._commands += 1
@@ -173,7 +188,7 @@ class ServerSession:
                     self._answer(event.error)
                 elif event.message is not None:  # the LAST chunk: decided like the final dot
                     self._count(DATA_END)
-                    self._answer(self._message_reply(event.message))
+                    self._message(event.message)
                 else:
                     self._answer(self._decide(event))
             elif isinstance(event, AuthResponse):
@@ -217,6 +232,9 @@ class ServerSession:
         """Say ``reply`` (a 421) unprompted and close: an idle timeout, too many errors, the
         server stopping. RFC 5321 3.8 allows a 421 at any time."""
         if self.closed:
+            return
+        if self.pending is not None:  # the message's reply first: a 421 now would get it resent
+            self._shutdown_after = (reply, note)
             return
         if note:
             self.recorder.note(self.clock(), note)
@@ -291,32 +309,63 @@ class ServerSession:
             self.user = move.username
         return decision
 
-    def _message_reply(self, event: MessageReceived) -> Decision:
-        if event.error is not None:
-            return event.error
-        decision = self._decide(event)
+    def _message(self, event: MessageReceived) -> None:
+        """Answer a complete message: an error or a refusal at once, a 250 only once the store
+        has kept the message (now, or when the transport calls :meth:`finish_delivery`)."""
+        decision = event.error or self._decide(event)
         reply = decision.reply if isinstance(decision, Answer) else decision
         if not isinstance(reply, Reply) or reply.code != 250:
-            return decision
+            self._answer(decision)
+            return
         try:
-            stored = self._store(event)
-        except Exception as exc:  # the message is not stored: say so, never 250
-            self.errors.append(f"store failed: {exc}")
-            self.recorder.note(self.clock(), f"store failed, answered 451: {exc}")
-            return LOCAL_ERROR
-        queue_id = stored.id
-        self.error_replies = self.junk_commands = 0  # a message kept: forgiven (Postfix)
-        try:
-            self.policy.on_delivered(self._context(), event, stored)
-        except Exception as exc:  # stored already: the 250 stands, the hook's bug is noted
-            self.errors.append("".join(traceback.format_exception_only(exc)).strip())
-            self.recorder.note(self.clock(), f"policy error after delivery: {self.errors[-1]}")
-        reply = Reply(reply.code, reply.text.replace(QUEUE_ID, queue_id), reply.enhanced)
-        if isinstance(decision, Answer):
-            return Answer(reply, decision.delay, decision.note)
-        return reply
+            self.pending = self._delivery(event, decision)
+        except Exception as exc:  # e.g. a store's new_id failed: nothing is stored
+            self._answer(self._store_failed(exc))
+            return
+        if not self.defer_delivery:
+            self._delivered(self.pending.keep())
 
-    def _store(self, event: MessageReceived) -> StoredMessage:
+    def finish_delivery(self, outcome: StoredMessage | Exception) -> None:
+        """The transport kept :attr:`pending` (with :meth:`Delivery.keep`): send its reply,
+        then answer the commands that were pipelined after the message."""
+        self._delivered(outcome)
+        if not self.closed:
+            self.answer_waiting()
+
+    def _delivered(self, outcome: StoredMessage | Exception) -> None:
+        """Reply to the pending message: 250 with its queue id if it was stored, else 451."""
+        delivery, self.pending = self.pending, None
+        assert delivery is not None, "no message is waiting to be stored"
+        decision: Decision
+        if isinstance(outcome, Exception):
+            decision = self._store_failed(outcome)
+        else:
+            try:
+                self.policy.on_delivered(self._context(), delivery.event, outcome)
+            except Exception as exc:  # stored already: the 250 stands, the hook's bug is noted
+                self.errors.append("".join(traceback.format_exception_only(exc)).strip())
+                self.recorder.note(self.clock(), f"policy error after delivery: {self.errors[-1]}")
+            decision = _with_queue_id(delivery.decision, outcome.id)
+            self.error_replies = self.junk_commands = 0  # a message kept: forgiven (Postfix)
+        if self.closed:  # the client left while the store was at work
+            if not isinstance(outcome, Exception):
+                text = f"message stored as {outcome.id}; the connection was gone before the 250"
+                self.recorder.note(self.clock(), text)
+        else:
+            self._answer(decision)
+        if self._shutdown_after is not None:
+            reply, note = self._shutdown_after
+            self._shutdown_after = None
+            self.shutdown(reply, note)
+
+    def _store_failed(self, exc: Exception) -> Reply:
+        """The message is not stored: say so (a note row), never 250."""
+        self.errors.append(f"store failed: {exc}")
+        self.recorder.note(self.clock(), f"store failed, answered 451: {exc}")
+        return LOCAL_ERROR
+
+    def _delivery(self, event: MessageReceived, decision: Decision) -> Delivery:
+        """The accepted message, with its queue id and Received header, ready to be kept."""
         conn, now = self.conn, self.clock()
         envelope = conn.envelope
         queue_id = self.store.new_id(self.recorder.session, now)
@@ -332,15 +381,18 @@ class ServerSession:
             recipient=envelope.recipients[0] if len(envelope.recipients) == 1 else None,
             time=now,
         )
-        return self.store.deliver(
+        return Delivery(
+            self.store,
             queue_id,
             envelope.mail_from or "",
-            list(envelope.recipients),
+            tuple(envelope.recipients),
             header + event.content,
             now,
             self.recorder.session,
-            envelope.mail_params,
-            envelope.rcpt_params,
+            dict(envelope.mail_params),
+            {rcpt: dict(params) for rcpt, params in envelope.rcpt_params.items()},
+            event,
+            decision,
         )
 
     def _answer(self, decision: Decision) -> None:
@@ -380,6 +432,16 @@ class ServerSession:
         self.error_replies += 1
         if self.error_replies >= self.error_limit:
             self.shutdown(TOO_MANY_ERRORS, f"{self.error_replies} errors: closing")
+
+
+def _with_queue_id(decision: Decision, queue_id: str) -> Decision:
+    """The policy's 250 with the placeholder for the queue id filled in."""
+    reply = decision.reply if isinstance(decision, Answer) else decision
+    assert isinstance(reply, Reply)
+    reply = Reply(reply.code, reply.text.replace(QUEUE_ID, queue_id), reply.enhanced)
+    if isinstance(decision, Answer):
+        return Answer(reply, decision.delay, decision.note)
+    return reply
 
 
 def _validated(decision: object) -> Decision:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,15 +71,33 @@ def _rfc5322_date(second: int) -> str:
     return format_datetime(datetime.fromtimestamp(second, UTC))
 
 
+#: How many of the last delivered ids a store remembers (:attr:`Store.recent_ids`).
+RECENT_IDS = 20
+
+
 class Store:
     """What the server needs of a message store; subclasses keep the messages somewhere.
 
     :meth:`deliver` must keep the whole message or raise, never half of it: the server says
     250 only after it returned, and 451 when it raised.
+
+    ``blocking`` says whether :meth:`deliver` may wait on I/O (a disk, a network): a server on
+    an event loop then runs it in a worker thread, one message at a time, so a store need not
+    be thread-safe and other clients are still answered meanwhile.
     """
+
+    blocking = True
 
     def __init__(self) -> None:
         self._delivered = 0  # messages delivered through this object (for fresh ids)
+        #: The ids of the last :data:`RECENT_IDS` messages delivered through this object.
+        self.recent_ids: deque[str] = deque(maxlen=RECENT_IDS)
+
+    @property
+    def delivered(self) -> int:
+        """How many messages were delivered through this object (not what a Maildir held
+        before it was opened): what ``smtplab serve`` reports at stop, reading nothing back."""
+        return self._delivered
 
     @property
     def messages(self) -> list[StoredMessage]:
@@ -114,6 +133,7 @@ class Store:
         )
         self._keep(stored)
         self._delivered += 1
+        self.recent_ids.append(queue_id)
         return stored
 
     def _keep(self, message: StoredMessage) -> None:
@@ -146,15 +166,28 @@ class Store:
 
 
 class MemoryStore(Store):
-    """Keeps accepted messages in a list (the lab's default)."""
+    """Keeps accepted messages in memory (the lab's default): all of them, or the last ``keep``.
 
-    def __init__(self) -> None:
+    A server facing real clients for a long time keeps a bounded number (``TcpServer`` and
+    ``smtplab serve`` keep the last 1000 by default); older messages are forgotten, which the
+    250 allowed: a memory store is for looking at, not for mail that must survive.
+    """
+
+    blocking = False  # a list append: done at once, on the event loop
+
+    def __init__(self, keep: int | None = None) -> None:
         super().__init__()
-        self._messages: list[StoredMessage] = []
+        if keep is not None and keep < 0:
+            raise ValueError("keep must be a number of messages, 0 or more (None: all)")
+        self.keep = keep
+        self._messages: deque[StoredMessage] = deque(maxlen=keep)
 
     @property
     def messages(self) -> list[StoredMessage]:
-        return self._messages
+        return list(self._messages)
 
     def _keep(self, message: StoredMessage) -> None:
         self._messages.append(message)
+
+    def __len__(self) -> int:
+        return len(self._messages)

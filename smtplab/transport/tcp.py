@@ -28,6 +28,13 @@ Postfix's smtpd does:
   most ``MAX_UNPARSED`` received octets wait unparsed.
 * :meth:`TcpServer.stop` lets sessions in the middle of a transaction finish for a grace
   period, then says ``421 4.3.2`` to the rest.
+
+Running for weeks, it stays bounded: it keeps the rows of the last ``keep_sessions`` finished
+sessions (and of those still open) for :meth:`TcpServer.transcript`, handing each finished
+session to ``on_session_end`` first (``smtplab serve --transcript`` streams them to a file), and
+its default store keeps the last ``keep_messages`` messages. A store that waits on a disk
+(``Store.blocking``, e.g. a Maildir) keeps each message in a worker thread, one at a time,
+while the event loop goes on serving other clients; the 250 is sent once the store returned.
 """
 
 from __future__ import annotations
@@ -40,7 +47,10 @@ import socket
 import ssl
 import threading
 import time
+import warnings
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from smtplab.log.frame import to_frame
@@ -49,6 +59,7 @@ from smtplab.log.schema import endpoint
 from smtplab.protocol.config import ServerConfig
 from smtplab.protocol.events import Reply
 from smtplab.protocol.states import State
+from smtplab.server.delivery import Delivery
 from smtplab.server.mailboxes import Mailboxes
 from smtplab.server.policy import Policy
 from smtplab.server.session import ServerSession
@@ -91,6 +102,9 @@ class TcpServer:
         max_sessions_per_client: int | None = 20,
         tls: bool | ssl.SSLContext = False,
         auth: bool = False,
+        keep_sessions: int = 1000,
+        keep_messages: int = 1000,
+        on_session_end: Callable[[Recorder], None] | None = None,
     ) -> None:
         for option, seconds in (("idle_timeout", idle_timeout), ("data_timeout", data_timeout)):
             if not seconds > 0:
@@ -111,7 +125,10 @@ class TcpServer:
         if auth:  # AUTH PLAIN LOGIN (RFC 4954), offered under TLS; the policy checks passwords
             extensions = self.config.extensions | {"AUTH"}
             self.config = dataclasses.replace(self.config, extensions=extensions)
-        self.store = store if store is not None else MemoryStore()
+        if keep_sessions < 0 or keep_messages < 0:
+            raise ValueError("keep_sessions and keep_messages are counts: 0 or more")
+        # The default store keeps the last keep_messages messages; a store given is used as is.
+        self.store = store if store is not None else MemoryStore(keep=keep_messages)
         self.host = host
         self.port = port  # the real port once started (port 0 picks a free one)
         self.name = name
@@ -124,8 +141,16 @@ class TcpServer:
         self.max_sessions = max_sessions
         # As Postfix's smtpd_client_connection_count_limit; None: no limit per address.
         self.max_sessions_per_client = max_sessions_per_client
-        self.recorders: list[Recorder] = []
+        self.keep_sessions = keep_sessions
+        # Called with each finished session's recorder (on the event loop), before the ring
+        # may forget it: where rows go that must outlive the ring.
+        self.on_session_end = on_session_end
+        self.sessions = 0  # sessions so far, finished or not
+        self._finished: deque[tuple[int, Recorder]] = deque(maxlen=keep_sessions)
+        self._live: dict[int, Recorder] = {}
         self._numbers = itertools.count(1)
+        self._executor: ThreadPoolExecutor | None = None  # keeps messages for a blocking store
+        self._deliveries: set[asyncio.Future[Any]] = set()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._per_client: dict[str, int] = {}  # client address -> sessions open (never 0)
@@ -138,6 +163,8 @@ class TcpServer:
         if self._server is not None:
             raise RuntimeError("the server is already running")
         loop = asyncio.get_running_loop()
+        # One thread: a store is called for one message at a time, as in-process.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"smtplab-{self.name}-store")
         self._server = await loop.create_server(lambda: _Connection(self), self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -162,6 +189,13 @@ class TcpServer:
                     if connection.done in stuck:
                         connection.transport.abort()  # a peer that does not even read
         await self._server.wait_closed()
+        if self._deliveries:  # messages still being stored (their clients may have left)
+            await asyncio.wait(list(self._deliveries))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)  # idle now
+            self._executor = None
+        for number in list(self._live):  # sessions whose connection_lost is still to come
+            self._session_ended(number)
         self._server = None
         self.stopping = False
 
@@ -171,9 +205,38 @@ class TcpServer:
 
     # -- what it recorded -------------------------------------------------------------------
 
+    @property
+    def recorders(self) -> list[Recorder]:
+        """The sessions kept in memory, oldest first: the last ``keep_sessions`` finished ones
+        and every open one."""
+        kept = list(self._finished) + list(self._live.items())
+        return [recorder for _, recorder in sorted(kept, key=lambda pair: pair[0])]
+
     def transcript(self) -> Any:
-        """Every session so far as one transcript DataFrame (safe from another thread)."""
-        return to_frame(row for recorder in list(self.recorders) for row in list(recorder.tuples))
+        """The sessions kept in memory (see :attr:`recorders`) as one transcript DataFrame
+        (safe from another thread)."""
+        return to_frame(row for recorder in self.recorders for row in list(recorder.tuples))
+
+    def _new_session(self, client: str, local: str) -> tuple[int, Recorder]:
+        """A number and a recorder for a new connection's session."""
+        number = next(self._numbers)
+        self.sessions += 1
+        recorder = self._live[number] = Recorder(f"{self.name}-{number}", "tcp", client, local)
+        return number, recorder
+
+    def _session_ended(self, number: int) -> None:
+        """A session is over: hand it to ``on_session_end``, then into the ring of finished
+        sessions (the oldest drops out once it is full)."""
+        recorder = self._live.pop(number, None)
+        if recorder is None:  # ended already (at stop, before its connection_lost)
+            return
+        if self.on_session_end is not None:
+            try:
+                self.on_session_end(recorder)
+            except Exception as error:  # the writer's problem must not stop the server
+                warnings.warn(f"on_session_end failed: {error!r}", stacklevel=1)
+        if self.keep_sessions:
+            self._finished.append((number, recorder))
 
     @property
     def messages(self) -> list[StoredMessage]:
@@ -214,6 +277,9 @@ class _Connection(asyncio.Protocol):
         self.refused = False  # over a session limit: greeted with 421, no session
         self.client_address = ""  # the peer's address without port (the per-client key)
         self.tls_task: asyncio.Task[None] | None = None  # the STARTTLS handshake, once begun
+        self.delivering = False  # the store is keeping a message in its worker thread
+        self.gone = False  # connection_lost came
+        self.number = 0  # the session's number in the server
 
     # -- asyncio's callbacks ----------------------------------------------------------------
 
@@ -224,8 +290,7 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         client = endpoint(peer)
         local = endpoint(transport.get_extra_info("sockname"))
-        recorder = Recorder(f"{server.name}-{next(server._numbers)}", "tcp", client, local)
-        server.recorders.append(recorder)
+        self.number, recorder = server._new_session(client, local)
         self.session = ServerSession(
             policy=server.policy,
             store=server.store,
@@ -236,6 +301,7 @@ class _Connection(asyncio.Protocol):
             wait=self._wait,
             error_limit=server.error_limit,
             junk_limit=server.junk_limit,
+            defer_delivery=server.store.blocking,  # kept in the store's thread, see _deliver
         )
         if len(server._connections) >= server.max_sessions:
             self._refuse(recorder, BUSY, f"more than {server.max_sessions} sessions at once")
@@ -293,6 +359,9 @@ class _Connection(asyncio.Protocol):
             left = self.server._per_client.pop(self.client_address, 1) - 1
             if left:
                 self.server._per_client[self.client_address] = left
+        self.gone = True
+        if not self.delivering:  # else once the store returned: its outcome is a row too
+            self.server._session_ended(self.number)
         if not self.done.done():
             self.done.set_result(None)
 
@@ -319,6 +388,7 @@ class _Connection(asyncio.Protocol):
         return (
             self.releasing is None
             and not self.writes_blocked
+            and not self.delivering
             and not self.session.conn.tls_pending
             and not self.transport.is_closing()
         )
@@ -397,6 +467,10 @@ class _Connection(asyncio.Protocol):
         out = self.session.data_to_send()
         if out:
             self.transport.write(out)
+        if self.session.pending is not None:  # a message to store before its reply
+            if not self.delivering:
+                self._deliver(self.session.pending)
+            return
         if self.session.conn.tls_pending and self.server.tls_context is not None:
             if self.tls_task is None:
                 # The 220 to STARTTLS is out: not one more plaintext byte is read (RFC 3207
@@ -436,6 +510,32 @@ class _Connection(asyncio.Protocol):
         # reach us (decrypted, and held by the session) before this coroutine resumes.
         self._guarded(session.answer_waiting)
         self._feed_again()
+
+    def _deliver(self, delivery: Delivery) -> None:
+        """Keep the message in the store's worker thread; reading waits (nothing after the
+        dot is answered before the message's reply, and nothing piles up meanwhile)."""
+        self.delivering = True
+        self._update_reading()
+        executor = self.server._executor
+        future = self.loop.run_in_executor(executor, delivery.keep)
+        self.server._deliveries.add(future)
+        future.add_done_callback(self._kept)
+
+    def _kept(self, future: asyncio.Future[Any]) -> None:
+        """The store returned: the reply to the message, then what was pipelined after it."""
+        self.server._deliveries.discard(future)
+        self.delivering = False
+        if future.cancelled():
+            outcome: Any = RuntimeError("the server stopped before the message was stored")
+        else:
+            outcome = future.result()  # Delivery.keep returns an exception, never raises
+        self._guarded(lambda: self.session.finish_delivery(outcome))
+        if self.gone:  # the client left while the store was at work: the session is over
+            self.server._session_ended(self.number)
+            return
+        self.last_progress = self.loop.time()  # waiting for our reply is not idling
+        if not self.transport.is_closing():
+            self._feed_again()
 
     def _release_next(self) -> None:
         chunk, delay = self.held.pop(0)
@@ -483,8 +583,9 @@ class _Connection(asyncio.Protocol):
         self.deadline_timer = None
         if self.transport.is_closing():
             return
-        if self.releasing is not None or self.loop.time() < self._due():  # not yet, or
-            self._arm_deadline()  # a reply of ours is still being delayed
+        waiting_for_us = self.releasing is not None or self.delivering  # a reply of ours is due
+        if waiting_for_us or self.loop.time() < self._due():
+            self._arm_deadline()
         elif self.message_started is not None:
             self.shutdown(SLOW_DATA, f"message not in after {self.server.data_timeout:g} s")
         else:
