@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="sessions at once from one client address; more get 421 4.7.0 (20; 0: no limit)",
     )
     serve.add_argument(
+        "--max-commands",
+        type=_limit,
+        default=10_000,
+        metavar="N",
+        help="commands in one session; then 421 4.7.0, the client reconnects (10000; 0: none)",
+    )
+    serve.add_argument(
         "--keep-sessions",
         type=int,
         default=1000,

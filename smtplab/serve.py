@@ -127,6 +127,7 @@ def main(args: Any) -> int:
             data_timeout=args.data_timeout,
             max_sessions=args.max_sessions,
             max_sessions_per_client=args.max_sessions_per_client,
+            command_limit=args.max_commands,
             tls=args.tls,
             keep_sessions=args.keep_sessions,
         )

@@ -96,7 +96,7 @@ def flood(sock: socket.socket, line: bytes, total: int, stop: threading.Event) -
 def test_a_flood_that_never_reads_stops_being_parsed_and_others_are_served() -> None:
     """20 MB of pipelined NOOP/RSET/EHLO, no limits on junk or errors, replies never read:
     parsing stops once the replies pile up, reading pauses, every buffer stays bounded."""
-    with ServerThread(TcpServer(junk_limit=None, error_limit=None)) as server:
+    with ServerThread(TcpServer(junk_limit=None, error_limit=None, command_limit=None)) as server:
         hostile = connect(server.port)
         assert read_replies(hostile, 1) == [b"220"]
         hostile.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -135,7 +135,7 @@ def test_a_flood_that_never_reads_stops_being_parsed_and_others_are_served() -> 
 def test_one_huge_pipelined_burst_is_answered_a_bounded_slice_per_loop_turn() -> None:
     """However much input waits, one turn of the event loop hands at most a slice or two of
     it to the session, so other clients are not kept waiting behind it."""
-    thread = ServerThread(TcpServer(junk_limit=None, error_limit=None))
+    thread = ServerThread(TcpServer(junk_limit=None, error_limit=None, command_limit=None))
     server = thread.start()
     try:
         client = connect(server.port)
@@ -449,7 +449,7 @@ def test_smtplab_serve_takes_the_new_limits(capsys) -> None:
 
 def test_input_waiting_in_slices_is_all_answered_when_the_client_half_closes() -> None:
     """The end of the input is handed over after the input before it, not ahead of it."""
-    with ServerThread(TcpServer(junk_limit=None)) as server:
+    with ServerThread(TcpServer(junk_limit=None, command_limit=None)) as server:
         client = connect(server.port)
         read_replies(client, 1)
         count = 4 * tcp.FEED // 6
@@ -461,3 +461,33 @@ def test_input_waiting_in_slices_is_all_answered_when_the_client_half_closes() -
         reader.join(30)
         client.close()
     assert [r[:3] for r in received[0]] == [b"250"] * count + [b"221"]
+
+
+def test_an_endless_session_of_valid_transactions_is_cut_at_the_command_limit() -> None:
+    """Valid transactions reset the error and junk counts, so only ``command_limit`` bounds a
+    session's rows: past it, 421 4.7.0 between transactions (the client reconnects)."""
+    transaction = (
+        b"MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+        + MESSAGE
+        + b".\r\n"
+    )
+    with ServerThread(TcpServer(port=0, command_limit=40)) as server:
+        with connect(server.port) as sock:
+            sock.sendall(b"EHLO good.example\r\n")
+            for _ in range(20):  # EHLO + 3 commands a transaction: the 40th is the 13th DATA
+                try:
+                    sock.sendall(transaction)
+                except OSError:  # closed by the server: what the test waits for
+                    break
+                time.sleep(0.05)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        rows = server.transcript()
+        stored = len(server.messages)
+    replies = [REPLY_START.match(line).group(0) for line in received.split(b"\r\n")[:-1]]  # type: ignore[union-attr]
+    assert replies[-1] == b"421 4.7.0", replies[-6:]
+    assert replies[-2] == b"250 2.0.0"  # the 13th message was let finish, then the 421
+    assert replies.count(b"250 2.0.0") == stored == 13
+    assert len(rows.query("kind == 'command'")) == 40
+    assert "40 commands: closing" in set(rows.query("kind == 'note'")["text"])

@@ -319,7 +319,7 @@ def small_buffers(server: TcpServer, raw: Raw):  # type: ignore[no-untyped-def]
 
 
 def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() -> None:
-    with ServerThread(TcpServer(junk_limit=None, error_limit=None)) as server:
+    with ServerThread(TcpServer(junk_limit=None, error_limit=None, command_limit=None)) as server:
         raw = Raw(server.port)
         raw.read_replies(1)
         connection = small_buffers(server, raw)

@@ -55,9 +55,13 @@ from smtplab.server.store import Store, StoredMessage, received_header
 
 LOCAL_ERROR = Reply(451, "Requested action aborted: local error in processing", "4.3.0")
 TOO_MANY_ERRORS = Reply(421, "Too many errors, closing connection", "4.7.0")
+TOO_MANY_COMMANDS = Reply(421, "Too many commands in one session, please reconnect", "4.7.0")
 #: Commands a client can repeat forever without moving a transaction on. Postfix flags HELO,
 #: EHLO, RSET, NOOP, VRFY and ETRN (smtpd_junk_command_limit); EXPN and HELP are as cheap.
 JUNK_COMMANDS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "VRFY", "EXPN", "HELP"})
+#: States inside a mail transaction, and how many commands past ``command_limit`` one may take.
+_IN_TRANSACTION = frozenset({State.MAIL, State.RCPT, State.DATA, State.BDAT})
+TRANSACTION_MARGIN = 1000
 CLOSED = State.CLOSED  # a module global is looked up faster than an Enum member
 
 #: Command events answered by the error they carry or by the policy, and nothing else.
@@ -84,6 +88,7 @@ class ServerSession:
         wait: Callable[[float], None] | None = None,
         error_limit: int | None = None,
         junk_limit: int | None = None,
+        command_limit: int | None = None,
         defer_delivery: bool = False,
     ) -> None:
         self.conn = ServerConnection(config)
@@ -106,6 +111,11 @@ class ServerSession:
         # forever. Both counts start again after a message is accepted, as in Postfix.
         self.junk_limit = junk_limit
         self.junk_commands = 0
+        # After this many commands the session is closed with 421 4.7.0, whatever they were
+        # (as Exim's smtp_accept_max_per_connection and nginx's keepalive_requests do): one
+        # endless session of valid transactions would otherwise grow its transcript forever.
+        # The client reconnects; nothing it was told was accepted is lost.
+        self.command_limit = command_limit
         # Complete inputs taken so far (command lines, AUTH responses, messages, chunks): a
         # driver's sign that the client is moving on, bytes alone are not.
         self.inputs = 0
@@ -170,6 +180,7 @@ class ServerSession:
                     self.junk_commands += 1
                     if self.junk_commands > self.junk_limit:
                         self._count_error()
+                self._limit_commands()
             elif isinstance(event, ConnectionClosed):
                 text = "client closed the connection"
                 if event.during_data:
@@ -180,6 +191,7 @@ class ServerSession:
                 recorder.data(arrived, event.content, event.size, event.line_count)
                 self._count(DATA_END)
                 self._message(event)
+                self._limit_commands()
             elif isinstance(event, Bdat):
                 recorder.chunk(arrived, event.argument, event.size or 0, event.chunk)
                 self._commands += 1
@@ -191,6 +203,7 @@ class ServerSession:
                     self._message(event.message)
                 else:
                     self._answer(self._decide(event))
+                self._limit_commands()
             elif isinstance(event, AuthResponse):
                 recorder.command(arrived, "AUTH", "***")  # credentials never recorded
                 if event.error is not None:
@@ -425,6 +438,17 @@ class ServerSession:
         self.recorder.reply(self.clock(), sent)
         if sent.code >= 400 and sent.code != 421:
             self._count_error()
+
+    def _limit_commands(self) -> None:
+        limit = self.command_limit
+        if limit is None or self._commands < limit:
+            return
+        # A transaction under way may finish (a 421 after the 354 would waste the message),
+        # within a margin of commands; the 421 then comes between transactions.
+        in_transaction = self.conn.state in _IN_TRANSACTION
+        if in_transaction and self._commands < limit + TRANSACTION_MARGIN:
+            return
+        self.shutdown(TOO_MANY_COMMANDS, f"{self._commands} commands: closing")
 
     def _count_error(self) -> None:
         if self.error_limit is None or self.closed:

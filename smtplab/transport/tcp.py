@@ -19,7 +19,9 @@ Postfix's smtpd does:
   ``data_timeout`` of its 354 (or its first BDAT chunk); bytes that trickle in do not reset
   them (a "slowloris" client cannot hold a session). On expiry: ``421 4.4.2`` and close.
 * A session that collects ``error_limit`` error replies gets ``421 4.7.0``; EHLO, HELO, NOOP,
-  RSET, VRFY, EXPN and HELP beyond ``junk_limit`` count as errors, as in Postfix.
+  RSET, VRFY, EXPN and HELP beyond ``junk_limit`` count as errors, as in Postfix; after
+  ``command_limit`` commands of any kind the session gets ``421 4.7.0`` (the client
+  reconnects), so no session's transcript grows without end.
 * Connections beyond ``max_sessions``, or beyond ``max_sessions_per_client`` from one client
   address, are greeted with ``421 4.7.0`` and closed (recorded like any session).
 * Back-pressure: input is handed to the session a bounded slice (``FEED`` octets) per turn of
@@ -98,6 +100,7 @@ class TcpServer:
         data_timeout: float = 600.0,
         error_limit: int | None = 20,
         junk_limit: int | None = 100,
+        command_limit: int | None = 10_000,
         max_sessions: int = 100,
         max_sessions_per_client: int | None = 20,
         tls: bool | ssl.SSLContext = False,
@@ -138,6 +141,7 @@ class TcpServer:
         self.data_timeout = data_timeout
         self.error_limit = error_limit
         self.junk_limit = junk_limit
+        self.command_limit = command_limit
         self.max_sessions = max_sessions
         # As Postfix's smtpd_client_connection_count_limit; None: no limit per address.
         self.max_sessions_per_client = max_sessions_per_client
@@ -301,6 +305,7 @@ class _Connection(asyncio.Protocol):
             wait=self._wait,
             error_limit=server.error_limit,
             junk_limit=server.junk_limit,
+            command_limit=server.command_limit,
             defer_delivery=server.store.blocking,  # kept in the store's thread, see _deliver
         )
         if len(server._connections) >= server.max_sessions:
