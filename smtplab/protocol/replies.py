@@ -25,7 +25,8 @@ _WHOLE_REPLY = re.compile(rb"([2-5][0-5][0-9])(?:-[^\r\n]*\r?\n\1)*(?: ([^\r\n]*
 _SEPARATORS = (b" ", b"-", b"")
 
 #: A reply line may be 512 octets, CRLF included (RFC 5321 4.5.3.1.5). Servers write longer
-#: texts, so a client is liberal, up to what smtplib accepts; a longer line is an error.
+#: texts, so a client is liberal, up to what smtplib accepts (counted the same way); a longer
+#: line is an error.
 MAX_REPLY_LINE = 8192
 #: Lines in one reply (a long EHLO reply has 20; an EXPN list may have hundreds).
 MAX_REPLY_LINES = 1000
@@ -118,10 +119,10 @@ class ReplyParser:
                 self._scanned = 0
                 self._in_long_line = False
                 continue
-            if end < 0 and len(buffer) <= MAX_REPLY_LINE:
+            if end < 0 and len(buffer) < MAX_REPLY_LINE:
                 self._scanned = len(buffer)  # search only new octets next time
                 return None
-            if end < 0 or end > MAX_REPLY_LINE:
+            if end < 0 or end >= MAX_REPLY_LINE:  # the line and its LF: more than the limit
                 self._long_line(end)
                 continue
             raw = bytes(buffer[:end])
