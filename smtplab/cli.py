@@ -110,6 +110,12 @@ def format_transcript(frame) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
+def one_line(error: BaseException, width: int = 300) -> str:
+    """An error message as one line of at most ``width`` characters (for stderr)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smtplab", description="SMTP protocol workbench: run, record and explain SMTP."
@@ -282,12 +288,6 @@ def _send(args: argparse.Namespace) -> int:
     for address, reply in result.refused.items():
         print(f"Refused {address}: {reply}")
     return 0 if result.delivered and not result.refused else 1
-
-
-def one_line(error: BaseException, width: int = 300) -> str:
-    """An error message as one line of at most ``width`` characters (for stderr)."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _serve(args: argparse.Namespace) -> int:
