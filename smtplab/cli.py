@@ -6,7 +6,8 @@ teaching scenarios, one line each; ``smtplab scenario NAME`` runs one and prints
 explanation, transcript and what the server stored. ``smtplab serve`` runs the server on a TCP
 port for real clients (see :mod:`smtplab.serve`); ``smtplab send`` sends one message to any
 SMTP server over TCP and prints the transcript, exiting 1 when it was not accepted for every
-recipient.
+recipient and 2 when it could not be sent (a bad option, a server that cannot be reached, does
+not reply in time or does not speak SMTP; one line on stderr says which).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from smtplab.conformance import command as conformance_command
 from smtplab.ingest.reader import FORMATS as INGEST_FORMATS
+from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply
 
 
@@ -106,6 +108,12 @@ def format_transcript(frame) -> str:  # type: ignore[no-untyped-def]
             said = f"<{row.kind}{': ' + row.text if isinstance(row.text, str) else ''}>"
         lines.append(prefix + said.replace("\n", "\n" + " " * len(prefix)))
     return "\n".join(lines)
+
+
+def one_line(error: BaseException, width: int = 300) -> str:
+    """An error message as one line of at most ``width`` characters (for stderr)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,8 +315,12 @@ def _send(args: argparse.Namespace) -> int:
             chunking=args.chunking or args.chunk_size is not None,
             chunk_size=args.chunk_size,
         )
-    except (ValueError, OSError) as error:  # a bad address or file, an unreachable server
-        print(f"smtplab send: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # a bad address or file, no server, no reply
+        print(f"smtplab send: {one_line(error)}", file=sys.stderr)
+        return 2
+    except RemoteProtocolError as error:  # what the server sent cannot be SMTP
+        reason = f"{args.server} broke the SMTP protocol: {one_line(error)}"
+        print(f"smtplab send: {reason}", file=sys.stderr)
         return 2
     frame = result.transcript
     print(format_transcript(frame))

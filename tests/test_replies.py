@@ -113,5 +113,6 @@ def test_an_overlong_reply_line_is_dropped_not_served_again() -> None:
     with pytest.raises(RemoteProtocolError, match="longer than"):
         parser.next_reply()
     assert parser.next_reply() is None
-    parser.feed(b"250 OK\r\n")
+    # The line goes on to its LF (the rest is discarded as it comes); then replies again.
+    parser.feed(b"more of the same line\r\n250 OK\r\n")
     assert parser.next_reply().code == 250

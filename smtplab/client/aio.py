@@ -35,7 +35,7 @@ from smtplab.log.recorder import Recorder
 from smtplab.log.schema import endpoint
 from smtplab.log.wire import WireRecorder
 from smtplab.protocol.client import ClientConnection
-from smtplab.protocol.errors import LocalProtocolError
+from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
 from smtplab.protocol.events import Reply, ReplyReceived
 from smtplab.protocol.states import State
 from smtplab.transport.certs import unverified_client_context
@@ -157,12 +157,12 @@ class AsyncSession:
         """A group of commands sent in one write (RFC 2920); ``await group.send()``."""
         return Pipeline(self.conn, self._check_open, self._send_group)
 
-    async def close(self) -> None:
-        """Drop the connection without QUIT."""
+    async def close(self, reason: str = "") -> None:
+        """Drop the connection without QUIT (``reason``, if any, is recorded with it)."""
         if not self._closed:
             self._closed = True
             self._writer.close()
-            self._wire.closed(time.time(), "client")
+            self._wire.closed(time.time(), "client", reason)
 
     async def __aenter__(self) -> AsyncSession:
         return self
@@ -217,28 +217,45 @@ class AsyncSession:
         return (await self._flush())[:count]
 
     async def _flush(self) -> list[Reply]:
-        """Write what is queued, then read until no reply is owed (or the server closed)."""
+        """Write what is queued, then read until no reply is owed (or the server closed).
+
+        ``timeout`` is a deadline per reply (from the write, or the reply before, to the
+        reply's last octet), not per read. A server that breaks the protocol raises
+        :class:`RemoteProtocolError` and a reply that does not come in time TimeoutError;
+        either way the connection is closed first."""
         out = self.conn.data_to_send()
         if out and not self._closed:
             try:
                 self._writer.write(out)
-                await self._writer.drain()
-            except OSError:
+                await asyncio.wait_for(self._writer.drain(), self.timeout)
+            except OSError:  # a timeout too: the server took nothing in for that long
                 self._lost("the connection broke while sending")
             else:
                 self._wire.sent(out, time.time())
         replies: list[Reply] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         while self.conn.expects_reply and not self._closed:
-            data = await self._read()
-            replies += take_replies(self.conn, data, self._closed, self.history)
+            data = await self._read(deadline)
+            try:
+                new = take_replies(self.conn, data, self._closed, self.history)
+            except RemoteProtocolError as error:
+                await self.close(f"the server broke the protocol: {error}")
+                raise
+            if new:
+                deadline = loop.time() + self.timeout  # the next reply's wait starts
+            replies += new
         if self.conn.state is State.CLOSED and not self._closed:
             await self.close()  # after 221 or 421 the server is gone: hang up too
         return replies
 
-    async def _read(self) -> bytes:
+    async def _read(self, deadline: float) -> bytes:
+        """More bytes from the server (``b""``: it closed), by ``deadline`` (loop time)."""
         try:
-            data = await asyncio.wait_for(self._reader.read(65536), self.timeout)
+            async with asyncio.timeout_at(deadline):
+                data = await self._reader.read(65536)
         except TimeoutError:
+            await self.close(f"no complete reply within {self.timeout:g} s")
             raise TimeoutError(f"no reply from {self._host} within {self.timeout:g} s") from None
         except OSError:
             data = b""

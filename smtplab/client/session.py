@@ -24,7 +24,7 @@ from email.policy import SMTP
 from typing import Any, Generic, Protocol, TypeVar
 
 from smtplab.protocol.client import ClientConnection
-from smtplab.protocol.errors import LocalProtocolError
+from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
 from smtplab.protocol.events import Reply, ReplyReceived
 from smtplab.protocol.states import State
 
@@ -44,7 +44,10 @@ class Link(Protocol):
 
     def read(self) -> bytes: ...
 
-    def close(self) -> None: ...
+    def expect_reply(self) -> None:
+        """One more reply is owed from now (over TCP its deadline starts: see TcpLink)."""
+
+    def close(self, reason: str = "") -> None: ...
 
 
 class Session:
@@ -231,16 +234,29 @@ class Session:
 
     def _collect(self, data: bytes) -> list[Reply]:
         """The replies in ``data``, reading more while replies are still owed (over TCP a
-        reply may come in pieces; in-process it is all there at once)."""
+        reply may come in pieces; in-process it is all there at once).
+
+        A server that breaks the protocol (what it sends is no reply, or answers nothing)
+        raises :class:`RemoteProtocolError`; the connection is closed first, as nothing it
+        says later could be paired with a command."""
         conn, link = self.conn, self._link
         closed = link.closed  # asked once per read: only reading can change it
-        replies = take_replies(conn, data, closed, self.history)
-        while not closed and conn.expects_reply:
-            more = link.read()
-            if not more:
-                break
-            closed = link.closed
-            replies += take_replies(conn, more, closed, self.history)
+        try:
+            replies = take_replies(conn, data, closed, self.history)
+            answered = len(replies)
+            while not closed and conn.expects_reply:
+                if answered:
+                    link.expect_reply()  # each reply has its own deadline
+                more = link.read()
+                if not more:
+                    break
+                closed = link.closed
+                new = take_replies(conn, more, closed, self.history)
+                answered = len(new)
+                replies += new
+        except RemoteProtocolError as error:
+            link.close(f"the server broke the protocol: {error}")
+            raise
         if not closed and conn.state is CLOSED:
             link.close()  # after 221 or 421 the server is gone: hang up too
         return replies

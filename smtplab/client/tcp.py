@@ -40,7 +40,14 @@ def next_client_name() -> str:
 
 
 class TcpLink:
-    """A blocking TCP connection that records what goes over it (a :class:`Session` link)."""
+    """A blocking TCP connection that records what goes over it (a :class:`Session` link).
+
+    ``timeout`` is a deadline per reply, not per read: from the command sent (or the reply
+    before it, in a pipelined group) to the reply's last octet. A server that drips one octet
+    at a time cannot hold the client longer; when it passes, the connection is closed and
+    :meth:`read` raises TimeoutError. Sending is bounded by ``timeout`` as well (then the
+    connection counts as lost).
+    """
 
     def __init__(
         self,
@@ -57,6 +64,7 @@ class TcpLink:
         self.wire = WireRecorder(self.recorder)
         self._sock: socket.socket | None = None
         self._closed = False
+        self._deadline = 0.0  # time.monotonic() by which the awaited reply must be complete
 
     @property
     def closed(self) -> bool:
@@ -72,6 +80,7 @@ class TcpLink:
         self.recorder.client = endpoint(sock.getsockname())
         self.recorder.server = endpoint(sock.getpeername())
         self.wire.connected(time.time())
+        self.expect_reply()  # the greeting
         return self.read()
 
     def exchange(self, data: bytes) -> bytes:
@@ -79,20 +88,32 @@ class TcpLink:
         if self._closed or self._sock is None:
             return b""
         try:
+            self._sock.settimeout(self.timeout)  # for the whole of sendall (Python 3.5+)
             self._sock.sendall(data)
-        except OSError:
+        except OSError:  # a timeout too: the server took nothing in for that long
             self._lost("the connection broke while sending")
             return b""
         self.wire.sent(data, time.time())
+        self.expect_reply()
         return self.read()
 
+    def expect_reply(self) -> None:
+        """The wait for one more reply starts now: it has ``timeout`` seconds to come whole."""
+        self._deadline = time.monotonic() + self.timeout
+
     def read(self) -> bytes:
-        """Wait for more bytes from the server (``b""``: it closed the connection)."""
+        """Wait for more bytes from the server (``b""``: it closed the connection); raise
+        TimeoutError, closing the connection, when the awaited reply's deadline passes."""
         if self._closed or self._sock is None:
             return b""
         try:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self._sock.settimeout(left)
             data = self._sock.recv(65536)
         except TimeoutError:
+            self.close(f"no complete reply within {self.timeout:g} s")
             raise TimeoutError(
                 f"no reply from {self.host}:{self.port} within {self.timeout:g} s"
             ) from None
@@ -112,6 +133,7 @@ class TcpLink:
         if context is None:  # opportunistic, like smtplib: encrypted, not authenticated
             context = unverified_client_context()
         try:
+            self._sock.settimeout(self.timeout)  # the handshake
             self._sock = context.wrap_socket(self._sock, server_hostname=self.host)
         except (ssl.SSLError, OSError) as error:
             self._lost(f"TLS handshake failed: {error}")
@@ -121,11 +143,12 @@ class TcpLink:
             time.time(), f"{self._sock.version()} {cipher[0] if cipher else '?'}"
         )
 
-    def close(self) -> None:
+    def close(self, reason: str = "") -> None:
+        """Close the connection (``reason``, if any, is recorded with the close)."""
         if not self._closed and self._sock is not None:
             self._sock.close()
             self._closed = True
-            self.wire.closed(time.time(), "client")
+            self.wire.closed(time.time(), "client", reason)
 
     def _lost(self, text: str) -> None:
         self._closed = True

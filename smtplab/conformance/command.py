@@ -34,6 +34,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--sender", default="probe@example.net", help="the MAIL FROM address")
     parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long a reply that must come may take, to its last octet (10)",
+    )
+    parser.add_argument(
         "--quiet-time",
         type=float,
         default=0.6,
@@ -56,28 +63,32 @@ def run(args: argparse.Namespace) -> int:
         formats = ", ".join([".html", *TABLE_FORMATS])
         print(f"smtplab check: {error} (reports: {formats})", file=sys.stderr)
         return 2
+    chosen = args.probe or probe_names()
+    bars: list[tqdm] = []  # made once the first probe has run: a server that cannot be
+    # probed at all gets its one line on stderr, without a progress bar before it
+
+    def advance(name: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=len(chosen), desc="probes", unit="probe", file=sys.stderr))
+        bars[0].set_postfix_str(name)
+        bars[0].update(1)
+
     try:
-        chosen = args.probe or probe_names()
-        with tqdm(total=len(chosen), desc="probes", unit="probe", file=sys.stderr) as bar:
-
-            def advance(name: str) -> None:
-                bar.set_postfix_str(name)
-                bar.update(1)
-
-            report = check(
-                args.server,
-                args.probe,
-                sender=args.sender,
-                recipient=args.recipient,
-                quiet=args.quiet_time,
-                progress=advance,
-            )
-    except ConnectionError as error:
+        report = check(
+            args.server,
+            args.probe,
+            sender=args.sender,
+            recipient=args.recipient,
+            timeout=args.timeout,
+            quiet=args.quiet_time,
+            progress=advance,
+        )
+    except (ConnectionError, ValueError) as error:
         print(f"smtplab check: {error}", file=sys.stderr)
         return 2
-    except ValueError as error:
-        print(f"smtplab check: {error}", file=sys.stderr)
-        return 2
+    finally:
+        for bar in bars:
+            bar.close()
     print(format_report(report))
     if args.report:
         print(f"report written to {write_report(report, args.report)}")

@@ -27,6 +27,9 @@ from smtplab.protocol.replies import ReplyParser
 from smtplab.transport.certs import unverified_client_context
 
 MAX_GARBAGE = 20  # non-reply lines kept as evidence
+#: Replies one connection takes: no probe needs a tenth of it, and a server that floods
+#: replies is cut off there (the connection is closed), so the transcript stays bounded.
+MAX_REPLIES = 10_000
 #: A command no server knows, sent after a payload: its reply (500 or 502) marks the end of
 #: the replies the payload brought, however slowly they come.
 MARKER = b"XSMTPLAB-MARKER\r\n"
@@ -60,22 +63,26 @@ class ProbeConnection:
     def read(self, expect: int = 1, wait: float | None = None) -> list[Reply]:
         """Read until ``expect`` more replies came, the server closed, or it went quiet.
 
-        The first reply may take up to ``timeout``; after ``expect`` replies, or when
-        ``expect`` is 0, the connection is watched for ``wait`` (default ``quiet``) seconds
-        more, so that a reply that should not have come is seen too.
+        The ``expect`` replies have ``timeout`` seconds in all (a deadline, not a time per
+        read: a server dripping octets cannot stretch it); after them, or when ``expect`` is
+        0, the connection is watched for ``wait`` (default ``quiet``) seconds more, so that a
+        reply that should not have come is seen too.
         """
         got: list[Reply] = []
         deadline = time.monotonic() + self.timeout
         linger = self.quiet if wait is None else wait
+        watch_until: float | None = None  # the end of the watch, once it has begun
         while not self.closed:
             if len(got) >= expect:
                 if linger <= 0:
                     break
-                budget = linger  # watch a little longer for replies that should not come
+                if watch_until is None:
+                    watch_until = time.monotonic() + linger
+                budget = watch_until - time.monotonic()
             else:
                 budget = deadline - time.monotonic()
-                if budget <= 0:
-                    break
+            if budget <= 0:
+                break
             self.sock.settimeout(budget)
             try:
                 data = self.sock.recv(65536)
@@ -88,6 +95,8 @@ class ProbeConnection:
                 break
             self.wire.received(data, time.time())
             got.extend(self._parse(data))
+            if len(self.replies) + len(got) > MAX_REPLIES:
+                self.close(f"the server sent more than {MAX_REPLIES} replies")
         self.replies.extend(got)
         return got
 
@@ -125,7 +134,8 @@ class ProbeConnection:
             return []
         self.wire.sent(data + MARKER, time.time())
         got: list[Reply] = []
-        while not self.closed:
+        owed = len(data.splitlines()) + 2  # at most a reply a line, the marker's, and a 421
+        while not self.closed and len(got) <= owed:
             if marked:
                 more = self.read(1, wait=0.0)
             else:
@@ -164,11 +174,12 @@ class ProbeConnection:
         self.parser = ReplyParser()  # RFC 3207 4.2: nothing from before TLS carries over
         self.recorder.tls_started(time.time(), f"{self.sock.version()}")
 
-    def close(self) -> None:
+    def close(self, reason: str = "") -> None:
+        """Close the connection (``reason``, if any, is recorded with the close)."""
         if not self.closed:
             self.closed = True
             self.sock.close()
-            self.wire.closed(time.time(), "client")
+            self.wire.closed(time.time(), "client", reason)
 
     def quit(self) -> None:
         """QUIT if the connection is still open, then close.

@@ -131,6 +131,11 @@ def _reachable(prober: Prober) -> None:
     connection.quit()
     prober.connections.remove(connection)
     prober.current = saved
+    if greeting is None and connection.garbage:
+        raise ConnectionError(
+            f"{prober.host}:{prober.port} does not speak SMTP, so there is nothing to probe: "
+            f"what it sent first is no greeting ({connection.garbage[0]})"
+        )
     if greeting is None or greeting.code != 220:
         raise ConnectionError(
             f"{prober.host}:{prober.port} did not greet with 220 ({said(greeting)}): it "

@@ -224,8 +224,17 @@ class ClientConnection:
             self._eof = True
 
     def next_event(self) -> Event:
-        """The next :class:`ReplyReceived`, :class:`ConnectionClosed` or :data:`NEED_DATA`."""
-        reply = self._parser.next_reply()
+        """The next :class:`ReplyReceived`, :class:`ConnectionClosed` or :data:`NEED_DATA`.
+
+        Raises :class:`RemoteProtocolError` when the server sends what is no reply, or a
+        reply that answers nothing; the connection is then unusable (state ``CLOSED``): what
+        the server says next cannot be paired with the commands sent.
+        """
+        try:
+            reply = self._parser.next_reply()
+        except RemoteProtocolError:
+            self._give_up()
+            raise
         if reply is None:
             if self._eof and not self._closed_seen:
                 self._closed_seen = True
@@ -250,16 +259,16 @@ class ClientConnection:
         elif reply.code == 421 or self._raw:
             step = "UNSOLICITED"  # a server may say 421 and close at any time (RFC 5321 3.8)
         else:
-            raise RemoteProtocolError(f"reply '{reply}' arrived when no command was waiting")
+            self._give_up()
+            raise RemoteProtocolError(f"reply '{brief(reply)}' arrived when no command was waiting")
         code, state = reply.code, self.state
         if code < 400:
             codes = POSITIVE_CODES.get(step)
             if codes is not None and code not in codes:
                 # e.g. 250 to DATA: going on would send the message as commands (4.3.2).
-                self._waiting.clear()
-                self.state = _CLOSED
+                self._give_up()
                 raise RemoteProtocolError(
-                    f"'{reply}' cannot answer {step}; RFC 5321 4.3.2 allows "
+                    f"'{brief(reply)}' cannot answer {step}; RFC 5321 4.3.2 allows "
                     + ", ".join(map(str, sorted(codes)))
                     + " or an error reply"
                 )
@@ -276,6 +285,19 @@ class ClientConnection:
             elif step != "STARTTLS" or code == 220:
                 self.extensions = {}  # after STARTTLS: forgotten, EHLO again (RFC 3207 4.2)
         return ReplyReceived("BDAT" if step == BDAT_LAST else step, reply)
+
+    def _give_up(self) -> None:
+        """The server broke the protocol: nothing more can be sent or paired."""
+        self._waiting.clear()
+        self.state = _CLOSED
+
+
+def brief(reply: Reply, width: int = 80) -> str:
+    """A reply in one short line for an error message: its first line, cut at ``width``."""
+    first = str(reply).split("\n", 1)[0]
+    more = len(reply.lines) - 1
+    text = first if len(first) <= width else first[: width - 3] + "..."
+    return text + (f" (and {more} more lines)" if more else "")
 
 
 def _params(params: dict[str, str | None] | None) -> str:

@@ -12,6 +12,7 @@ is not a reply at all is the server's error: :class:`RemoteProtocolError`.
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply, is_enhanced_code
@@ -23,10 +24,14 @@ _REPLY_CODE = re.compile(rb"[2-5][0-5][0-9]")
 _WHOLE_REPLY = re.compile(rb"([2-5][0-5][0-9])(?:-[^\r\n]*\r?\n\1)*(?: ([^\r\n]*))?\r?\n")
 _SEPARATORS = (b" ", b"-", b"")
 
-#: A reply line may be 512 octets (4.5.3.1.5); accept far longer ones, but not without bound.
-MAX_REPLY_LINE = 64 * 1024
-#: Lines in one multi-line reply (a long EHLO reply has 20): a bound, so memory stays bounded.
+#: A reply line may be 512 octets, CRLF included (RFC 5321 4.5.3.1.5). Servers write longer
+#: texts, so a client is liberal, up to what smtplib accepts (counted the same way); a longer
+#: line is an error.
+MAX_REPLY_LINE = 8192
+#: Lines in one reply (a long EHLO reply has 20; an EXPN list may have hundreds).
 MAX_REPLY_LINES = 1000
+#: Octets in one reply, all its lines together.
+MAX_REPLY_SIZE = 64 * 1024
 
 # Replies already parsed, by their exact bytes. A server says the same replies again and again
 # (its greeting, its EHLO reply, 354, 221), and a Reply is immutable, so one parse serves every
@@ -36,13 +41,31 @@ _PARSED: dict[bytes, Reply] = {}
 _PARSED_LIMIT = 1024
 _PARSED_MAX_SIZE = 2048
 
+# What the parser does with the lines after a malformed one (see ReplyParser).
+_READ, _SKIP_GARBAGE, _SKIP_REPLY = "read", "skip garbage", "skip reply"
+
 
 class ReplyParser:
-    """Accumulates reply lines; :meth:`next_reply` returns each complete :class:`Reply`."""
+    """Accumulates reply lines; :meth:`next_reply` returns each complete :class:`Reply`.
+
+    Memory is bounded whatever the server sends: a line may be :data:`MAX_REPLY_LINE` octets,
+    a reply :data:`MAX_REPLY_LINES` lines and :data:`MAX_REPLY_SIZE` octets. A reply that
+    breaks a limit or the syntax raises :class:`RemoteProtocolError` once, when that is
+    known; the rest of it is discarded as it arrives, without another error: the rest of an
+    overlong line, then the lines of a multi-line reply up to its last line, or lines that
+    are no reply lines at all up to the next one that is. So a reader that logs the error and
+    reads on logs each bad reply once, not once per line. Feed what one read returned, then
+    call :meth:`next_reply` until it returns None: the buffer then holds at most one
+    incomplete line.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
-        self._lines: list[tuple[int, str]] = []
+        self._scanned = 0  # octets at the buffer's start already searched for LF (none there)
+        self._lines: list[tuple[int, str]] = []  # the lines of the reply so far
+        self._size = 0  # their octets
+        self._mode = _READ
+        self._in_long_line = False  # discarding the rest of an overlong line
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -50,62 +73,141 @@ class ReplyParser:
     def known(self, data: bytes) -> Reply | None:
         """The reply ``data`` is, when nothing is pending and exactly these bytes were parsed
         as one reply before; else None, and ``data`` is not taken (feed it)."""
-        if self._buffer or self._lines:
+        if self.pending or self._mode != _READ:
             return None
         return _PARSED.get(data)
 
     @property
     def pending(self) -> bool:
         """Part of a reply has been received but not its last line."""
-        return bool(self._buffer) or bool(self._lines)
+        return bool(self._buffer) or bool(self._lines) or self._in_long_line
+
+    @property
+    def buffered(self) -> int:
+        """Octets held: the incomplete line and the lines of the reply so far."""
+        return len(self._buffer) + self._size
 
     def next_reply(self) -> Reply | None:
+        """The next complete reply, or None until more is fed.
+
+        Raises :class:`RemoteProtocolError` once for each malformed reply (see the class)."""
         buffer = self._buffer
         if not buffer:
             return None
-        if not self._lines and len(buffer) <= MAX_REPLY_LINE and buffer[-1:] == b"\n":
+        if (
+            self._mode == _READ
+            and not self._lines
+            and not self._in_long_line
+            and len(buffer) <= MAX_REPLY_LINE
+            and buffer[-1:] == b"\n"
+        ):
             # The common case: the buffer holds exactly one reply.
             raw = bytes(buffer)
             reply = _PARSED.get(raw) or _whole_reply(raw)
             if reply is not None:
                 buffer.clear()
+                self._scanned = 0
                 return reply
         while True:
-            end = buffer.find(b"\n", 0, MAX_REPLY_LINE + 1)
-            if end < 0:
-                if len(buffer) > MAX_REPLY_LINE:
-                    # Dropped, so that a caller who reads on is not handed the same bytes
-                    # again (and again): what follows is no reply either.
+            end = buffer.find(b"\n", self._scanned)
+            if self._in_long_line:  # the rest of an overlong line: discarded as it arrives
+                if end < 0:
                     buffer.clear()
-                    self._lines = []
-                    raise RemoteProtocolError(f"reply line longer than {MAX_REPLY_LINE} octets")
+                    self._scanned = 0
+                    return None
+                del buffer[: end + 1]
+                self._scanned = 0
+                self._in_long_line = False
+                continue
+            if end < 0 and len(buffer) < MAX_REPLY_LINE:
+                self._scanned = len(buffer)  # search only new octets next time
                 return None
+            if end < 0 or end >= MAX_REPLY_LINE:  # the line and its LF: more than the limit
+                self._long_line(end)
+                continue
             raw = bytes(buffer[:end])
             del buffer[: end + 1]
-            if raw[-1:] == b"\r":
-                raw = raw[:-1]
-            separator = raw[3:4]
-            if separator not in _SEPARATORS or not _REPLY_CODE.fullmatch(raw[:3]):
-                raise RemoteProtocolError(f"not an SMTP reply line: {raw[:80]!r}")
-            if b"\r" in raw:
-                raise RemoteProtocolError(f"bare CR in a reply line (RFC 5321 2.3.8): {raw[:80]!r}")
-            code = int(raw[:3])
-            lines = self._lines
-            if lines and lines[0][0] != code:
-                raise RemoteProtocolError(
-                    f"reply line with code {code} inside a {lines[0][0]} reply "
-                    "(RFC 5321 4.2.1: every line of a reply has the same code)"
-                )
-            text = raw[4:].decode("utf-8", errors="replace")
-            if separator != b"-":
-                if not lines:  # the common case: a one-line reply
-                    return build_reply(code, [text])
-                lines.append((code, text))
-                self._lines = []
-                return build_reply(code, [line for _, line in lines])
-            lines.append((code, text))
-            if len(lines) > MAX_REPLY_LINES:
-                raise RemoteProtocolError(f"reply of more than {MAX_REPLY_LINES} lines")
+            self._scanned = 0
+            reply = self._line(raw[:-1] if raw[-1:] == b"\r" else raw)
+            if reply is not None:
+                return reply
+
+    def _line(self, raw: bytes) -> Reply | None:
+        """Take one line (without its line end); the reply if it was the last line."""
+        kind = _kind(raw)
+        if self._skipped(kind):
+            return None
+        if kind is None:
+            self._fail(raw, f"not an SMTP reply line: {raw[:80]!r}")
+        if b"\r" in raw:
+            self._fail(raw, f"bare CR in a reply line (RFC 5321 2.3.8): {raw[:80]!r}")
+        code = int(raw[:3])
+        lines = self._lines
+        if lines and lines[0][0] != code:
+            self._fail(
+                raw,
+                f"reply line with code {code} inside a {lines[0][0]} reply "
+                "(RFC 5321 4.2.1: every line of a reply has the same code)",
+            )
+        if self._size + len(raw) + 2 > MAX_REPLY_SIZE:
+            self._fail(raw, f"reply longer than {MAX_REPLY_SIZE} octets")
+        text = raw[4:].decode("utf-8", errors="replace")
+        if kind == "last":
+            if not lines:  # the common case: a one-line reply
+                return build_reply(code, [text])
+            texts = [line for _, line in lines] + [text]
+            self._lines, self._size = [], 0
+            return build_reply(code, texts)
+        if len(lines) + 1 >= MAX_REPLY_LINES:  # this line and a last one: too many
+            self._fail(raw, f"reply of more than {MAX_REPLY_LINES} lines")
+        lines.append((code, text))
+        self._size += len(raw) + 2
+        return None
+
+    def _long_line(self, end: int) -> None:
+        """The line at the buffer's start is longer than any reply line may be (``end``: its
+        LF, -1 while it has not come): discard it and report it (or skip it; see the class)."""
+        buffer = self._buffer
+        head = bytes(buffer[:4])
+        if end < 0:
+            buffer.clear()
+            self._in_long_line = True
+        else:
+            del buffer[: end + 1]
+        self._scanned = 0
+        if not self._skipped(_kind(head)):
+            self._fail(head, f"reply line longer than {MAX_REPLY_LINE} octets")
+
+    def _skipped(self, kind: str | None) -> bool:
+        """Whether a line of ``kind`` is part of a bad reply already reported (then it is
+        skipped); the bad reply ends with its last line, or before the next reply line."""
+        mode = self._mode
+        if mode == _READ:
+            return False
+        if kind is None or (mode == _SKIP_REPLY and kind == "more"):
+            return True
+        self._mode = _READ
+        return mode == _SKIP_REPLY  # the bad reply's last line is skipped too
+
+    def _fail(self, raw: bytes, message: str) -> NoReturn:
+        """Report a malformed reply once; skip the rest of it (see the class docstring)."""
+        kind = _kind(raw)
+        if kind == "more" or (self._lines and kind is None):
+            self._mode = _SKIP_REPLY  # up to the last line of this reply
+        elif kind is None:
+            self._mode = _SKIP_GARBAGE  # up to the next reply line
+        # else: the bad line was the reply's last line; the next line starts a new one
+        self._lines, self._size = [], 0
+        raise RemoteProtocolError(message)
+
+
+def _kind(raw: bytes) -> str | None:
+    """``"more"`` for a line ``code-...``, ``"last"`` for ``code text`` or ``code``, None for
+    a line that is no reply line at all (RFC 5321 4.2)."""
+    separator = raw[3:4]
+    if separator not in _SEPARATORS or not _REPLY_CODE.fullmatch(raw[:3]):
+        return None
+    return "more" if separator == b"-" else "last"
 
 
 def _whole_reply(raw: bytes) -> Reply | None:

@@ -102,8 +102,12 @@ class InProcessLink:
         """Anything more the server sent (in-process it answers at once: usually nothing)."""
         return self._from_server()
 
-    def close(self) -> None:
-        """The client closes its side (a no-op once the server has closed)."""
+    def expect_reply(self) -> None:
+        """Nothing to do: in-process the server answers at once."""
+
+    def close(self, reason: str = "") -> None:
+        """The client closes its side (a no-op once the server has closed); the server's
+        transcript records the close, so ``reason`` is not kept."""
         if not self.server.closed:
             self.clock.advance(self.network_delay)
             self.server.receive(b"")
