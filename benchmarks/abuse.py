@@ -161,29 +161,35 @@ def _read_reply(stream: Any) -> int:
 
 
 def probe_transaction(port: int, timeout: float, source: str) -> dict[str, Any]:
-    """One full transaction; its greeting delay, worst reply wait and total time (seconds)."""
+    """One full transaction; its greeting delay, worst reply wait and total time (seconds).
+
+    A wait that ends in a timeout or a reset counts with the time it lasted."""
     start = time.perf_counter()
     result: dict[str, Any] = {"ok": False, "greeting": None, "worst_wait": 0.0, "error": None}
+    steps = [
+        (b"EHLO probe.example\r\n", 250),
+        (f"MAIL FROM:<{SENDER}>\r\n".encode(), 250),
+        (f"RCPT TO:<{RECIPIENT}>\r\n".encode(), 250),
+        (b"DATA\r\n", 354),
+        (b"Subject: probe\r\n\r\nA well-behaved message.\r\n.\r\n", 250),
+        (b"QUIT\r\n", 221),
+    ]
     try:
         with socket.create_connection((HOST, port), timeout, (source, 0)) as sock:
             stream = sock.makefile("rb")
-            code = _read_reply(stream)
-            result["greeting"] = time.perf_counter() - start
+            try:
+                code = _read_reply(stream)
+            finally:
+                result["greeting"] = time.perf_counter() - start
             if code != 220:
                 raise ConnectionError(f"greeting {code}")
-            steps = [
-                (b"EHLO probe.example\r\n", 250),
-                (f"MAIL FROM:<{SENDER}>\r\n".encode(), 250),
-                (f"RCPT TO:<{RECIPIENT}>\r\n".encode(), 250),
-                (b"DATA\r\n", 354),
-                (b"Subject: probe\r\n\r\nA well-behaved message.\r\n.\r\n", 250),
-                (b"QUIT\r\n", 221),
-            ]
             for line, expected in steps:
                 sent = time.perf_counter()
-                sock.sendall(line)
-                code = _read_reply(stream)
-                result["worst_wait"] = max(result["worst_wait"], time.perf_counter() - sent)
+                try:
+                    sock.sendall(line)
+                    code = _read_reply(stream)
+                finally:
+                    result["worst_wait"] = max(result["worst_wait"], time.perf_counter() - sent)
                 if code != expected:
                     raise ConnectionError(f"{code} to {line.split()[0].decode()}")
         result["ok"] = True
@@ -497,31 +503,38 @@ async def many_commands(port: int, sizes: Sizes, figures: Figures) -> None:
 
 
 async def slowloris(port: int, sizes: Sizes, figures: Figures) -> None:
-    """e: ``slow_clients`` connections dripping one byte a second for ``slow_seconds``."""
+    """e: ``slow_clients`` connections dripping one byte a second for ``slow_seconds``; a
+    client refused (421) or cut off connects again, as a real attacker would."""
     drip = b"EHLO slowloris.example.net" + b"x" * 400  # never a whole line
-    figures.update(held=0, refused=0)
+    figures.update(most_held=0, refused=0, cut_off=0)
+    held = 0
+    end = time.monotonic() + sizes.slow_seconds
 
     async def one() -> None:
-        try:
-            reader, writer = await _open(port)
-            code = await _reply(reader)
-        except (OSError, TimeoutError):
-            code = 0
-        if code != 220:
-            figures["refused"] += 1
-            return
-        figures["held"] += 1
-        end = time.monotonic() + sizes.slow_seconds
-        try:
-            for byte in drip:
-                if time.monotonic() >= end:
-                    break
-                writer.write(bytes([byte]))
-                await writer.drain()
-                await asyncio.sleep(1.0)
-        except (ConnectionError, OSError):
-            figures["cut_off"] = figures.get("cut_off", 0) + 1
-        _close(writer)
+        nonlocal held
+        while time.monotonic() < end:
+            try:
+                reader, writer = await _open(port)
+                code = await _reply(reader)
+            except (OSError, TimeoutError):
+                code = 0
+            if code != 220:
+                figures["refused"] += 1
+                await asyncio.sleep(0.5)
+                continue
+            held += 1
+            figures["most_held"] = max(figures["most_held"], held)
+            try:
+                for byte in drip:
+                    if time.monotonic() >= end:
+                        break
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(1.0)
+            except (ConnectionError, OSError):
+                figures["cut_off"] += 1
+            held -= 1
+            _close(writer)
 
     await asyncio.gather(*(one() for _ in range(sizes.slow_clients)))
 
