@@ -67,3 +67,31 @@ def test_ingest_benchmark_writes_a_log_with_a_second_per_line(tmp_path) -> None:
     assert len({line[:15] for line in clustered.read_text().splitlines()}) == 3
     strip = [line[15:] for line in clustered.read_text().splitlines()]
     assert strip == [line[15:] for line in spread.read_text().splitlines()]
+
+
+def test_abuse_benchmark_runs_every_attack_and_reports_each(tmp_path) -> None:
+    import json
+
+    out = tmp_path / "abuse.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "abuse.py"), "--quick", "--settle", "0.2",
+         "--min-seconds", "0.3", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smtplab / aiosmtpd under the same attack" in result.stdout
+    assert "attack runs within the targets" in result.stdout
+    rows = json.loads(out.read_text())
+    runs = {(row["attack"], row["server"]) for row in rows}
+    both = {"bdat-10mb", "data-long-line", "bare-cr", "pipeline-flood", "connect-flood",
+            "many-commands", "slowloris"}  # fmt: skip
+    ours = both | {"bare-lf-keep", "maildir-20k", "auth-pipelined"}
+    assert {attack for attack, server in runs if server == "smtplab"} == ours
+    assert {attack for attack, server in runs if server == "aiosmtpd"} == both
+    for row in rows:
+        assert 0 < row["rss_before_mb"] <= row["rss_peak_mb"], row
+        assert row["probe"]["transactions"] + row["probe"]["failed"] > 0, row
+        assert row["verdict"] == "pass" or row["verdict"].startswith("FAIL"), row
+        assert row["figures"], row  # the attack's own figures
+    auth = next(row for row in rows if row["attack"] == "auth-pipelined")
+    assert auth["figures"]["credentials_in_transcript"] in (True, False)
