@@ -82,12 +82,6 @@ def traced_now() -> int:
 FLOOD_LINE = b"EHLO flood.example\r\nMAIL FROM:<flood@example.net>\r\n"  # not cut by junk_limit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue item 3: pipelined commands are all processed before back-pressure applies, "
-    "and repeated EHLO is not counted as junk: each flood session records tens of thousands "
-    "of rows",
-)
 def test_a_pipelining_flood_is_stopped_early_and_a_good_client_is_served(traced) -> None:
     with ServerThread(TcpServer()) as server:
         send_one_message(server.port)  # warm: imports, first parses
@@ -149,12 +143,6 @@ def connect_and_close(port: int, count: int) -> dict[int, int]:
     return codes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue item 4: the live server keeps every session's rows for the life of the "
-    "process (about 2.5 KB per connection); the fix keeps the last N finished sessions "
-    "(assumed here: N at most 1,200 by default)",
-)
 def test_a_connect_close_flood_does_not_grow_the_server_without_bound(traced) -> None:
     with ServerThread(TcpServer()) as server:
         assert connect_and_close(server.port, 1_200)[220] == 1_200  # fills any ring

@@ -340,3 +340,19 @@ def test_cli_reads_a_named_fifo(tmp_path) -> None:
     writer.join(timeout=30)
     assert done.returncode == 0, done.stderr
     assert f"{PCAP_SESSIONS} sessions ({PCAP_SESSIONS} pcap)" in done.stdout
+
+
+def test_a_garbled_escape_in_an_smtplib_transcript_warns_nothing(tmp_path) -> None:
+    """A damaged literal (``\\z`` is no escape) is read as damage, without Python's own
+    DeprecationWarning/SyntaxWarning reaching the user."""
+    import warnings
+
+    text = (FIXTURES / "smtplib-debug1.txt").read_text()
+    damaged = tmp_path / "smtplib.txt"
+    damaged.write_text(
+        text.replace("send: 'ehlo client.example.net\\r\\n'", "send: 'ehlo \\z\\r\\n'")
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = smtplab.read(damaged)
+    assert len(frame) > 0

@@ -17,7 +17,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -115,11 +114,6 @@ def test_the_reply_parser_raises_only_remote_errors_and_stays_bounded(
         assert len(parser._buffer) <= MAX_REPLY_LINE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue item 10: after 'reply of more than 1000 lines' the parser keeps the lines "
-    "and adds every further continuation line (endless 250- grows without bound)",
-)
 @FUZZ
 @given(server_bytes, splits)
 @example(b"250-PIPELINING\r\n" * 5000, [70_000])
@@ -268,11 +262,6 @@ def test_arbitrary_bytes_never_raise_and_the_session_stays_bounded(
 ROW_TEXT_LIMIT = 4096  # generous: the previews the issue asks for are a few hundred characters
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue item 1: a BDAT chunk's (or DATA message's) whole first line is kept as the "
-    "row's text preview, unbounded",
-)
 @FUZZ
 @given(client_bytes, splits, st.sampled_from(list(LineEndings)))
 @example(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<bob@example.org>\r\nBDAT 15000 LAST\r\n"
@@ -335,9 +324,6 @@ log_pieces = st.one_of(
 GZIP_MAGIC = b"\x1f\x8b"
 #: A gzip header (deflate, no name, no time) whose stream is not deflate data.
 CORRUPT_GZIP = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 50
-GZIP_XFAIL = pytest.mark.xfail(
-    strict=True, reason="issue item 12: a corrupt .gz raises an uncaught zlib.error"
-)
 
 
 @FUZZ
@@ -348,7 +334,6 @@ def test_reading_arbitrary_bytes_gives_a_frame_or_an_ingest_error(data: bytes, s
     _read(f"fuzz{suffix}", data)
 
 
-@GZIP_XFAIL
 @FUZZ
 @given(_repeated(log_pieces, 50), st.sampled_from(SUFFIXES))
 @example(CORRUPT_GZIP[10:], ".log")
@@ -385,7 +370,6 @@ def test_a_mutated_fixture_gives_a_frame_or_an_ingest_error(name: str, data: st.
     _read(name, content)
 
 
-@GZIP_XFAIL
 @FUZZ
 @given(st.sampled_from(FIXTURE_NAMES), st.data())
 def test_a_mutated_gzipped_fixture_gives_a_frame_or_an_ingest_error(
@@ -395,7 +379,6 @@ def test_a_mutated_gzipped_fixture_gives_a_frame_or_an_ingest_error(
     _read(name + ".gz", _mutated(packed, data))
 
 
-@GZIP_XFAIL
 def test_a_gzip_with_a_corrupt_stream_gives_an_ingest_error() -> None:
     _read("postfix.log.gz", CORRUPT_GZIP)
 

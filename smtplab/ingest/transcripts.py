@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import re
+import warnings
 from collections.abc import Iterable
 
 from smtplab.ingest.packets import CaptureProblems
@@ -183,7 +184,9 @@ def _literal(text: str) -> object:
     if len(text) > _LITERAL_LIMIT:
         return None
     try:
-        return ast.literal_eval(text)
+        with warnings.catch_warnings():  # a garbled escape ("\\z") is damage, not news for the user
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            return ast.literal_eval(text)
     except (ValueError, SyntaxError, RecursionError, MemoryError):  # garbled: not a literal
         return None
 
