@@ -105,12 +105,14 @@ SMTPLAB_LAUNCHER = r"""
 import asyncio, sys
 from pathlib import Path
 from smtplab.protocol import ServerConfig
+from smtplab.log.stream import TranscriptWriter
 from smtplab.serve import serve
 from smtplab.transport.tcp import TcpServer
 
 port, endings, auth, transcript = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "auth", sys.argv[4]
 server = TcpServer(config=ServerConfig(line_endings=endings), port=port, auth=auth)
-sys.exit(asyncio.run(serve(server, Path(transcript) if transcript else None)))
+writer = TranscriptWriter(Path(transcript)) if transcript else None
+sys.exit(asyncio.run(serve(server, writer)))
 """
 
 
