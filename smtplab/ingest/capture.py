@@ -354,6 +354,7 @@ class CaptureReader:
                 f"{self.name} {recorder.session}",
             )
         if ended_with_capture:
+            connection.wire.interrupted(last)
             recorder.note(last, "the capture ends before this connection closed")
         elif connection.reset_by is not None:
             by = "client" if connection.reset_by == connection.client else "server"
