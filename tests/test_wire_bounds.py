@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smtplab.ingest.capture import CaptureReader
+from smtplab.ingest.tcp_streams import MAX_WAITING_OCTETS, MAX_WAITING_SEGMENTS
 from smtplab.log.limits import PREVIEW_CHARS, preview
 from smtplab.log.recorder import Recorder, Row
 from smtplab.log.schema import DATA_END
@@ -164,6 +165,91 @@ def test_a_capture_of_bdat_999999999999_and_20_mb_is_read_in_bounded_memory(tmp_
     notes = [row.text for row in recorder.rows if row.kind == "note"]
     assert any(f"{MESSAGE} of its 999999999999 octets came" in text for text in notes)
     assert notes[-1] == "the capture ends before this connection closed"
+
+
+# -- what a capture's reassembly keeps waiting ------------------------------------------------
+
+SEGMENT = 60_000  # a segment fits in an IP packet
+#: What a capture reader may allocate while it reads a connection: what may wait behind a
+#: gap (MAX_WAITING_OCTETS), and room for the copies made while reading.
+CAPTURE_BOUND = MAX_WAITING_OCTETS + 2 * BOUND
+
+
+def read_bounded(path) -> tuple[CaptureReader, Recorder, int]:
+    """The capture at ``path`` read, its one session's recorder, and the memory peak."""
+    reader = CaptureReader(path.name, "h")
+    with path.open("rb") as stream:
+        peak = peak_while(lambda: reader.read(stream))
+    (recorder,) = reader.recorders
+    return reader, recorder, peak
+
+
+def until_354(talk: Conversation) -> Conversation:
+    talk.send(SERVER, b"220 mx.example.org ESMTP\r\n")
+    talk.send(CLIENT, b"EHLO c.example.net\r\n")
+    talk.send(SERVER, b"250-mx.example.org\r\n250 CHUNKING\r\n")
+    talk.send(CLIENT, b"MAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\n")
+    talk.send(SERVER, b"250 OK\r\n250 OK\r\n")
+    return talk
+
+
+def test_a_gap_that_never_fills_is_given_up_on_before_the_rest_piles_up(tmp_path) -> None:
+    # A client segment the capture missed, and 20 MB after it that the server does not
+    # acknowledge until the end (no proof of the loss): the rest of the stream must not wait
+    # in memory behind the gap.
+    talk = until_354(Conversation())
+    talk.send(CLIENT, f"BDAT {MESSAGE + 1000} LAST\r\n".encode())
+    talk.send(CLIENT, b"g" * 1000)
+    missed = len(talk.segments) - 1
+    for piece in periodic(b"z" * 99 + b"\n", MESSAGE, SEGMENT):
+        talk.send(CLIENT, piece)
+    talk.send(SERVER, b"250 2.0.0 queued\r\n")
+    talk.send(CLIENT, b"QUIT\r\n")
+    talk.send(SERVER, b"221 2.0.0 bye\r\n")
+    segments = talk.segments[:missed] + talk.segments[missed + 1 :]
+    path = pcap_of(tmp_path / "gap.pcap", segments)
+    del talk, segments
+    reader, recorder, peak = read_bounded(path)
+    assert peak < CAPTURE_BOUND
+    rows = recorder.rows
+    (note,) = [row for row in rows if row.kind == "note" and "given up on" in row.text]
+    assert note.text.startswith("1000 octets missing from the capture were skipped (client")
+    assert f"more than {MAX_WAITING_OCTETS} octets or {MAX_WAITING_SEGMENTS}" in note.text
+    (chunk,) = [row for row in rows if row.kind == "command" and row.verb == "BDAT"]
+    assert chunk.size == MESSAGE + 1000
+    replies = [(row.verb, row.code) for row in rows if row.kind == "reply"]
+    assert replies[-2:] == [("BDAT", 250), ("QUIT", 221)]
+    assert any("given up on" in what for what in reader.problems.counts)
+
+
+def test_data_waiting_for_a_reply_never_captured_is_bounded(tmp_path) -> None:
+    # The 354 is missing from the capture, and the client's 20 MB message acknowledges it:
+    # every segment of the message waits for it, and the server sends nothing more before
+    # the message ends, so nothing proves it lost until then.
+    talk = until_354(Conversation())
+    talk.send(CLIENT, b"DATA\r\n")
+    talk.send(SERVER, b"354 go ahead\r\n")
+    missed = len(talk.segments) - 1
+    for piece in periodic(LINE, MESSAGE, SEGMENT):
+        talk.send(CLIENT, piece)
+    talk.send(CLIENT, b".\r\n")
+    talk.send(SERVER, b"250 2.0.0 queued\r\n")
+    talk.send(CLIENT, b"QUIT\r\n")
+    talk.send(SERVER, b"221 2.0.0 bye\r\n")
+    segments = talk.segments[:missed] + talk.segments[missed + 1 :]
+    path = pcap_of(tmp_path / "no354.pcap", segments)
+    del talk, segments
+    reader, recorder, peak = read_bounded(path)
+    assert peak < CAPTURE_BOUND
+    rows = recorder.rows
+    (note,) = [row for row in rows if row.kind == "note" and "given up on" in (row.text or "")]
+    assert note.text.startswith("14 octets missing from the capture were skipped (server")
+    assert note.text.endswith(": the replies to DATA")
+    (data,) = [row for row in rows if row.kind == "data"]  # still read as a message
+    assert (data.size, data.lines) == (MESSAGE - MESSAGE // len(LINE), MESSAGE // len(LINE))
+    replies = [(row.verb, row.code) for row in rows if row.kind == "reply"]
+    assert replies[-2:] == [(DATA_END, 250), ("QUIT", 221)]
+    assert any("given up on" in what for what in reader.problems.counts)
 
 
 # -- the same bytes, however they are split --------------------------------------------------
