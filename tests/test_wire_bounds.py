@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smtplab.ingest.capture import CaptureReader
+from smtplab.ingest.capture import MAX_OPEN_CONNECTIONS, CaptureReader
 from smtplab.ingest.tcp_streams import MAX_WAITING_OCTETS, MAX_WAITING_SEGMENTS
 from smtplab.log.limits import PREVIEW_CHARS, preview
 from smtplab.log.recorder import Recorder, Row
@@ -250,6 +250,37 @@ def test_data_waiting_for_a_reply_never_captured_is_bounded(tmp_path) -> None:
     replies = [(row.verb, row.code) for row in rows if row.kind == "reply"]
     assert replies[-2:] == [(DATA_END, 250), ("QUIT", 221)]
     assert any("given up on" in what for what in reader.problems.counts)
+
+
+def test_connections_that_never_close_are_not_all_kept_open(tmp_path) -> None:
+    # More connections than the reader follows at once, none of them closed (a port scan,
+    # or a capture that missed the closes): the quietest are ended early, and said so.
+    extra = 100
+    segments = []
+    for number in range(MAX_OPEN_CONNECTIONS + extra):
+        talk = Conversation(client=(CLIENT[0], 20_000 + number))
+        talk.send(SERVER, b"220 mx.example.org ESMTP\r\n")
+        talk.send(talk.client, b"EHLO c.example.net\r\n")
+        segments += talk.segments
+        if number == 0:
+            first = talk
+    first.send(first.client, b"QUIT\r\n")  # the first connection speaks again, at the end
+    first.send(SERVER, b"221 2.0.0 bye\r\n")
+    segments += first.segments[-2:]
+    reader = CaptureReader("many.pcap", "m")
+    with pcap_of(tmp_path / "many.pcap", segments).open("rb") as stream:
+        reader.read(stream)
+    dropped = [
+        recorder
+        for recorder in reader.recorders
+        if any("stopped following" in (row.text or "") for row in recorder.rows)
+    ]
+    assert len(dropped) == MAX_OPEN_CONNECTIONS // 10
+    assert dropped[0].client == f"{CLIENT[0]}:20000"
+    again = reader.recorders[-1]  # what the first connection said after it was dropped
+    assert again.client == f"{CLIENT[0]}:20000"
+    assert [row.verb for row in again.rows if row.kind in ("command", "reply")] == ["QUIT"] * 2
+    assert len(reader.recorders) == MAX_OPEN_CONNECTIONS + extra + 1
 
 
 # -- the same bytes, however they are split --------------------------------------------------

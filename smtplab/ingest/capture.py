@@ -65,6 +65,11 @@ from smtplab.log.wire import SMTP_VERBS, WireRecorder
 Address = tuple[bytes, int]  # IP address octets, port
 _REPLY_START = re.compile(rb"[2-5][0-9][0-9](?:[ \-\r]|$)")
 _UNDECIDED_LIMIT = 64 * 1024  # octets kept while telling SMTP from anything else
+#: Connections followed at once. Past it, the tenth seen longest ago are ended early (a
+#: note says so): a port scan or connections whose close was not captured cannot make the
+#: reader keep every connection of the capture in memory.
+MAX_OPEN_CONNECTIONS = 10_000
+_DROPPED = "the capture reader stopped following this connection"
 _HEAD = 16  # octets of each side's first words that tell it
 
 
@@ -163,6 +168,8 @@ class CaptureReader:
             if not segment.payload and not segment.flags & SYN:
                 return  # the last ACK of a finished connection, or a lone keep-alive
             connection = self._open[key] = _Connection(key, segment.time)
+            if len(self._open) > MAX_OPEN_CONNECTIONS:
+                self._drop_oldest(connection)
         side = segment.source
         connection.last_seen = segment.time
         if segment.flags & SYN:
@@ -197,6 +204,16 @@ class CaptureReader:
                 connection.fin_from.append(side)
             if len(connection.fin_from) == 2:
                 self._finish(connection)
+
+    def _drop_oldest(self, keep: _Connection) -> None:
+        """Too many connections are open: end the tenth seen longest ago, as if the capture
+        ended there, each with a note (sorting once per tenth keeps it cheap per connection)."""
+        quiet = sorted(
+            (c for c in self._open.values() if c is not keep),
+            key=lambda c: float("-inf") if c.last_seen is None else c.last_seen,
+        )
+        for connection in quiet[: max(MAX_OPEN_CONNECTIONS // 10, 1)]:
+            self._finish(connection, dropped=True)
 
     def _skip_lost(self, connection: _Connection, segment: Segment) -> None:
         """Skip what the capture missed of either side, once it is known to be lost: the
@@ -391,7 +408,11 @@ class CaptureReader:
         else:
             wire.received(data, time)
 
-    def _finish(self, connection: _Connection, ended_with_capture: bool = False) -> None:
+    def _finish(
+        self, connection: _Connection, ended_with_capture: bool = False, dropped: bool = False
+    ) -> None:
+        """The connection is over (closed, reset, the capture ended or, with ``dropped``, too
+        many were open): decode what is left and end its session."""
         self._open.pop(connection.key, None)
         missing = 0
         for side, stream in connection.streams.items():
@@ -415,7 +436,15 @@ class CaptureReader:
                 f"{missing} octets missing from the capture, skipped",
                 f"{self.name} {recorder.session}",
             )
-        if ended_with_capture:
+        if dropped:
+            connection.wire.interrupted(last)
+            text = f"{_DROPPED}: more than {MAX_OPEN_CONNECTIONS} were open at once, and it"
+            recorder.note(last, text + " had been quiet longest (what follows is a new session)")
+            self.problems.add(
+                f"{_DROPPED} (more than {MAX_OPEN_CONNECTIONS} open at once)",
+                f"{self.name} {recorder.session}",
+            )
+        elif ended_with_capture:
             connection.wire.interrupted(last)
             recorder.note(last, "the capture ends before this connection closed")
         elif connection.reset_by is not None:
