@@ -17,12 +17,20 @@ cannot lie about what its sender had received.
 A segment the capture missed, though its receiver got it, leaves a gap that never fills.
 It is skipped as soon as it is known to be lost, not merely late: the other side has
 acknowledged it, and its own side has sent beyond it (a later segment, or a FIN further on:
-Wireshark's "previous segment not captured"). The skip is a :class:`_Lost` entry in the
+Wireshark's "previous segment not captured"), or when more waits behind it than
+:data:`~smtplab.ingest.tcp_streams.MAX_WAITING_OCTETS` or ``MAX_WAITING_SEGMENTS`` allow. The
+skip is a :class:`_Lost` entry in the
 side's data, ordered by the same ACK rule, so everything the other side said before receiving
 the lost octets is decoded before it and everything after, after it; the wire recorder then
 knows which replies or commands were lost (:mod:`smtplab.log.wire`). Each gap is a note row and
 a counted problem naming the packet that showed it. Gaps nobody acknowledged are skipped
 when the connection ends, as before.
+
+Data that waits for the other side's octets is bounded by the same limits: when too much of a
+side waits for octets of the other side that its ACKs say arrived but the capture never shows
+(and that side sends nothing after them, which would prove them lost), those octets are given
+up on as lost. So neither a gap that never fills nor an ACK of octets never captured keeps the
+rest of a connection in memory, however long it lasts.
 
 SMTP is recognised by what is said, not by the port: the side that opens the connection (its
 SYN) is the client; without a captured handshake, the side whose first octets are a reply
@@ -41,6 +49,8 @@ from smtplab.ingest.packets import CaptureProblems, read_packets
 from smtplab.ingest.tcp_streams import (
     ACK,
     FIN,
+    MAX_WAITING_OCTETS,
+    MAX_WAITING_SEGMENTS,
     RST,
     SYN,
     Reassembly,
@@ -55,6 +65,11 @@ from smtplab.log.wire import SMTP_VERBS, WireRecorder
 Address = tuple[bytes, int]  # IP address octets, port
 _REPLY_START = re.compile(rb"[2-5][0-9][0-9](?:[ \-\r]|$)")
 _UNDECIDED_LIMIT = 64 * 1024  # octets kept while telling SMTP from anything else
+#: Connections followed at once. Past it, the tenth seen longest ago are ended early (a
+#: note says so): a port scan or connections whose close was not captured cannot make the
+#: reader keep every connection of the capture in memory.
+MAX_OPEN_CONNECTIONS = 10_000
+_DROPPED = "the capture reader stopped following this connection"
 _HEAD = 16  # octets of each side's first words that tell it
 
 
@@ -63,6 +78,14 @@ class _Lost(NamedTuple):
 
     octets: int
     packet: int  # the packet that showed it (the first one after the gap, or the ACK)
+    given_up: bool = False  # not proven lost: skipped because too much waited for it
+
+
+#: Why octets were given up on (see :class:`_Lost`).
+_GIVEN_UP = (
+    f"given up on after more than {MAX_WAITING_OCTETS} octets or {MAX_WAITING_SEGMENTS}"
+    " segments waited for them"
+)
 
 
 Stamp = tuple[float | None, int | None]  # a segment's time, and its ACK number if it has one
@@ -98,6 +121,7 @@ class _Connection:
     decoded: dict[Address, int] = field(default_factory=dict)
     acked: dict[Address, int] = field(default_factory=dict)
     gap: bool = False  # a side has sent past a gap in what the capture has of it
+    held_octets: int = 0  # the octets in ``held`` after the last :meth:`_release`
 
     def stream(self, side: Address) -> Reassembly[Stamp]:
         if side not in self.streams:
@@ -144,6 +168,8 @@ class CaptureReader:
             if not segment.payload and not segment.flags & SYN:
                 return  # the last ACK of a finished connection, or a lone keep-alive
             connection = self._open[key] = _Connection(key, segment.time)
+            if len(self._open) > MAX_OPEN_CONNECTIONS:
+                self._drop_oldest(connection)
         side = segment.source
         connection.last_seen = segment.time
         if segment.flags & SYN:
@@ -165,6 +191,11 @@ class CaptureReader:
             self._skip_lost(connection, segment)
         if len(connection.held) > before:
             self._release(connection)
+            if (
+                len(connection.held) > MAX_WAITING_SEGMENTS
+                or connection.held_octets > MAX_WAITING_OCTETS
+            ):
+                self._stop_waiting(connection, segment)
         if flags & RST:
             connection.reset_by = side
             self._finish(connection)
@@ -173,6 +204,16 @@ class CaptureReader:
                 connection.fin_from.append(side)
             if len(connection.fin_from) == 2:
                 self._finish(connection)
+
+    def _drop_oldest(self, keep: _Connection) -> None:
+        """Too many connections are open: end the tenth seen longest ago, as if the capture
+        ended there, each with a note (sorting once per tenth keeps it cheap per connection)."""
+        quiet = sorted(
+            (c for c in self._open.values() if c is not keep),
+            key=lambda c: float("-inf") if c.last_seen is None else c.last_seen,
+        )
+        for connection in quiet[: max(MAX_OPEN_CONNECTIONS // 10, 1)]:
+            self._finish(connection, dropped=True)
 
     def _skip_lost(self, connection: _Connection, segment: Segment) -> None:
         """Skip what the capture missed of either side, once it is known to be lost: the
@@ -183,9 +224,15 @@ class CaptureReader:
         connection.gap = False
         for side, stream in connection.streams.items():
             acked = connection.acked.get(connection.other(side))
-            octets = stream.lost(acked) if acked is not None else 0
-            if octets:
-                connection.held.append((side, segment.time, _Lost(octets, segment.number), None))
+            while True:
+                octets = stream.lost(acked) if acked is not None else 0
+                given_up = not octets
+                if given_up:  # not known to be lost, but too much waits behind it
+                    octets = stream.overdue()
+                if not octets:
+                    break
+                lost = _Lost(octets, segment.number, given_up)
+                connection.held.append((side, segment.time, lost, None))
                 for (time, needs), data in stream.skip(octets):
                     connection.held.append((side, time, data, needs))
             if stream.furthest > stream.offset:
@@ -201,6 +248,7 @@ class CaptureReader:
             done = connection.decoded.get(key[1] if side == key[0] else key[0])
             if needs is None or done is None or seq_distance(needs, done) <= 0:
                 held.clear()
+                connection.held_octets = 0
                 self._decode(connection, side, time, data)
                 return
         progress = True
@@ -219,6 +267,32 @@ class CaptureReader:
                 self._decode(connection, side, time, data)
                 progress = True
             connection.held = remaining
+        connection.held_octets = sum(len(d) for _, _, d, _ in connection.held if type(d) is bytes)
+
+    def _stop_waiting(self, connection: _Connection, segment: Segment) -> None:
+        """Too much waits (see the module docstring): give up on the other side's octets that
+        the first waiting data acknowledges, as lost. If that frees nothing (each side waits
+        for the other, which no TCP does), decode what is held in capture order, and say so."""
+        side, time, _, needs = connection.held[0]  # the first held data always waits
+        other = connection.other(side)
+        stream = connection.streams.get(other)
+        octets = 0
+        if stream is not None and needs is not None:
+            octets = stream.lost(needs, proven=True)
+        if stream is not None and octets:
+            connection.held.append((other, time, _Lost(octets, segment.number, True), None))
+            for (early_time, early_needs), data in stream.skip(octets):
+                connection.held.append((other, early_time, data, early_needs))
+            self._release(connection)
+        if len(connection.held) > MAX_WAITING_SEGMENTS or (
+            connection.held_octets > MAX_WAITING_OCTETS
+        ):
+            text = "ACK numbers that cannot be followed: the data that waited is read in"
+            text += f" capture order from packet {segment.number} on"
+            self.problems.add(text, f"{self.name} packet {segment.number}")
+            if connection.wire is not None:
+                connection.wire.recorder.note(segment.time, text)
+            self._release(connection, everything=True)
 
     def _decode(
         self, connection: _Connection, side: Address, time: float | None, data: bytes | _Lost
@@ -322,14 +396,23 @@ class CaptureReader:
         assert wire is not None
         if isinstance(data, _Lost):
             where = f"{self.name} packet {data.packet}"
-            self.problems.add(f"{data.octets} octets missing from the capture, skipped", where)
-            wire.lost(side == connection.client, data.octets, time, f"before packet {data.packet}")
+            what = f"{data.octets} octets missing from the capture, "
+            what += _GIVEN_UP if data.given_up else "skipped"
+            self.problems.add(what, where)
+            before = f"before packet {data.packet}"
+            if data.given_up:
+                before += f"; {_GIVEN_UP}"
+            wire.lost(side == connection.client, data.octets, time, before)
         elif side == connection.client:
             wire.sent(data, time)
         else:
             wire.received(data, time)
 
-    def _finish(self, connection: _Connection, ended_with_capture: bool = False) -> None:
+    def _finish(
+        self, connection: _Connection, ended_with_capture: bool = False, dropped: bool = False
+    ) -> None:
+        """The connection is over (closed, reset, the capture ended or, with ``dropped``, too
+        many were open): decode what is left and end its session."""
         self._open.pop(connection.key, None)
         missing = 0
         for side, stream in connection.streams.items():
@@ -353,7 +436,16 @@ class CaptureReader:
                 f"{missing} octets missing from the capture, skipped",
                 f"{self.name} {recorder.session}",
             )
-        if ended_with_capture:
+        if dropped:
+            connection.wire.interrupted(last)
+            text = f"{_DROPPED}: more than {MAX_OPEN_CONNECTIONS} were open at once, and it"
+            recorder.note(last, text + " had been quiet longest (what follows is a new session)")
+            self.problems.add(
+                f"{_DROPPED} (more than {MAX_OPEN_CONNECTIONS} open at once)",
+                f"{self.name} {recorder.session}",
+            )
+        elif ended_with_capture:
+            connection.wire.interrupted(last)
             recorder.note(last, "the capture ends before this connection closed")
         elif connection.reset_by is not None:
             by = "client" if connection.reset_by == connection.client else "server"

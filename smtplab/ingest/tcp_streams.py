@@ -14,6 +14,12 @@ O(log n) however many wait. A gap that never fills (a packet the capture missed)
 once the capture reader knows it is lost (:meth:`Reassembly.lost`, :meth:`Reassembly.skip`)
 or when the connection ends, and said. Sequence numbers are compared modulo 2**32 (RFC 9293 3.4). A
 connection whose handshake was not captured starts at the first segment seen.
+
+What waits is bounded: when more than :data:`MAX_WAITING_OCTETS` octets or
+:data:`MAX_WAITING_SEGMENTS` segments wait behind a gap, the gap is given up on as lost
+(:meth:`Reassembly.overdue`), however the capture was made, so a stream whose gap never fills
+(a hostile or broken capture) cannot hold the rest of the stream in memory. A TCP receive
+window rarely holds that much, so a real gap fills long before.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ _IPV4, _IPV6, _VLAN_TAGS = 0x0800, 0x86DD, (0x8100, 0x88A8, 0x9100)
 _V6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped over
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 _MOD = 1 << 32
+#: Octets of one direction that may wait behind a gap before the gap is taken as lost.
+MAX_WAITING_OCTETS = 4 * 1024 * 1024
+#: Segments that may wait behind a gap, however small (each costs memory beyond its octets).
+MAX_WAITING_SEGMENTS = 4096
 Stamp = TypeVar("Stamp")  # what the caller keeps with each segment's octets (its time, ...)
 
 
@@ -154,7 +164,9 @@ class Reassembly(Generic[Stamp]):
     O(log pending) however long a gap holds them back.
     """
 
-    __slots__ = ("end", "furthest", "missing", "next_seq", "offset", "pending", "starts")
+    __slots__ = (
+        "end", "furthest", "missing", "next_seq", "offset", "pending", "pending_octets", "starts"
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.next_seq: int | None = None  # the sequence number of the next octet to deliver
@@ -163,6 +175,7 @@ class Reassembly(Generic[Stamp]):
         self.end: int | None = None  # the offset of its FIN, which takes a sequence number
         self.pending: dict[int, tuple[Stamp, bytes]] = {}  # early segments, by offset
         self.starts: list[int] = []  # a heap of the offsets in ``pending``
+        self.pending_octets = 0  # the octets in ``pending``
         self.missing = 0  # octets skipped when the connection ended (:meth:`skip_gaps`)
 
     def syn(self, seq: int) -> None:
@@ -172,6 +185,7 @@ class Reassembly(Generic[Stamp]):
         self.end = None
         self.pending.clear()
         self.starts.clear()
+        self.pending_octets = 0
 
     def add(
         self, seq: int, stamp: Stamp, payload: bytes, fin: int = 0
@@ -218,8 +232,10 @@ class Reassembly(Generic[Stamp]):
             if kept is None:
                 heapq.heappush(self.starts, start)
                 self.pending[start] = (stamp, payload)
+                self.pending_octets += len(payload)
             elif len(kept[1]) < len(payload):
                 self.pending[start] = (stamp, payload)
+                self.pending_octets += len(payload) - len(kept[1])
             return
         if -ahead >= len(payload):
             return  # a retransmission with nothing new
@@ -238,21 +254,32 @@ class Reassembly(Generic[Stamp]):
         while starts and starts[0] <= self.offset:
             start = heapq.heappop(starts)
             early_stamp, early = self.pending.pop(start)
+            self.pending_octets -= len(early)
             self._accept(start, early_stamp, early, delivered)
 
-    def lost(self, acked: int) -> int:
+    def lost(self, acked: int, proven: bool = False) -> int:
         """How many octets from here the peer acknowledged (``acked``, its ACK number) that
         this side is known to have sent past, yet the capture does not have: 0 when none.
 
         Known to have sent: a later segment (waiting in the heap, or an empty one whose
         sequence number is further on). An ACK alone is no proof that the capture missed
         anything: the acknowledged segment may just be stamped later (see
-        :mod:`smtplab.ingest.capture`)."""
-        if self.next_seq is None or self.furthest <= self.offset:
+        :mod:`smtplab.ingest.capture`), unless the caller has waited long enough for it
+        (``proven``): then every acknowledged octet before the next segment counts."""
+        if self.next_seq is None or (self.furthest <= self.offset and not proven):
             return 0
         covered = self.offset + seq_distance(acked, self.next_seq)
-        reached = self.starts[0] if self.starts else self.furthest
+        reached = self.starts[0] if self.starts else (covered if proven else self.furthest)
         return max(min(covered, reached) - self.offset, 0)
+
+    def overdue(self) -> int:
+        """How many octets of the first gap to give up on because more waits behind it than
+        :data:`MAX_WAITING_OCTETS` or :data:`MAX_WAITING_SEGMENTS` allow: 0 when it is not."""
+        if not self.starts:
+            return 0
+        if self.pending_octets <= MAX_WAITING_OCTETS and len(self.starts) <= MAX_WAITING_SEGMENTS:
+            return 0
+        return self.starts[0] - self.offset
 
     def skip(self, octets: int) -> list[tuple[Stamp, bytes]]:
         """Jump ``octets`` the capture missed (see :meth:`lost`); the data now in order."""

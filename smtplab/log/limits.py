@@ -13,6 +13,8 @@ from __future__ import annotations
 PREVIEW_LINES = 3
 #: Characters of those lines at most, the line breaks (``\\n``) included.
 PREVIEW_CHARS = 300
+#: Octets of a block's start that its preview looks at (a UTF-8 character has at most 4).
+PREVIEW_OCTETS = PREVIEW_CHARS * 4
 #: Characters of a command's ``argument`` (a legal command line has at most 512 octets).
 MAX_ARGUMENT = 1024
 #: Characters of any other ``text``: a reply's lines, a note, a close or TLS row.
@@ -34,10 +36,11 @@ def preview(content: bytes) -> str:
     """The first lines of message content, as text for the ``text`` column, at most
     :data:`PREVIEW_CHARS` characters of at most :data:`PREVIEW_LINES` lines.
 
-    Only the start of ``content`` is looked at (a UTF-8 character has at most 4 octets), so
-    the cost and the result stay small whatever the content's size.
+    Only the first :data:`PREVIEW_OCTETS` octets of ``content`` are looked at, so the cost and
+    the result stay small whatever the content's size, and a reader that keeps only those and
+    one more (to tell that there is more) gets the same preview.
     """
-    head = content[: PREVIEW_CHARS * 4]
+    head = content[:PREVIEW_OCTETS]
     lines = head.split(_CRLF, PREVIEW_LINES)
     # The first lines are all there when a line end follows the last of them, or when the
     # content ends within the head.

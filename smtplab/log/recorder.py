@@ -186,9 +186,17 @@ class Recorder:
         self._awaiting.append((seq, time))
         return seq
 
-    def chunk(self, time: float | None, argument: str, size: int, content: bytes = b"") -> int:
+    def chunk(
+        self,
+        time: float | None,
+        argument: str,
+        size: int,
+        content: bytes = b"",
+        lines: int | None = None,
+    ) -> int:
         """A BDAT command and the ``size`` octets that followed it (RFC 3030): one row, with
-        the chunk's size and first lines (``content``: the octets, when they were kept)."""
+        the chunk's size and first lines (``content``: the octets, when they were kept, or
+        their start, with ``lines`` counted over all of them)."""
         seq = self._add(
             time,
             "client",
@@ -197,7 +205,7 @@ class Recorder:
             argument=clip(argument, MAX_ARGUMENT),
             text=preview(content) if content else None,
             size=size,
-            lines=content.count(b"\r\n"),
+            lines=content.count(b"\r\n") if lines is None else lines,
         )
         if self._lost is not None:
             self._retire_lost()

@@ -11,6 +11,11 @@ so the recording shows the command, a note saying how it ended, and the reply it
 data is different: only ``<CRLF>.<CRLF>`` ends it (4.1.1.4), whatever bare LFs it holds, as
 taking ``<LF>.<LF>`` for the end is what SMTP smuggling exploits.
 
+Memory stays bounded whatever the client sends: message data and BDAT chunks are counted as
+they arrive (:mod:`smtplab.log.blocks`) and only the start a row's preview shows is kept, and
+of a command line without end at most :data:`MAX_LINE` octets are kept. Each octet is searched
+a bounded number of times, so the work is linear in the octets however they are split.
+
 Octets a capture lost
 ---------------------
 A capture can miss a segment its receiver got (:meth:`WireRecorder.lost`). What it held is
@@ -34,13 +39,14 @@ many replies or commands the lost octets held is not known); the note says what 
 
 from __future__ import annotations
 
+from smtplab.log.blocks import STEP, Block, DotStuffed
+from smtplab.log.limits import clip
 from smtplab.log.recorder import VERB, Recorder
 from smtplab.log.schema import LOST
 from smtplab.protocol.chunking import parse_bdat
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.replies import ReplyParser
 
-_DATA_END = b"\r\n.\r\n"
 #: The note after a command line that ended in a bare LF.
 BARE_LF_NOTE = "the line above ended in a bare LF, not CRLF (RFC 5321 2.3.8)"
 #: What a client may say first in an SMTP session (RFC 5321 and its extensions).
@@ -63,20 +69,20 @@ class WireRecorder:
         # A live client can (it holds the keys) and records the TLS start itself.
         self.opaque_after_starttls = opaque_after_starttls
         self.opaque = False
-        self._out = bytearray()  # client bytes not yet a complete unit
+        self._out = bytearray()  # client bytes not yet read: between calls, at most a line
         self._replies = ReplyParser()
-        self._in_data = False  # the server said 354: client bytes are message content
+        self._message: DotStuffed | None = None  # after a 354: the message, as it arrives
         self._in_auth = False  # AUTH sent and not yet finished: client lines are credentials
         # After an AUTH, until a line starts with an SMTP verb: lines may be credentials.
         self._sasl_may_follow = False
         self._chunk: tuple[str, int] | None = None  # a BDAT line read: (argument, size)
         self._chunk_bare = False  # that line ended in a bare LF
-        self._data_scanned = 0  # message octets already searched for the final dot
+        self._chunk_block = Block()  # the chunk's octets so far, counted
+        self._chunk_left = 0  # its octets still to come (less those a capture lost)
         self._line_scanned = 0  # octets of an unfinished command line searched for its LF
-        # After a capture's loss (see the module docstring): octets of the chunk lost, part
-        # of the message lost, the lost reply's verb (DATA, STARTTLS) that the client's next
-        # octets tell the outcome of, and whether the next line may be the rest of a lost one.
-        self._chunk_lost = 0
+        # After a capture's loss (see the module docstring): part of the message lost, the
+        # lost reply's verb (DATA, STARTTLS) that the client's next octets tell the outcome
+        # of, and whether the next line may be the rest of a lost one.
         self._data_lost = False
         self._guess: str | None = None
         self._resync = False
@@ -90,32 +96,34 @@ class WireRecorder:
         self._out += data
         while self._out or self._chunk is not None:
             if self._chunk is not None:  # a BDAT's octets follow its line (RFC 3030 2)
-                argument, size = self._chunk
-                have = size - self._chunk_lost  # what the capture can have of it
-                if len(self._out) < have:
+                take = min(len(self._out), self._chunk_left)
+                # Counted in steps of STEP octets and dropped: only the chunk's start is kept.
+                for start in range(0, take, STEP):
+                    self._chunk_block.add(self._out[start : min(start + STEP, take)])
+                del self._out[:take]
+                self._chunk_left -= take
+                if self._chunk_left:
                     return
-                self.recorder.chunk(time, argument, size, bytes(self._out[:have]))
+                argument, size = self._chunk
+                block = self._chunk_block
+                self.recorder.chunk(time, argument, size, bytes(block.head), block.lines)
                 if self._chunk_bare:
                     self.recorder.note(time, BARE_LF_NOTE, sender="client")
-                del self._out[:have]
                 self._line_scanned = 0
-                self._chunk, self._chunk_lost = None, 0
+                self._chunk = None
                 continue
             if self._guess is not None and not self._guessed(time):
                 return
             if self.opaque:
                 return
-            if self._in_data:
-                # Search only what is new (and the 4 octets before it): a big message arrives
-                # in many pieces, and rescanning all of it each time would be quadratic.
-                start = max(self._data_scanned - 4, 0)
-                end = (b"\r\n" + self._out).find(_DATA_END, start)
-                if end < 0:
-                    self._data_scanned = len(self._out) + 2
+            if self._message is not None:
+                # Counted as it arrives, up to its final dot: what follows is the next unit.
+                taken = self._message.feed(self._out)
+                if taken < 0:
+                    self._out.clear()
                     return
-                content = bytes(self._out[:end])  # without the final dot line
-                del self._out[: end + 3]
-                self._end_data(content, time)
+                del self._out[:taken]
+                self._end_data(time)
                 continue
             # Search only what is new: a line without end arriving in pieces would otherwise
             # be searched again with every piece. Its middle past MAX_LINE octets is dropped.
@@ -152,6 +160,7 @@ class WireRecorder:
             if chunk is not None:
                 self._chunk = (argument, chunk[0])
                 self._chunk_bare = bare
+                self._chunk_block, self._chunk_left = Block(), chunk[0]
                 continue
             seq = self.recorder.command(time, verb.upper(), argument)  # AUTH is redacted
             if bare:
@@ -161,22 +170,22 @@ class WireRecorder:
                 # even pipelined ones (over-redacting a pipelined command is the safe side).
                 self._in_auth = self._sasl_may_follow = True
 
-    def _end_data(self, content: bytes, time: float | None) -> None:
-        """The message is over: record ``content`` (dot-stuffed, without the final dot)."""
-        self._data_scanned = self._line_scanned = 0
-        self._in_data = self._data_lost = False
-        unstuffed = content.replace(b"\r\n.", b"\r\n")
-        if unstuffed.startswith(b"."):
-            unstuffed = unstuffed[1:]
-        self.recorder.data(time, unstuffed)
+    def _end_data(self, time: float | None) -> None:
+        """The message is over (its final dot read, or lost): record it."""
+        assert self._message is not None
+        block = self._message.finish()
+        self._message = None
+        self._line_scanned = 0
+        self._data_lost = False
+        self.recorder.data(time, bytes(block.head), block.size, block.lines)
 
     def received(self, data: bytes, time: float | None) -> None:
         if self.opaque:
             return
-        if self._in_data and self._data_lost and data:
+        if self._message is not None and self._data_lost and data:
             # The server speaks before the final dot was seen: the capture lost it.
-            content, self._out = bytes(self._out), bytearray()
-            self._end_data(content, time)
+            self._out.clear()
+            self._end_data(time)
         self._replies.feed(data)
         while True:
             try:
@@ -188,8 +197,8 @@ class WireRecorder:
                 return
             seq = self.recorder.reply(time, reply)
             verb = self.recorder.tuples[seq][VERB]  # the unit it answers, paired in order
-            if verb == "DATA" and reply.code == 354:
-                self._in_data = True
+            if verb == "DATA" and reply.code == 354 and self._message is None:
+                self._message = DotStuffed()
             elif verb == LOST and reply.code in (354, 220):  # the lost octets held DATA, or
                 self._guess = "DATA" if reply.code == 354 else "STARTTLS"  # STARTTLS (or not)
             if verb == "AUTH" and reply.code != 334:
@@ -217,18 +226,17 @@ class WireRecorder:
             if verbs:
                 text += ": the replies to " + ", ".join(verbs)
             self.recorder.note(time, text)
-            if verbs and verbs[-1] in ("DATA", "STARTTLS") and not self._in_data:
+            if verbs and verbs[-1] in ("DATA", "STARTTLS") and self._message is None:
                 self._guess = verbs[-1]
             return
         if self._chunk is not None:
-            _, size = self._chunk
-            inside = min(octets, size - self._chunk_lost - len(self._out))
-            self._chunk_lost += inside
+            inside = min(octets, self._chunk_left)
+            self._chunk_left -= inside
             self.sent(b"", time)  # the chunk may be complete now
             if inside == octets:
                 self.recorder.note(time, text + ": part of a BDAT chunk", sender="client")
                 return
-        if self._in_data:
+        if self._message is not None:
             self._data_lost = True
             self.recorder.note(time, text + ": part of the message", sender="client")
             return
@@ -247,12 +255,39 @@ class WireRecorder:
             end = self._out.find(b"\n")
             if end < 0 and len(self._out) < 512:
                 return False
-            self._in_data = not _starts_with_verb(bytes(self._out[: end if end >= 0 else 512]))
+            if _starts_with_verb(bytes(self._out[: end if end >= 0 else 512])):
+                self._message = None
+            elif self._message is None:
+                self._message = DotStuffed()
         self._guess = None
         return True
 
     def closed(self, time: float | None, by: str, text: str = "") -> None:
+        self.interrupted(time)
         self.recorder.close(time, by, text)
+
+    def interrupted(self, time: float | None) -> None:
+        """The conversation ends here (it closed, or the capture ends): a message or BDAT
+        chunk still arriving gets a note saying how much of it came, since it gets no row."""
+        if self._chunk is not None:
+            argument, size = self._chunk
+            block = self._chunk_block
+            self.recorder.note(
+                time,
+                f"BDAT {clip(argument, 100)}: the chunk was cut short, {block.size} of its"
+                f" {size} octets came ({block.lines} lines)",
+                sender="client",
+            )
+            self._chunk = None
+        elif self._message is not None:
+            block = self._message.finish()
+            self.recorder.note(
+                time,
+                f"a message was cut short: {block.size} octets ({block.lines} lines) came,"
+                " never its final dot",
+                sender="client",
+            )
+            self._message = None
 
 
 def _starts_with_verb(line: bytes) -> bool:
