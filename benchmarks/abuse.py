@@ -19,13 +19,17 @@ seconds (50 ms) and times it. For each attack and server it reports:
 * the attack's own figures (bytes sent, replies received, connections held, ...).
 
 Targets (the pass/fail columns): **memory** — peak RSS growth at most ``PEAK_GROWTH_MB`` and
-growth left after the attack at most ``LASTING_GROWTH_MB``; **stall** — every probe transaction
-completes, no greeting and no reply takes more than ``STALL_MS``. The AUTH attack is not about
-resources: it passes when no base64 credential reaches the transcript. Ratios smtplab /
-aiosmtpd of RSS growth and worst stall close the report. No timing is asserted anywhere.
+growth left after the attack at most ``LASTING_GROWTH_MB`` - or, where more is left, a second
+round of the same attack adding at most ``REPEAT_GROWTH_MB`` (memory the allocator keeps for
+reuse, which a second round reuses, is not a leak; a leak grows again); **stall** — every
+probe transaction completes, no greeting and no reply takes more than ``STALL_MS``. The AUTH
+attack is not about resources: it passes when no base64 credential reaches the transcript.
+Ratios smtplab / aiosmtpd of RSS growth and worst stall close the report. No timing is
+asserted anywhere.
 
 The attacks (letters as in the hardening issue)::
 
+    -  cpu-only         no traffic: one spinning process per core (what contention alone costs)
     a  bdat-10mb        BDAT chunks of 10 MB without a CRLF (3 clients)
     a  data-long-line   DATA whose first line is 10 MB (3 clients)
     b  bare-cr          256 KB of bare CRs in one command line, 4 times
@@ -70,6 +74,8 @@ HOST = "127.0.0.1"
 PROBE_SOURCE = "127.0.0.2"  # the well-behaved client comes from another address
 PEAK_GROWTH_MB = 64.0
 LASTING_GROWTH_MB = 16.0
+#: Past LASTING_GROWTH_MB, what a second round of the same attack may add: more is a leak.
+REPEAT_GROWTH_MB = 4.0
 STALL_MS = 100.0
 SENDER, RECIPIENT = "alice@example.net", "bob@example.org"
 USER, PASSWORD = "abuse-user", "abuse-secret-password"  # what must not reach a transcript
@@ -561,6 +567,27 @@ async def auth_pipelined(port: int, sizes: Sizes, figures: Figures) -> None:
     _close(writer)
 
 
+#: Spins for the given seconds: a process that takes a core and sends nothing.
+SPIN = (
+    "import sys, time\nend = time.monotonic() + float(sys.argv[1])\n"
+    "while time.monotonic() < end: pass"
+)
+
+
+async def cpu_only(port: int, sizes: Sizes, figures: Figures) -> None:
+    """-: no traffic at all, one spinning process per core: the stall that sharing the cores
+    alone causes the probe (attacker, probe and server share them in every other run too)."""
+    seconds = min(sizes.flood_seconds, 5.0)
+    spinners = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", SPIN, str(seconds))
+        for _ in range(os.cpu_count() or 1)
+    ]
+    for spinner in spinners:
+        await spinner.wait()
+    figures["spinning_processes"] = len(spinners)
+    figures["seconds"] = seconds
+
+
 @dataclass
 class Attack:
     name: str
@@ -571,6 +598,7 @@ class Attack:
 
 
 ATTACKS = [
+    Attack("cpu-only", "-", cpu_only, ("smtplab",)),
     Attack("bdat-10mb", "a", bdat_10mb),
     Attack("data-long-line", "a", data_long_line),
     Attack("bare-cr", "b", _bare(b"\r")),
@@ -601,6 +629,7 @@ class Result:
     stop_seconds: float
     memory_ok: bool = True
     stall_ok: bool = True
+    repeat_growth_mb: float | None = None  # RSS added by a second round (see run_attack)
     verdict: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -660,12 +689,29 @@ def run_attack(attack: Attack, server_name: str, sizes: Sizes, args: argparse.Na
             summary = probe.stop()
             time.sleep(args.settle)  # closing connections are let go
             memory = memory_kb(pid)
+            repeat_kb = None
+            if (memory["VmRSS"] - before) / 1024 > LASTING_GROWTH_MB:
+                # Kept or leaked? The allocator keeps freed memory for reuse (Python's arenas,
+                # glibc's heap): a second round reuses it, while a leak grows again.
+                with contextlib.suppress(TimeoutError, OSError, ConnectionError):
+                    asyncio.run(asyncio.wait_for(attack.run(server.port, sizes, {}),
+                                                 sizes.cap_seconds))  # fmt: skip
+                time.sleep(args.settle)
+                repeat_kb = memory_kb(pid)["VmRSS"]
         result = Result(
             attack.name, attack.item, server_name, before / 1024, memory["VmHWM"] / 1024,
             memory["VmRSS"] / 1024, summary, figures, seconds, server.stop_seconds,
         )  # fmt: skip
         if not exact_peak:
             result.notes.append("peak since the server started (clear_refs refused)")
+        if repeat_kb is not None:
+            result.repeat_growth_mb = (repeat_kb - memory["VmRSS"]) / 1024
+            result.notes.append(
+                f"the same attack again added {result.repeat_growth_mb:.1f} MB "
+                f"(RSS {repeat_kb / 1024:.1f} MB): "
+                + ("kept by the allocator for reuse, not leaked"
+                   if result.repeat_growth_mb <= REPEAT_GROWTH_MB else "growing: a leak")
+            )  # fmt: skip
         if maildir is not None:
             stored = [line for line in server.output.splitlines() if "messages stored" in line]
             figures["serve_says"] = stored[-1].strip() if stored else server.output[-200:]
@@ -692,9 +738,10 @@ def judge(result: Result) -> None:
         result.stall_ok = result.memory_ok = leaked is False
         result.verdict = "pass" if leaked is False else "FAIL (credentials in the transcript)"
         return
-    result.memory_ok = (
-        result.peak_growth_mb <= PEAK_GROWTH_MB and result.lasting_growth_mb <= LASTING_GROWTH_MB
+    lasting_ok = result.lasting_growth_mb <= LASTING_GROWTH_MB or (
+        result.repeat_growth_mb is not None and result.repeat_growth_mb <= REPEAT_GROWTH_MB
     )
+    result.memory_ok = result.peak_growth_mb <= PEAK_GROWTH_MB and lasting_ok
     result.stall_ok = probe["failed"] == 0 and probe["transactions"] > 0
     result.stall_ok = result.stall_ok and result.stall_ms <= STALL_MS
     failed = [name for name, ok in (("memory", result.memory_ok), ("stall", result.stall_ok))
@@ -804,8 +851,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  probe     a full transaction every {args.interval * 1000:.0f} ms from "
           f"{PROBE_SOURCE}, replies awaited up to {args.timeout:g} s")  # fmt: skip
     print(f"  targets   peak RSS growth <= {PEAK_GROWTH_MB:g} MB, after the attack <= "
-          f"{LASTING_GROWTH_MB:g} MB; every probe transaction done, no greeting or reply "
-          f"slower than {STALL_MS:g} ms")  # fmt: skip
+          f"{LASTING_GROWTH_MB:g} MB (or a second round adding <= {REPEAT_GROWTH_MB:g} MB); "
+          f"every probe transaction done, no greeting or reply slower than "
+          f"{STALL_MS:g} ms")  # fmt: skip
     print(f"  sizes     {'quick' if args.quick else 'full'}: {asdict(sizes)}\n")
     print(HEADER)
     results = []

@@ -24,10 +24,11 @@ Postfix's smtpd does:
   reconnects), so no session's transcript grows without end.
 * Connections beyond ``max_sessions``, or beyond ``max_sessions_per_client`` from one client
   address, are greeted with ``421 4.7.0`` and closed (recorded like any session).
-* Back-pressure: input is handed to the session a bounded slice (``FEED`` octets) per turn of
-  the event loop, so one client's megabytes of pipelined commands do not hold up the others;
-  while the client does not read its replies, nothing more is parsed and reading pauses; at
-  most ``MAX_UNPARSED`` received octets wait unparsed.
+* Back-pressure: input is handed to the session a bounded slice (``FEED`` octets of commands,
+  ``FEED_MESSAGE`` of message content) per turn of the event loop, so one client's megabytes
+  of pipelined commands do not hold up the others; while the client does not read its
+  replies, nothing more is parsed and reading pauses; at most ``MAX_UNPARSED`` received octets
+  wait unparsed.
 * :meth:`TcpServer.stop` lets sessions in the middle of a transaction finish for a grace
   period, then says ``421 4.3.2`` to the rest.
 
@@ -76,7 +77,13 @@ STOPPING = Reply(421, "Server shutting down, closing connection", "4.3.2")
 INTERNAL = Reply(421, "Local error in processing, closing connection", "4.3.0")
 IN_TRANSACTION = (State.MAIL, State.RCPT, State.DATA)
 LINGER = 10.0  # seconds a closing connection may take to read its last replies
-FEED = 16 * 1024  # octets handed to a session per turn of the event loop
+# Octets handed to a session per turn of the event loop, sized by what they cost: command
+# lines are parsed and answered one by one (512 octets: a dozen or so short commands, well
+# under a millisecond), message content a block at a time. With twenty clients flooding
+# commands, a well-behaved client's greeting then waited about 55 ms in benchmarks/abuse.py
+# (about 110 ms with 2 or 16 KiB slices).
+FEED = 512
+FEED_MESSAGE = 64 * 1024
 MAX_UNPARSED = 256 * 1024  # received octets waiting to be parsed; reading pauses beyond it
 # The kernel's send buffer for a connection (Linux doubles it). Without it, autotuning lets
 # megabytes of replies that the client never reads pile up before asyncio sees back-pressure;
@@ -251,8 +258,9 @@ class _Connection(asyncio.Protocol):
     """One TCP connection: bytes in to the session, its replies out, deadlines around it.
 
     Received bytes wait in ``inbox`` and are handed to the session at most ``FEED`` octets per
-    turn of the event loop. Nothing is handed over while a delayed reply is held (replies stay
-    in order), while the client does not read what it is sent (asyncio's pause_writing) or
+    turn of the event loop (``FEED_MESSAGE`` while a message's content is read). Nothing is
+    handed over while a delayed reply is held (replies stay in order), while the client does
+    not read what it is sent (asyncio's pause_writing), while a message is being stored or
     while a TLS handshake is pending; reading pauses then, and whenever ``MAX_UNPARSED``
     octets wait, so a client can never make the server buffer without bound. Once the session
     is over, the socket closes after the last reply is written - or is aborted after
@@ -410,8 +418,9 @@ class _Connection(asyncio.Protocol):
             return
         session = self.session
         if self.inbox:
-            chunk = bytes(self.inbox[:FEED])
-            del self.inbox[:FEED]
+            size = FEED_MESSAGE if session.conn.reading_message else FEED
+            chunk = bytes(self.inbox[:size])
+            del self.inbox[:size]
             before = session.inputs
             self._guarded(lambda: session.receive(chunk))
             now = self.loop.time()
