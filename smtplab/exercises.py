@@ -26,7 +26,7 @@ from smtplab.analysis.sessions import BLIND_AFTER_STARTTLS
 from smtplab.analysis.steps import in_protocol_order, steps
 from smtplab.analysis.transactions import transactions
 from smtplab.protocol.codes import explain
-from smtplab.protocol.states import DATA_END, State, allowed, next_state, sequence_hint
+from smtplab.protocol.states import State, Step, allowed, next_state, sequence_hint
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def _session_findings(session: str, rows: pd.DataFrame) -> list[Finding]:
         said = _wire(row)
         if row.status == "unanswered":
             if pd.isna(row.code):
-                what = "the message" if step == DATA_END else step
+                what = "the message" if step == Step.DATA_END else step
                 found.append(
                     Finding(
                         session, int(row.seq), f"{what} got no reply: the connection ended first"
@@ -111,7 +111,7 @@ def _session_findings(session: str, rows: pd.DataFrame) -> list[Finding]:
                 )
             )
         elif code >= 400:
-            what = "the message" if step == DATA_END else step
+            what = "the message" if step == Step.DATA_END else step
             found.append(Finding(session, int(row.seq), f"{what} was refused: {_refusal(row)}"))
         state = next_state(state, step, code)
     blind = rows["source"].isin(BLIND_AFTER_STARTTLS).any() and state is State.CONNECTED

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from smtplab.protocol.states import (
-    CONNECT,
-    DATA_END,
     ON_REFUSAL,
     TRANSITIONS,
     State,
+    Step,
     allowed,
     next_state,
 )
@@ -20,9 +19,9 @@ S = State
 @pytest.mark.parametrize(
     ("state", "step", "code", "after"),
     [
-        (S.GREETING, CONNECT, 220, S.CONNECTED),
-        (S.GREETING, CONNECT, 554, S.REFUSED),  # 3.1
-        (S.GREETING, CONNECT, 421, S.CLOSED),
+        (S.GREETING, Step.CONNECT, 220, S.CONNECTED),
+        (S.GREETING, Step.CONNECT, 554, S.REFUSED),  # 3.1
+        (S.GREETING, Step.CONNECT, 421, S.CLOSED),
         (S.CONNECTED, "EHLO", 250, S.READY),
         (S.CONNECTED, "EHLO", 501, S.CONNECTED),
         (S.READY, "MAIL", 250, S.MAIL),
@@ -31,8 +30,8 @@ S = State
         (S.MAIL, "RCPT", 251, S.RCPT),  # 3.4: will forward
         (S.MAIL, "RCPT", 550, S.MAIL),
         (S.RCPT, "DATA", 354, S.DATA),
-        (S.DATA, DATA_END, 250, S.READY),
-        (S.DATA, DATA_END, 554, S.READY),  # 4.1.1.4: the transaction is over either way
+        (S.DATA, Step.DATA_END, 250, S.READY),
+        (S.DATA, Step.DATA_END, 554, S.READY),  # 4.1.1.4: the transaction is over either way
         (S.RCPT, "RSET", 250, S.READY),  # 4.1.1.5
         (S.RCPT, "EHLO", 250, S.READY),  # 4.1.4
         (S.RCPT, "NOOP", 250, S.RCPT),

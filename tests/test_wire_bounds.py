@@ -21,8 +21,8 @@ from smtplab.ingest.capture import MAX_OPEN_CONNECTIONS, CaptureReader
 from smtplab.ingest.tcp_streams import MAX_WAITING_OCTETS, MAX_WAITING_SEGMENTS
 from smtplab.log.limits import PREVIEW_CHARS, preview
 from smtplab.log.recorder import Recorder, Row
-from smtplab.log.schema import DATA_END
 from smtplab.log.wire import MAX_LINE, WireRecorder
+from smtplab.protocol.states import Step
 from tests.test_reassembly import CLIENT, SERVER, Conversation, pcap_of
 
 MESSAGE = 20_000_000  # octets on the wire: far more than any bound below
@@ -97,7 +97,7 @@ def test_a_20_mb_message_is_counted_not_kept() -> None:
     assert data.lines == lines
     assert data.text == preview(LINE[1:] * 20)  # unstuffed, and as short as before
     assert len(data.text) <= PREVIEW_CHARS
-    assert paired(wire)[-2:] == [(DATA_END, 250), ("QUIT", 221)]
+    assert paired(wire)[-2:] == [(Step.DATA_END, 250), ("QUIT", 221)]
 
 
 def test_a_20_mb_bdat_chunk_is_counted_not_kept_and_later_commands_pair() -> None:
@@ -248,7 +248,7 @@ def test_data_waiting_for_a_reply_never_captured_is_bounded(tmp_path) -> None:
     (data,) = [row for row in rows if row.kind == "data"]  # still read as a message
     assert (data.size, data.lines) == (MESSAGE - MESSAGE // len(LINE), MESSAGE // len(LINE))
     replies = [(row.verb, row.code) for row in rows if row.kind == "reply"]
-    assert replies[-2:] == [(DATA_END, 250), ("QUIT", 221)]
+    assert replies[-2:] == [(Step.DATA_END, 250), ("QUIT", 221)]
     assert any("given up on" in what for what in reader.problems.counts)
 
 

@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 
 from smtplab.analysis.steps import keys, ordered, paired_reply_to, session_codes, steps
-from smtplab.protocol.client import GROUP_ENDERS
-from smtplab.protocol.states import BDAT_LAST, POSITIVE_CODES
+from smtplab.protocol.states import GROUP_ENDERS, POSITIVE_CODES, Step
 
 COLUMNS = ["session", "seq", "check", "detail", "rfc"]
 
@@ -102,7 +101,7 @@ def _unexpected_reply(step: pd.DataFrame) -> pd.DataFrame:
     last_chunk = (verb == "BDAT") & step["argument"].str.upper().str.endswith("LAST").fillna(
         False
     ).to_numpy()
-    key = np.where(last_chunk, BDAT_LAST, verb)
+    key = np.where(last_chunk, Step.BDAT_LAST, verb)
     code = step["code"].to_numpy("float64", na_value=np.nan)
     allowed = np.array(
         [

@@ -26,7 +26,8 @@ import pandas as pd
 from smtplab.log.frame import empty_frame, nullable_integers, time_column
 from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, clip
 from smtplab.log.recorder import redact_command
-from smtplab.log.schema import COLUMNS, CONNECT
+from smtplab.log.schema import COLUMNS
+from smtplab.protocol.states import Step
 
 #: (sender, kind, verb) of a row.
 Shape = tuple[str, str, str | None]
@@ -51,7 +52,7 @@ class LogColumns:
         self._argument: dict[int, str] = {}
         self._text: dict[int, str] = {}
         self._replies: list[tuple[int, int, str | None, bool]] = []  # row, code, enhanced, paired
-        self._connect = self.shape("client", "connect", CONNECT)
+        self._connect = self.shape("client", "connect", Step.CONNECT)
         self._note = self.shape("server", "note")
         self._by_verb: dict[tuple[str, str], int] = {}  # (kind, verb) -> a command's or reply's
         self._counted_shapes: dict[tuple[str, ...], list[int]] = {}

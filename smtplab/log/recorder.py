@@ -15,9 +15,10 @@ from collections import deque
 from typing import NamedTuple
 
 from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, PREVIEW_LINES, clip, preview
-from smtplab.log.schema import CONNECT, DATA_END, LOST
+from smtplab.log.schema import LOST
 from smtplab.protocol.commands import hide_credentials
 from smtplab.protocol.events import Reply
+from smtplab.protocol.states import Step
 
 DATA_PREVIEW_LINES = PREVIEW_LINES  # the older name
 
@@ -130,7 +131,7 @@ class Recorder:
     def connect(self, time: float | None, expects_reply: bool = True) -> int:
         """The TCP connection opened; the greeting will answer it (unless the source never
         shows the greeting, as a server's log does not)."""
-        seq = self._add(time, "client", "connect", verb=CONNECT)
+        seq = self._add(time, "client", "connect", verb=Step.CONNECT)
         if expects_reply:
             if self._lost is not None:
                 self._retire_lost()
@@ -176,7 +177,7 @@ class Recorder:
             time,
             "client",
             "data",
-            verb=DATA_END,
+            verb=Step.DATA_END,
             text=text,
             size=len(content) if size is None else size,
             lines=lines,

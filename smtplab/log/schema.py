@@ -39,9 +39,6 @@ COLUMNS: dict[str, str] = {
 KINDS = ("connect", "command", "reply", "data", "tls", "close", "note")
 SENDERS = ("client", "server")
 
-#: The verb of the pseudo-commands answered by the greeting and by the reply to the final dot.
-CONNECT = "CONNECT"
-DATA_END = "DATA-END"
 #: The verb of a note standing for client octets a capture lost, and of the reply to them.
 LOST = "LOST"
 

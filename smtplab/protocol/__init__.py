@@ -27,11 +27,9 @@ from smtplab.protocol.events import (
 from smtplab.protocol.framing import LineEndings, dot_stuff
 from smtplab.protocol.replies import parse_reply
 from smtplab.protocol.server import ServerConnection
-from smtplab.protocol.states import CONNECT, DATA_END, ON_REFUSAL, TRANSITIONS, State
+from smtplab.protocol.states import ON_REFUSAL, TRANSITIONS, State, Step
 
 __all__ = [
-    "CONNECT",
-    "DATA_END",
     "NEED_DATA",
     "ON_REFUSAL",
     "PAUSED",
@@ -59,6 +57,7 @@ __all__ = [
     "ServerConfig",
     "ServerConnection",
     "State",
+    "Step",
     "UnknownCommand",
     "Verify",
     "dot_stuff",

@@ -28,26 +28,14 @@ from smtplab.protocol.framing import dot_stuff
 from smtplab.protocol.memo import remember
 from smtplab.protocol.replies import ReplyParser
 from smtplab.protocol.states import (
-    BDAT_LAST,
-    CONNECT,
-    DATA_END,
-    ON_REFUSAL,
+    GROUP_ENDERS,
     POSITIVE_CODES,
-    TRANSITIONS,
     State,
+    Step,
+    accepted_state,
+    allowed,
+    next_state,
     sequence_hint,
-)
-
-# Module globals are looked up faster than Enum members.
-_GREETING, _CLOSED = State.GREETING, State.CLOSED
-
-# Steps whose reply changes the extensions the client knows of.
-_CHANGES_EXTENSIONS = frozenset({"EHLO", "HELO", "STARTTLS"})
-
-#: Commands whose reply changes what the client may do next: each must end a pipelined group
-#: (RFC 2920 3.1). The greeting is waited for too (RFC 5321 3.1).
-GROUP_ENDERS = frozenset(
-    {CONNECT, "EHLO", "HELO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"}
 )
 
 
@@ -58,7 +46,7 @@ class ClientConnection:
         self.state = State.GREETING
         self.extensions: dict[str, str] = {}  # EHLO keyword -> its parameters (RFC 5321 4.1.1.1)
         self._parser = ReplyParser()
-        self._waiting: deque[str] = deque([CONNECT])
+        self._waiting: deque[str] = deque([Step.CONNECT])
         self._out = bytearray()
         self._eof = False
         self._closed_seen = False
@@ -115,7 +103,7 @@ class ClientConnection:
             raise LocalProtocolError("cannot send BDAT: the server did not advertise CHUNKING")
         self._check_sequence("BDAT")
         self._out += bdat_line(len(chunk), last) + chunk
-        self._waiting.append(BDAT_LAST if last else "BDAT")
+        self._waiting.append(Step.BDAT_LAST if last else "BDAT")
 
     def send_command(self, verb: str, argument: str = "") -> None:
         """Queue one command line after checking it is in sequence."""
@@ -131,11 +119,10 @@ class ClientConnection:
 
     def _check_sequence(self, verb: str) -> None:
         """Refuse a command that is out of sequence or may not be pipelined now."""
-        # Nothing waiting (the usual case): the planned state is the state.
-        planned = self.planned_state if self._waiting else self.state
-        if self.state is _GREETING:
-            planned = _GREETING  # never talk before the greeting (RFC 5321 3.1)
-        if verb in POSITIVE_CODES and (planned, verb) not in TRANSITIONS:  # not allowed()
+        planned = self.planned_state
+        if self.state is State.GREETING:
+            planned = State.GREETING  # never talk before the greeting (RFC 5321 3.1)
+        if verb in POSITIVE_CODES and not allowed(planned, verb):  # a verb the table knows
             hint = sequence_hint(planned, verb)
             raise LocalProtocolError(f"cannot send {verb} now ({planned.value}): {hint}")
         if self._waiting:
@@ -162,7 +149,7 @@ class ClientConnection:
                 "send the message only after the server answered DATA with 354 (RFC 5321 4.1.1.4)"
             )
         self._out += dot_stuff(content)
-        self._waiting.append(DATA_END)
+        self._waiting.append(Step.DATA_END)
 
     def send_raw(self, data: bytes, expect: tuple[str, ...] | None = None) -> None:
         """Send ``data`` exactly as given, unchecked, for experiments.
@@ -183,7 +170,7 @@ class ClientConnection:
         """The state once every command still waiting for a reply has been accepted."""
         state = self.state
         for step in self._waiting:
-            state = TRANSITIONS.get((state, step), state)
+            state = accepted_state(state, step)
         return state
 
     @property
@@ -239,7 +226,7 @@ class ClientConnection:
             if self._eof and not self._closed_seen:
                 self._closed_seen = True
                 during_data = self.state is State.DATA
-                self.state = _CLOSED
+                self.state = State.CLOSED
                 return ConnectionClosed(during_data=during_data)
             return NEED_DATA
         return self._answered(reply)
@@ -257,11 +244,11 @@ class ClientConnection:
         if self._waiting:
             step = self._waiting.popleft()
         elif reply.code == 421 or self._raw:
-            step = "UNSOLICITED"  # a server may say 421 and close at any time (RFC 5321 3.8)
+            step = Step.UNSOLICITED  # a server may say 421 and close at any time (RFC 5321 3.8)
         else:
             self._give_up()
             raise RemoteProtocolError(f"reply '{brief(reply)}' arrived when no command was waiting")
-        code, state = reply.code, self.state
+        code = reply.code
         if code < 400:
             codes = POSITIVE_CODES.get(step)
             if codes is not None and code not in codes:
@@ -272,24 +259,19 @@ class ClientConnection:
                     + ", ".join(map(str, sorted(codes)))
                     + " or an error reply"
                 )
-        # next_state(state, step, code), spelled out: this runs for every reply.
-        if code == 221 or code == 421:
-            self.state = _CLOSED
-        elif code < 400:
-            self.state = TRANSITIONS.get((state, step), state)
-        else:
-            self.state = ON_REFUSAL.get((state, step), state)
-        if step in _CHANGES_EXTENSIONS:
-            if step == "EHLO" and code == 250:
-                self.extensions = ehlo_extensions(reply.text)
-            elif step != "STARTTLS" or code == 220:
-                self.extensions = {}  # after STARTTLS: forgotten, EHLO again (RFC 3207 4.2)
-        return ReplyReceived("BDAT" if step == BDAT_LAST else step, reply)
+        self.state = next_state(self.state, step, code)
+        if step == "EHLO" and code == 250:
+            self.extensions = ehlo_extensions(reply.text)
+        elif step in ("EHLO", "HELO") or (step == "STARTTLS" and code == 220):
+            # A refused EHLO or any HELO: no extensions known; after STARTTLS everything is
+            # forgotten and the client says EHLO again (RFC 3207 4.2).
+            self.extensions = {}
+        return ReplyReceived("BDAT" if step == Step.BDAT_LAST else step, reply)
 
     def _give_up(self) -> None:
         """The server broke the protocol: nothing more can be sent or paired."""
         self._waiting.clear()
-        self.state = _CLOSED
+        self.state = State.CLOSED
 
 
 def brief(reply: Reply, width: int = 80) -> str:
@@ -336,7 +318,7 @@ def expected_steps(data: bytes, in_data: bool) -> tuple[str, ...]:
             end = (b"\r\n" + data).find(b"\r\n.\r\n")
             if end < 0:
                 break
-            steps.append(DATA_END)
+            steps.append(Step.DATA_END)
             data, in_data = data[end + 3 :], False
             continue
         line, found, rest = data.partition(b"\r\n")

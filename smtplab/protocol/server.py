@@ -67,21 +67,12 @@ from smtplab.protocol.framing import (
 )
 from smtplab.protocol.memo import remember
 from smtplab.protocol.states import (
-    BDAT_LAST,
-    CONNECT,
-    DATA_END,
-    ON_REFUSAL,
     POSITIVE_CODES,
-    TRANSITIONS,
     State,
+    Step,
     allowed,
+    next_state,
 )
-
-# The states as module globals: looked up faster than Enum members (State.X goes through the
-# metaclass), and the state is compared several times per command.
-_GREETING, _CONNECTED, _REFUSED = State.GREETING, State.CONNECTED, State.REFUSED
-_READY, _MAIL, _RCPT = State.READY, State.MAIL, State.RCPT
-_DATA, _BDAT, _CLOSED = State.DATA, State.BDAT, State.CLOSED
 
 # Replies the protocol itself requires, by problem (RFC 5321 4.2.3, RFC 3463).
 _LINE_PROBLEMS = {
@@ -109,23 +100,18 @@ _DATA_PROBLEMS = {
 # MUST be sent to clear the transaction before continuing").
 _FRESH_START = frozenset({"MAIL", "RSET", "EHLO", "HELO", "STARTTLS"})
 
-# Accepted, these change what the connection knows (in _apply); the other steps only move
-# the state, so their events need no closer look.
-_TAKES_EVENT = frozenset({"EHLO", "HELO", "MAIL", "RCPT", "STARTTLS"})
-
 # Parsed command lines worth remembering: the same lines come again and again (EHLO with the
 # client's name, DATA, QUIT, a sender's MAIL), and their events are immutable (MAIL and RCPT
 # parameters read-only too). Not AUTH (its line holds credentials), nor VRFY, EXPN, HELP,
 # NOOP or unknown commands (any text at all, seldom repeated); short lines only, at most
 # _PARSED_LIMIT of them per configuration, forgotten all at once when full.
-_REMEMBERED = frozenset({Hello, MailFrom, RcptTo, DataCommand, Reset, Quit})
+_REMEMBERED = (Hello, MailFrom, RcptTo, DataCommand, Reset, Quit)
 _PARSED_LIMIT = 1024
 _PARSED_MAX_LINE = 256
 
 
-# Command events with sequence checks of their own (see _special_error). parse_command builds
-# events of exactly these classes, so a set lookup by class stands in for isinstance.
-_CHECKED_APART = frozenset({UnknownCommand, StartTls, Auth, Bdat})
+# Command events with sequence checks of their own (see _special_error).
+_CHECKED_APART = (UnknownCommand, StartTls, Auth, Bdat)
 
 
 #: What a reply is owed to: a command, a response in an AUTH exchange, or a message.
@@ -148,7 +134,7 @@ class ServerConnection:
 
     def __init__(self, config: ServerConfig | None = None) -> None:
         self.config = config or ServerConfig()
-        self.state = _GREETING
+        self.state = State.GREETING
         self.client_domain: str | None = None
         self.extended = False  # the client said EHLO: ESMTP parameters are allowed
         self._offers_enhanced = "ENHANCEDSTATUSCODES" in self.config.extensions
@@ -165,7 +151,7 @@ class ServerConnection:
         self._chunks: ChunkedMessage | None = None
         self._chunking_failed = False  # a chunk of this transaction was refused: RSET first
         self._out = bytearray()
-        self._owed: str | None = CONNECT  # the step whose reply is owed, if any
+        self._owed: str | None = Step.CONNECT  # the step whose reply is owed, if any
         self._owed_event: OwedEvent | None = None
         self._closed_seen = False
         # STARTTLS (RFC 3207): ``tls_pending`` from the 220 until the driver has switched the
@@ -186,9 +172,9 @@ class ServerConnection:
         """The next event, :data:`NEED_DATA`, or :data:`PAUSED` while a reply is owed."""
         if self._owed is not None or self.tls_pending:
             return PAUSED
-        if self.state is _CLOSED:
+        if self.state is State.CLOSED:
             return self._closed(during_data=False) if self._in.eof else NEED_DATA
-        if self.state is _DATA:
+        if self.state is State.DATA:
             return self._next_data_event()
         if self._chunk is not None:
             return self._next_chunk_event()
@@ -197,7 +183,7 @@ class ServerConnection:
         if line is None:
             if not self._in.eof:
                 return NEED_DATA
-            return self._closed(during_data=self.state is _BDAT, verb="BDAT")
+            return self._closed(during_data=self.state is State.BDAT, verb="BDAT")
         if self._auth_continues:  # RFC 4954 4: a response to our 334, not a command
             error = None
             if line.problem is Problem.TOO_LONG:
@@ -230,7 +216,7 @@ class ServerConnection:
         if event.verb.split(None, 1)[:1] == ["AUTH"]:
             self._sasl_may_follow = True
         elif self._sasl_may_follow:
-            if event.__class__ is Command or event.__class__ is UnknownCommand:
+            if type(event) in (Command, UnknownCommand):  # no command it knows (not a subclass)
                 assert event.error is not None  # an unknown or unreadable line is refused
                 return UnknownCommand("AUTH", "***", event.error)
             self._sasl_may_follow = False
@@ -249,7 +235,7 @@ class ServerConnection:
             message = self._chunked_message() if event.last else None
             error = message.error if message is not None else None
             event = dataclasses.replace(event, chunk=chunk, message=message, error=error)
-        self._owed, self._owed_event = (BDAT_LAST if event.last else "BDAT"), event
+        self._owed, self._owed_event = (Step.BDAT_LAST if event.last else "BDAT"), event
         return event
 
     def _chunked_message(self) -> MessageReceived:
@@ -274,14 +260,14 @@ class ServerConnection:
             limit = self.config.max_message_size
             error = Reply(552, f"Message size exceeds fixed limit of {limit} octets", "5.3.4")
         event = MessageReceived(end.content, end.size, end.line_count, error)
-        self._owed, self._owed_event = DATA_END, event
+        self._owed, self._owed_event = Step.DATA_END, event
         return event
 
     def _closed(self, during_data: bool, verb: str = "DATA") -> Event:
         if self._closed_seen:
             return NEED_DATA
         self._closed_seen = True
-        self.state = _CLOSED
+        self.state = State.CLOSED
         self._data = self._chunk = self._chunk_event = self._chunks = None
         return ConnectionClosed(during_data, verb)
 
@@ -302,19 +288,17 @@ class ServerConnection:
                     event = parse_command(
                         line, config.extensions, self.extended, config.max_message_size, utf8
                     )
-                    if event.__class__ in _REMEMBERED and len(raw) <= _PARSED_MAX_LINE:
+                    if isinstance(event, _REMEMBERED) and len(raw) <= _PARSED_MAX_LINE:
                         remember(self._parsed, key, event, _PARSED_LIMIT)
         if event is None:
             assert problem is not None
             verb, argument = split_command(decode_line(raw)[0])
             return Command(verb, hide_credentials(verb, argument), _LINE_PROBLEMS[problem])
         verb = event.verb
-        if event.__class__ in _CHECKED_APART:
+        if isinstance(event, _CHECKED_APART):
             sequence_error = self._special_error(event)
-        elif verb in POSITIVE_CODES and (self.state, verb) not in TRANSITIONS:  # not allowed
+        else:
             sequence_error = self._sequence_error(verb)
-        else:  # the usual command: in sequence
-            sequence_error = None
         if (
             verb == "DATA"
             and sequence_error is None
@@ -374,19 +358,19 @@ class ServerConnection:
         if verb not in POSITIVE_CODES or allowed(self.state, verb):
             return None
         state = self.state
-        if state is _REFUSED:
+        if state is State.REFUSED:
             text = "Service refused at connection: only QUIT is accepted (RFC 5321 3.1)"
         elif verb == "BDAT" and self._chunking_failed:
             text = "An earlier chunk of this transaction failed: chunk discarded; send RSET"
-        elif state is _BDAT and verb in ("DATA", "RCPT"):
+        elif state is State.BDAT and verb in ("DATA", "RCPT"):
             text = f"{verb} after BDAT: the message is being sent in chunks (RFC 3030 2)"
-        elif verb == "MAIL" and state in (_MAIL, _RCPT, _BDAT):
+        elif verb == "MAIL" and state in (State.MAIL, State.RCPT, State.BDAT):
             text = "Nested MAIL command: finish or RSET the current transaction first"
         elif verb == "MAIL":
             text = "Send HELO or EHLO first (RFC 5321 4.1.4)"
         elif verb == "RCPT":
             text = "Need MAIL before RCPT"
-        elif verb in ("DATA", "BDAT") and state is _MAIL:
+        elif verb in ("DATA", "BDAT") and state is State.MAIL:
             # RFC 5321 4.1.1.4 allows 503 or 554 here; 554 says why.
             return Reply(554, "No valid recipients", "5.5.1")
         elif verb in ("DATA", "BDAT"):
@@ -401,7 +385,7 @@ class ServerConnection:
     def reading_message(self) -> bool:
         """Whether a message is on its way: from the 354 to the final dot, or from the first
         BDAT chunk to the LAST one (RFC 3030), including chunk octets not all read yet."""
-        return self.state is _DATA or self.state is _BDAT or self._chunk is not None
+        return self.state is State.DATA or self.state is State.BDAT or self._chunk is not None
 
     @property
     def owed(self) -> OwedEvent | None:
@@ -415,7 +399,7 @@ class ServerConnection:
         in effect (advertised, and the client said EHLO) and the reply is not a 3xx, since
         RFC 2034 and RFC 3463 define them only then.
         """
-        if self.state is _CLOSED:
+        if self.state is State.CLOSED:
             raise LocalProtocolError("the connection is closed: nothing more can be sent")
         step, code = self._owed, reply.code
         if step is None:
@@ -424,12 +408,9 @@ class ServerConnection:
                     f"no command is waiting for a reply; only 421 may be sent unprompted, "
                     f"not {code} (RFC 5321 3.8)"
                 )
-            step = "UNSOLICITED"
+            step = Step.UNSOLICITED
         elif code < 400:
-            codes = POSITIVE_CODES.get(step)
-            owed = self._owed_event
-            if codes is None or code not in codes or (owed is not None and owed.error is not None):
-                self._check_positive(step, reply)  # raises, saying why
+            self._check_positive(step, reply)
         if reply.enhanced and (
             not (self.extended and self._offers_enhanced) or 300 <= code < 400
         ):  # the enhanced code is not in effect: the reply goes without it
@@ -439,6 +420,8 @@ class ServerConnection:
         return reply
 
     def _check_positive(self, step: str, reply: Reply) -> None:
+        """Refuse a positive reply that cannot answer ``step`` (RFC 5321 4.3.2), or that
+        accepts a command the protocol requires refusing."""
         codes = POSITIVE_CODES.get(step)
         if codes is None or reply.code not in codes:
             expected = ", ".join(map(str, sorted(codes))) if codes else "a 4xx or 5xx reply"
@@ -454,27 +437,21 @@ class ServerConnection:
         """Move on after ``step`` was answered with ``code`` (RFC 5321 4.1.4, 3.3)."""
         event, previous = self._owed_event, self.state
         self._owed = self._owed_event = None
-        if step == "UNSOLICITED":
-            self.state = _CLOSED
+        if step == Step.UNSOLICITED:
+            self.state = State.CLOSED
             return
         if step == "AUTH":
             self._auth_continues = code == 334
             self.authenticated = self.authenticated or code == 235
+        state = self.state = next_state(previous, step, code)
         if code >= 400:
-            state = self.state = (
-                _CLOSED if code == 421 else ON_REFUSAL.get((previous, step), previous)
-            )
             if state is not previous:  # a refused final dot, a 421: no transaction left
                 self.envelope, self._data, self._chunks = Envelope(), None, None
                 self._chunking_failed = isinstance(event, Bdat)
             return
-        # Accepted: next_state(previous, step, code), spelled out, as this runs for every reply.
-        state = self.state = _CLOSED if code == 221 else TRANSITIONS.get((previous, step), previous)
         if step in _FRESH_START:
             self._chunking_failed = False
-        if step not in _TAKES_EVENT:  # DATA, the final dot, QUIT, RSET ...: nothing to take
-            pass
-        elif step == "MAIL":
+        if step == "MAIL":
             assert isinstance(event, MailFrom)
             # Copies: an event may be shared (see _command_event), the envelope changes.
             self.envelope = Envelope(event.address, dict(event.params))
@@ -491,16 +468,16 @@ class ServerConnection:
             self._in.data.clear()
             self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
             self.tls_pending = True
-        else:  # EHLO, HELO
+        elif step in ("EHLO", "HELO"):
             assert isinstance(event, Hello)
             self.client_domain, self.extended = event.domain, event.extended
-        if state is _DATA:
-            if previous is not _DATA:
+        if state is State.DATA:
+            if previous is not State.DATA:
                 config = self.config
                 self._data = DataReader(
                     config.max_text_line, config.max_message_size, config.line_endings
                 )
-        elif state is _READY or state is _CONNECTED or state is _CLOSED:
+        elif state is State.READY or state is State.CONNECTED or state is State.CLOSED:
             self.envelope = Envelope()  # EHLO, RSET, end of data, QUIT: no transaction
             self._data = self._chunks = None
 
@@ -515,7 +492,7 @@ class ServerConnection:
 
         Bytes already queued stay in :meth:`data_to_send`; an unfinished transaction is gone.
         """
-        self.state = _CLOSED
+        self.state = State.CLOSED
         self._owed, self._owed_event = None, None
         self.tls_pending = self._auth_continues = False
         self._closed_seen = True  # the peer's close needs no event of its own now

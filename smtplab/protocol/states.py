@@ -1,8 +1,8 @@
 """The SMTP session state machine, as data (RFC 5321 3.3, 4.1.1, 4.1.4, 4.3.2).
 
 One table drives the server (is this command allowed now?), validates the client (may I send
-this now?) and is drawn in the notebooks. A *step* is a command verb, or one of the pseudo-steps
-``CONNECT`` (the server's greeting) and ``DATA-END`` (the final dot). :data:`TRANSITIONS` gives the
+this now?) and is drawn in the notebooks. A *step* is what a reply answers: a command verb, or
+a pseudo-step of :class:`Step` (the greeting, the final dot ...). :data:`TRANSITIONS` gives the
 state after a step that the server *accepted*; a step that is not in the table for the current
 state is out of sequence (503). A refused step leaves the state unchanged, with the exceptions in
 :data:`ON_REFUSAL`. A 221 or 421 reply always closes the session.
@@ -10,7 +10,7 @@ state is out of sequence (503). A refused step leaves the state unchanged, with 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 
 
 class State(Enum):
@@ -26,16 +26,22 @@ class State(Enum):
     BDAT = "bdat"  # chunks of the message accepted with BDAT, more to come (RFC 3030)
     CLOSED = "closed"  # after 221 or 421, or the connection is gone
 
-    # Members are singletons compared by identity: hash them the same way. (Enum's own
-    # __hash__ is Python code, and the state table is looked up on every command.)
+    # Members are singletons, equal only to themselves: hash them by identity too, in C.
+    # (Enum's own __hash__ is Python code, and the table is looked up on every reply.)
     __hash__ = object.__hash__
 
 
-CONNECT = "CONNECT"
-DATA_END = "DATA-END"
-#: ``BDAT n LAST``: the chunk that completes the message (RFC 3030 2). A step of its own
-#: because it ends the transaction where a plain ``BDAT`` continues it; rows name it ``BDAT``.
-BDAT_LAST = "BDAT-LAST"
+class Step(StrEnum):
+    """What a reply can answer besides a command verb. Members are strings (``Step.DATA_END
+    == "DATA-END"``): transcripts hold the same text in the ``verb`` column as command verbs."""
+
+    CONNECT = "CONNECT"  # the server's greeting, owed to the client's connection (RFC 5321 3.1)
+    DATA_END = "DATA-END"  # the final dot after the message content (RFC 5321 4.1.1.4)
+    #: ``BDAT n LAST``: the chunk that completes the message (RFC 3030 2). A step of its own
+    #: because it ends the transaction where a plain ``BDAT`` continues it; rows say ``BDAT``.
+    BDAT_LAST = "BDAT-LAST"
+    UNSOLICITED = "UNSOLICITED"  # a reply no command asked for: a 421 before closing (3.8)
+
 
 #: Commands a server may accept before HELO/EHLO (RFC 5321 4.1.4: "NOOP, HELP, EXPN, VRFY,
 #: and RSET ... can be used at any time during a session, or without previously initializing a
@@ -45,7 +51,7 @@ HELLO = ("EHLO", "HELO")
 
 
 def _build() -> dict[tuple[State, str], State]:
-    table: dict[tuple[State, str], State] = {(State.GREETING, CONNECT): State.CONNECTED}
+    table: dict[tuple[State, str], State] = {(State.GREETING, Step.CONNECT): State.CONNECTED}
     for state in (State.CONNECTED, State.READY, State.MAIL, State.RCPT, State.BDAT):
         for verb in ANYTIME:
             table[(state, verb)] = state
@@ -63,12 +69,12 @@ def _build() -> dict[tuple[State, str], State]:
     table[(State.MAIL, "RCPT")] = State.RCPT
     table[(State.RCPT, "RCPT")] = State.RCPT
     table[(State.RCPT, "DATA")] = State.DATA
-    table[(State.DATA, DATA_END)] = State.READY
+    table[(State.DATA, Step.DATA_END)] = State.READY
     # RFC 3030 2: chunks follow the recipients; the LAST one completes the message. DATA may
     # not follow a BDAT in the same transaction, nor RCPT (not in the table: 503).
     for state in (State.RCPT, State.BDAT):
         table[(state, "BDAT")] = State.BDAT
-        table[(state, BDAT_LAST)] = State.READY
+        table[(state, Step.BDAT_LAST)] = State.READY
     table[(State.REFUSED, "QUIT")] = State.CLOSED
     return table
 
@@ -78,15 +84,15 @@ TRANSITIONS: dict[tuple[State, str], State] = _build()
 
 ON_REFUSAL: dict[tuple[State, str], State] = {
     # A 554 greeting: the server refuses service but waits for QUIT (RFC 5321 3.1).
-    (State.GREETING, CONNECT): State.REFUSED,
+    (State.GREETING, Step.CONNECT): State.REFUSED,
     # Whatever the reply to the final dot, the transaction is over (RFC 5321 4.1.1.4).
-    (State.DATA, DATA_END): State.READY,
+    (State.DATA, Step.DATA_END): State.READY,
     # A refused chunk fails the transaction (RFC 3030 2: the client "MUST NOT send any
     # additional BDAT segments"); chunks already pipelined are read, discarded and refused.
     **{
         (state, step): State.READY
         for state in (State.RCPT, State.BDAT)
-        for step in ("BDAT", BDAT_LAST)
+        for step in ("BDAT", Step.BDAT_LAST)
     },
 }
 """``{(state, step): state}`` for the steps whose *refusal* still changes the state."""
@@ -94,15 +100,15 @@ ON_REFUSAL: dict[tuple[State, str], State] = {
 #: Positive reply codes that each step may get (RFC 5321 4.3.2). Anything else positive is a
 #: local mistake; any 4xx/5xx reply may answer any step.
 POSITIVE_CODES: dict[str, frozenset[int]] = {
-    CONNECT: frozenset({220}),
+    Step.CONNECT: frozenset({220}),
     "EHLO": frozenset({250}),
     "HELO": frozenset({250}),
     "MAIL": frozenset({250}),
     "RCPT": frozenset({250, 251}),
     "DATA": frozenset({354}),
-    DATA_END: frozenset({250}),
+    Step.DATA_END: frozenset({250}),
     "BDAT": frozenset({250}),
-    BDAT_LAST: frozenset({250}),
+    Step.BDAT_LAST: frozenset({250}),
     "RSET": frozenset({250}),
     "VRFY": frozenset({250, 251, 252}),
     "EXPN": frozenset({250, 252}),
@@ -114,13 +120,26 @@ POSITIVE_CODES: dict[str, frozenset[int]] = {
 }
 
 
+#: Commands whose reply changes what the client may do next: each must end a pipelined group
+#: (RFC 2920 3.1). The greeting is waited for too (RFC 5321 3.1).
+GROUP_ENDERS = frozenset(
+    {Step.CONNECT, *HELLO, "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"}
+)
+
+
 def next_state(state: State, step: str, code: int) -> State:
     """The state after ``step`` in ``state`` was answered with ``code``."""
     if code in (221, 421):
         return State.CLOSED
     if code < 400:
-        return TRANSITIONS.get((state, step), state)
+        return accepted_state(state, step)
     return ON_REFUSAL.get((state, step), state)
+
+
+def accepted_state(state: State, step: str) -> State:
+    """The state after the server accepted ``step`` in ``state`` (unchanged if the table has
+    no entry: a step out of sequence is never accepted)."""
+    return TRANSITIONS.get((state, step), state)
 
 
 def allowed(state: State, step: str) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from smtplab.protocol.events import Command, MailFrom, MessageReceived, RcptTo, Reply, Verify
-from smtplab.protocol.states import CONNECT, DATA_END
+from smtplab.protocol.states import Step
 from smtplab.server.policy import Answer, Context, Decision, Drop, Policy
 
 SHUTDOWN = Reply(421, "Service not available, closing transmission channel", "4.3.2")
@@ -38,7 +38,7 @@ class Fault:
     """One injected failure. Build it with :meth:`reply`, :meth:`delay`, :meth:`drop` or
     :meth:`shutdown`."""
 
-    stage: str  # CONNECT, EHLO, HELO, MAIL, RCPT, DATA, DATA-END, RSET, VRFY, ..., or "*"
+    stage: str  # Step.CONNECT, EHLO, HELO, MAIL, RCPT, DATA, DATA-END, RSET, VRFY, ..., or "*"
     action: str  # "reply", "delay", "drop"
     answer: Reply | None = None  # for "reply" (and "delay" with a reply of its own)
     seconds: float = 0.0  # for "delay"
@@ -114,10 +114,10 @@ class Faults(Policy):
         self._left = {id(f): f.times for f in self.faults}
 
     def on_connect(self, ctx: Context) -> Decision:
-        return self._apply(ctx, CONNECT, None, lambda: self.policy.on_connect(ctx))
+        return self._apply(ctx, Step.CONNECT, None, lambda: self.policy.on_connect(ctx))
 
     def reply_for(self, ctx: Context, event: Command | MessageReceived) -> Decision:
-        stage = DATA_END if isinstance(event, MessageReceived) else event.verb
+        stage = Step.DATA_END if isinstance(event, MessageReceived) else event.verb
         address = None
         if isinstance(event, MailFrom | RcptTo):
             address = event.address
@@ -129,7 +129,7 @@ class Faults(Policy):
         self, ctx: Context, stage: str, address: str | None, decide: Callable[[], Decision]
     ) -> Decision:
         nth = ctx.counts.get(stage, 1)  # the session counts every step, rejected ones too
-        command = ctx.commands if stage not in (CONNECT, DATA_END) else None
+        command = ctx.commands if stage not in (Step.CONNECT, Step.DATA_END) else None
         for fault in self.faults:
             if not self._matches(fault, stage, nth, command, address):
                 continue

@@ -48,7 +48,7 @@ from smtplab.protocol.events import (
     Verify,
 )
 from smtplab.protocol.server import ServerConfig, ServerConnection
-from smtplab.protocol.states import CONNECT, DATA_END, State
+from smtplab.protocol.states import State, Step
 from smtplab.server.delivery import Delivery
 from smtplab.server.policy import QUEUE_ID, Answer, Context, Decision, Drop, Policy
 from smtplab.server.store import Store, StoredMessage, received_header
@@ -138,7 +138,7 @@ class ServerSession:
     def start(self) -> None:
         """Record the connection and send the greeting."""
         self.recorder.connect(self.clock())
-        self._count(CONNECT)
+        self._count(Step.CONNECT)
         greeting = self._decide(None)
         reply = greeting.reply if isinstance(greeting, Answer) else greeting
         if isinstance(reply, Reply) and reply.code not in (220, 421, 554):
@@ -189,7 +189,7 @@ class ServerSession:
                 return
             elif isinstance(event, MessageReceived):
                 recorder.data(arrived, event.content, event.size, event.line_count)
-                self._count(DATA_END)
+                self._count(Step.DATA_END)
                 self._message(event)
                 self._limit_commands()
             elif isinstance(event, Bdat):
@@ -199,7 +199,7 @@ class ServerSession:
                 if event.error is not None:
                     self._answer(event.error)
                 elif event.message is not None:  # the LAST chunk: decided like the final dot
-                    self._count(DATA_END)
+                    self._count(Step.DATA_END)
                     self._message(event.message)
                 else:
                     self._answer(self._decide(event))

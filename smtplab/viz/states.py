@@ -21,13 +21,11 @@ from matplotlib.patches import FancyArrowPatch
 from smtplab.analysis.steps import REFUSALS_ONLY, in_protocol_order, last_chunks, steps
 from smtplab.protocol.states import (
     ANYTIME,
-    BDAT_LAST,
-    CONNECT,
-    DATA_END,
     ON_REFUSAL,
     POSITIVE_CODES,
     TRANSITIONS,
     State,
+    Step,
     next_state,
 )
 from smtplab.viz.style import new_axes
@@ -77,7 +75,7 @@ def path_of(frame: pd.DataFrame, session: str | None = None) -> list[tuple[State
     state = State.GREETING
     path = []
     for (_, row), is_last in zip(table.iterrows(), last, strict=True):
-        step = BDAT_LAST if is_last else str(row["verb"])
+        step = Step.BDAT_LAST if is_last else str(row["verb"])
         code = row["code"]
         implied = pd.isna(code)
         if implied:
@@ -88,7 +86,7 @@ def path_of(frame: pd.DataFrame, session: str | None = None) -> list[tuple[State
         path.append((state, step, after))
         state = after
         if implied and step == "DATA" and state == State.DATA:
-            path.append((state, DATA_END, next_state(state, DATA_END, 250)))
+            path.append((state, Step.DATA_END, next_state(state, Step.DATA_END, 250)))
             state = State.READY
     return path
 
@@ -163,7 +161,7 @@ def _edges() -> dict[tuple[State, State], list[str]]:
     labelled += [
         (key, after, f"{key[1]} (refused)")
         for key, after in refusals.items()
-        if key[1] not in ("BDAT", BDAT_LAST)
+        if key[1] not in ("BDAT", Step.BDAT_LAST)
     ]
     for (before, step), after, label in labelled:
         if step in ANYTIME and after == before:
@@ -172,7 +170,7 @@ def _edges() -> dict[tuple[State, State], list[str]]:
             continue  # one QUIT edge stands for all: see the note
         if after == State.READY and before in TRANSACTION_STATES and step in ABANDON:
             label = ""  # dashed edge, explained in the note
-        if (before, step) == (State.GREETING, CONNECT) and after == State.REFUSED:
+        if (before, step) == (State.GREETING, Step.CONNECT) and after == State.REFUSED:
             label = "CONNECT (554)"  # a refused greeting: only QUIT is allowed (RFC 5321 3.1)
         if label.endswith("(refused)") and label.split()[0] in edges[(before, after)]:
             continue  # already goes there when accepted
