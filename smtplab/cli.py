@@ -27,7 +27,7 @@ from smtplab.protocol.events import Reply
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from smtplab.lab import Lab
+    from smtplab.teaching.lab import Lab
 
     lab = Lab()
     recipients = args.to or ["bob@example.org", "nobody@example.org"]
@@ -44,7 +44,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _scenarios(args: argparse.Namespace) -> int:
-    from smtplab.scenarios import SCENARIOS
+    from smtplab.teaching.scenarios import SCENARIOS
 
     width = max(map(len, SCENARIOS))
     for name, scenario in SCENARIOS.items():
@@ -53,7 +53,7 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _scenario(args: argparse.Namespace) -> int:
-    from smtplab.scenarios import SCENARIOS
+    from smtplab.teaching.scenarios import SCENARIOS
 
     if args.name not in SCENARIOS:
         print(
@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _course_build(args: argparse.Namespace) -> int:
-    from smtplab.course import build_site
+    from smtplab.teaching.course import build_site
 
     try:
         index = build_site(args.output, only=args.only)

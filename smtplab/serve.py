@@ -34,7 +34,7 @@ def build_server(
     Maildir, or memory keeping the last ``keep_messages`` messages."""
     settings: dict[str, Any] = {}
     if scenario is not None:
-        from smtplab.scenarios import scenario as find_scenario
+        from smtplab.teaching.scenarios import scenario as find_scenario
 
         settings = find_scenario(scenario).settings()
     if keep_messages < 0:

@@ -11,11 +11,11 @@ import pytest
 
 import smtplab
 from smtplab import Mailboxes, ServerConfig
-from smtplab.exercises import review
 from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
 from smtplab.log.wire import WireRecorder
 from smtplab.protocol.config import DEFAULT_EXTENSIONS
+from smtplab.teaching.exercises import review
 from smtplab.transport.tcp import ServerThread, TcpServer
 
 USER, PASSWORD = "alice", "Sup3rSecret"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from smtplab.course import NOTEBOOKS, build_site, notebook_titles
+from smtplab.teaching.course import NOTEBOOKS, build_site, notebook_titles
 
 
 def test_notebooks_are_numbered_in_teaching_order_and_say_what_they_teach() -> None:

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 import smtplab
-from smtplab.exercises import check_answer, check_delivery, review
+from smtplab.teaching.exercises import check_answer, check_delivery, review
 
 
 def test_review_explains_each_mistake_with_its_rfc_section() -> None:

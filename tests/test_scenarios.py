@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import smtplab
-from smtplab.scenarios import SCENARIOS, run_scenario, scenario
+from smtplab.teaching.scenarios import SCENARIOS, run_scenario, scenario
 
 HELLO = ["220", "250", "250 2.1.0"]  # greeting, EHLO, MAIL
 BYE = ["221 2.0.0"]

@@ -13,9 +13,9 @@ import ipywidgets as widgets
 import pandas as pd
 
 from smtplab.client.session import Session
-from smtplab.lab import Lab
 from smtplab.protocol.events import Reply
-from smtplab.scenarios import scenario, scenarios
+from smtplab.teaching.lab import Lab
+from smtplab.teaching.scenarios import scenario, scenarios
 from smtplab.viz.render import figure_png, known, table_html, text_html
 from smtplab.viz.sequence import diagram_size, sequence_diagram
 

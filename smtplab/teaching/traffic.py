@@ -15,8 +15,8 @@ import random
 
 import pandas as pd
 
-from smtplab.lab import Lab
 from smtplab.server.mailboxes import Mailboxes
+from smtplab.teaching.lab import Lab
 
 RECIPIENTS = (
     ("bob@example.org", 30),

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from smtplab.lab import Lab
 from smtplab.protocol.config import ServerConfig
 from smtplab.server.faults import Fault, Faults
 from smtplab.server.mailboxes import Mailboxes
+from smtplab.teaching.lab import Lab
 
 SENDER = "alice@example.net"
 
