@@ -1,7 +1,7 @@
 """Transcripts are exactly what the code before the core redesign made.
 
 ``tests/fixtures/transcripts.parquet`` holds every teaching scenario's transcript and
-``simulate(200)`` as recorded before the protocol core lost its memo tables and fast paths
+``simulate(200)`` as recorded before the protocol core was reshaped
 (``tests/fixtures/record_transcripts.py`` made it). The same sessions run again here must give
 the same rows: every column, every value, every dtype as stored. A redesign that changes
 what a user sees fails here, naming the transcript and the first row that differs.

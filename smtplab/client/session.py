@@ -267,11 +267,6 @@ def take_replies(
 ) -> list[Reply]:
     """Feed the server's ``data`` (and its close, if ``closed``) to ``conn``; the complete
     replies it held, each also appended to ``history``."""
-    if data and not closed:
-        known = conn.receive_reply(data)  # the usual case: one reply, read before
-        if known is not None:
-            history.append(known)
-            return [known.reply]
     if data:
         conn.receive_data(data)
     if closed:

@@ -25,7 +25,6 @@ from smtplab.protocol.chunking import bdat_line, parse_bdat
 from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
 from smtplab.protocol.events import NEED_DATA, ConnectionClosed, Event, Reply, ReplyReceived
 from smtplab.protocol.framing import dot_stuff
-from smtplab.protocol.memo import remember
 from smtplab.protocol.replies import ReplyParser
 from smtplab.protocol.states import (
     GROUP_ENDERS,
@@ -231,14 +230,6 @@ class ClientConnection:
             return NEED_DATA
         return self._answered(reply)
 
-    def receive_reply(self, data: bytes) -> ReplyReceived | None:
-        """The usual case in one step: ``data`` is exactly one reply this client has read
-        before (a server says its greeting, EHLO reply, 354 and 221 every time), answering
-        the oldest waiting command. Then its event; otherwise ``None``, nothing taken, and
-        ``data`` goes to :meth:`receive_data` as usual."""
-        reply = self._parser.known(data) if self._waiting else None
-        return None if reply is None else self._answered(reply)
-
     def _answered(self, reply: Reply) -> ReplyReceived:
         """Pair ``reply`` with the oldest waiting command and move the state on."""
         if self._waiting:
@@ -288,22 +279,11 @@ def _params(params: dict[str, str | None] | None) -> str:
     return "".join(f" {k}" if v is None else f" {k}={v}" for k, v in params.items())
 
 
-# EHLO replies already read, by their text: a server says the same one to every client.
-# Bounded (see smtplab.protocol.memo); each connection gets a copy of its own.
-_EHLO_SEEN: dict[str, dict[str, str]] = {}
-
-
 def ehlo_extensions(text: str) -> dict[str, str]:
-    """The keywords of an EHLO reply's ``text`` (the lines after the greeting line)."""
-    keywords = _EHLO_SEEN.get(text)
-    if keywords is None:
-        keywords = remember(_EHLO_SEEN, text, _parse_ehlo(text.split("\n")[1:]), 256)
-    return dict(keywords)
-
-
-def _parse_ehlo(lines: list[str]) -> dict[str, str]:
+    """The keywords of an EHLO reply's ``text`` (the lines after the greeting line), each
+    upper-cased, with its parameters (RFC 5321 4.1.1.1: keywords are case-insensitive)."""
     keywords = {}
-    for line in lines:
+    for line in text.split("\n")[1:]:
         keyword, _, params = line.strip().partition(" ")
         if keyword:
             keywords[keyword.upper()] = params

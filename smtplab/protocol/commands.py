@@ -26,7 +26,6 @@ from smtplab.protocol.events import (
     Help,
     MailFrom,
     Noop,
-    Parameters,
     Quit,
     RcptTo,
     Reply,
@@ -193,7 +192,7 @@ def _parse_mail_or_rcpt(
         utf8 = "SMTPUTF8" in params
     if error is None and not address.isascii() and not utf8:
         error = Reply(553, "Non-ASCII address requires the SMTPUTF8 parameter", "5.6.7")
-    return kind(verb, argument, error, address=address, params=Parameters(params))
+    return kind(verb, argument, error, address=address, params=params)
 
 
 def _split_path(text: str) -> tuple[str, str]:

@@ -7,13 +7,8 @@ logic that obeys them is :mod:`smtplab.protocol.server`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TYPE_CHECKING
 
 from smtplab.protocol.framing import LineEndings
-
-if TYPE_CHECKING:
-    from smtplab.protocol.events import Command
 
 DEFAULT_EXTENSIONS = frozenset(
     {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING"}
@@ -57,36 +52,12 @@ class ServerConfig:
 
     def ehlo_keywords(self) -> list[str]:
         """The EHLO reply lines after the first, in a stable order (RFC 5321 4.1.1.1)."""
-        return list(self._keywords)
-
-    # Worked out on first use and kept on the instance (a cached_property writes to __dict__,
-    # which a frozen dataclass allows); not settings, so out of ==, hash, repr and replace.
-    @cached_property
-    def _keywords(self) -> tuple[str, ...]:
-        return _ehlo_keywords(self)
-
-    @cached_property
-    def parsed_commands(self) -> dict[tuple[bytes, bool, bool], Command]:
-        """The command lines that connections with these settings parsed, shared by them
-        (see smtplab.protocol.server)."""
-        return {}
-
-    def __getstate__(self) -> dict[str, object]:
-        """The settings only: what was worked out or remembered stays out of pickles and
-        copies (it is made again on first use)."""
-        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
-
-
-_DERIVED = frozenset({"_keywords", "parsed_commands"})  # the cached properties above
-
-
-def _ehlo_keywords(config: ServerConfig) -> tuple[str, ...]:
-    keywords = []
-    for name in sorted(config.extensions):
-        if name == "SIZE" and config.max_message_size is not None:
-            keywords.append(f"SIZE {config.max_message_size}")
-        elif name == "AUTH":
-            keywords.append(" ".join(["AUTH", *config.auth_mechanisms]))
-        else:
-            keywords.append(name)
-    return tuple(keywords)
+        keywords = []
+        for name in sorted(self.extensions):
+            if name == "SIZE" and self.max_message_size is not None:
+                keywords.append(f"SIZE {self.max_message_size}")
+            elif name == "AUTH":
+                keywords.append(" ".join(["AUTH", *self.auth_mechanisms]))
+            else:
+                keywords.append(name)
+        return keywords

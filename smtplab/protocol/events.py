@@ -8,33 +8,20 @@ event's ``error`` field holds that reply, and the server must send it or another
 
 A client connection turns received bytes into :class:`ReplyReceived` events.
 
-All events are frozen dataclasses, so they can be stored, compared and put in tables. Nothing
-in one can be changed, MAIL and RCPT parameters included (:class:`Parameters`): a server hands
-out the same event again for a command line it has parsed before.
+All events are frozen dataclasses, so they can be stored, compared and put in tables.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
-
-from smtplab.protocol.memo import remember
 
 _ENHANCED = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")  # ASCII digits only (RFC 3463 2)
-_SEEN_ENHANCED: set[str] = set()  # codes already checked: a set lookup is cheaper than a regex
 
 
 def is_enhanced_code(text: str) -> bool:
     """Whether ``text`` is an RFC 3463 enhanced status code such as ``2.1.5``."""
-    if text in _SEEN_ENHANCED:
-        return True
-    if _ENHANCED.fullmatch(text) is None:
-        return False
-    if len(_SEEN_ENHANCED) < 4096:  # bounded: at most 3 * 1000 * 1000 codes exist
-        _SEEN_ENHANCED.add(text)
-    return True
+    return _ENHANCED.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +38,10 @@ class Reply:
 
     def __post_init__(self) -> None:
         code = self.code
-        if code.__class__ is not int or code < 200 or code > 599:
+        if type(code) is not int or code < 200 or code > 599:
             raise ValueError(f"reply code must be an int from 200 to 599, not {code!r}")
         enhanced = self.enhanced
-        if (
-            enhanced is not None
-            and enhanced not in _SEEN_ENHANCED
-            and not is_enhanced_code(enhanced)
-        ):
+        if enhanced is not None and not is_enhanced_code(enhanced):
             raise ValueError(
                 f"enhanced status code must look like '2.1.5' (RFC 3463), not {enhanced!r}"
             )
@@ -92,11 +75,7 @@ class Reply:
             if enhanced:
                 return f"{code} {enhanced} {text}\r\n".encode()
             return f"{code} {text}\r\n".encode()
-        key = (code, text, enhanced)
-        wire = _MULTILINE_WIRE.get(key)
-        if wire is None:
-            wire = remember(_MULTILINE_WIRE, key, _multiline_bytes(code, text, enhanced), 256)
-        return wire
+        return _multiline_bytes(code, text, enhanced)
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:  # type: ignore[no-untyped-def]
         """Notebooks show a reply as it looks on the wire (IPython's pretty-printer hook)."""
@@ -105,11 +84,6 @@ class Reply:
     def __str__(self) -> str:
         """The reply's lines as sent, without CRLF: ``250-first`` ... ``250 last``."""
         return self.to_bytes().decode("utf-8").replace("\r\n", "\n").rstrip("\n")
-
-
-# The wire form of replies other than one line of text, once formatted (an EHLO reply is the
-# same on every connection), by (code, text, enhanced). Bounded (see smtplab.protocol.memo).
-_MULTILINE_WIRE: dict[tuple[int, str, str | None], bytes] = {}
 
 
 def _multiline_bytes(code: int, text: str, enhanced: str | None) -> bytes:
@@ -124,32 +98,6 @@ def _multiline_bytes(code: int, text: str, enhanced: str | None) -> bytes:
     if lines:
         end = "".join([f"{code}-{line}\r\n" for line in lines]) + end
     return end.encode()
-
-
-class Parameters(dict[str, str | None]):
-    """ESMTP parameters of a MAIL or RCPT command (``SIZE``, ``BODY``, ``NOTIFY`` ...): a dict
-    for reading, comparing, JSON and pickling, that refuses to be changed, as the event holding
-    it does. ``dict(params)`` is a copy to change."""
-
-    __slots__ = ()
-
-    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError(
-            "the parameters of a command event are read-only (events are shared and immutable); "
-            "change a copy: dict(event.params)"
-        )
-
-    __setitem__ = __delitem__ = __ior__ = _refuse
-    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
-
-    def __reduce__(self) -> tuple[type[Parameters], tuple[dict[str, str | None]]]:
-        return Parameters, (dict(self),)
-
-    def __copy__(self) -> Parameters:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> Parameters:
-        return self
 
 
 class Event:
@@ -189,8 +137,7 @@ class MailFrom(Command):
     """MAIL FROM:<reverse-path> [parameters] (RFC 5321 4.1.1.2). ``address`` is '' for <>."""
 
     address: str = ""
-    # Read-only, like the event: the server reuses the event of a line it has seen before.
-    params: Mapping[str, str | None] = field(default_factory=lambda: Parameters())
+    params: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +145,7 @@ class RcptTo(Command):
     """RCPT TO:<forward-path> [parameters] (RFC 5321 4.1.1.3)."""
 
     address: str = ""
-    params: Mapping[str, str | None] = field(default_factory=lambda: Parameters())  # as above
+    params: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

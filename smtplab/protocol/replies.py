@@ -16,7 +16,6 @@ from typing import NoReturn
 
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply, is_enhanced_code
-from smtplab.protocol.memo import remember
 
 _REPLY_CODE = re.compile(rb"[2-5][0-5][0-9]")
 # One complete, well-formed reply: "code-text" lines with the same code (the backreference),
@@ -32,14 +31,6 @@ MAX_REPLY_LINE = 8192
 MAX_REPLY_LINES = 1000
 #: Octets in one reply, all its lines together.
 MAX_REPLY_SIZE = 64 * 1024
-
-# Replies already parsed, by their exact bytes. A server says the same replies again and again
-# (its greeting, its EHLO reply, 354, 221), and a Reply is immutable, so one parse serves every
-# later copy. Bounded (replies of up to 2 KB, emptied when full), so replies that echo
-# addresses cannot grow it.
-_PARSED: dict[bytes, Reply] = {}
-_PARSED_LIMIT = 1024
-_PARSED_MAX_SIZE = 2048
 
 # What the parser does with the lines after a malformed one (see ReplyParser).
 _READ, _SKIP_GARBAGE, _SKIP_REPLY = "read", "skip garbage", "skip reply"
@@ -70,13 +61,6 @@ class ReplyParser:
     def feed(self, data: bytes) -> None:
         self._buffer += data
 
-    def known(self, data: bytes) -> Reply | None:
-        """The reply ``data`` is, when nothing is pending and exactly these bytes were parsed
-        as one reply before; else None, and ``data`` is not taken (feed it)."""
-        if self.pending or self._mode != _READ:
-            return None
-        return _PARSED.get(data)
-
     @property
     def pending(self) -> bool:
         """Part of a reply has been received but not its last line."""
@@ -103,7 +87,7 @@ class ReplyParser:
         ):
             # The common case: the buffer holds exactly one reply.
             raw = bytes(buffer)
-            reply = _PARSED.get(raw) or _whole_reply(raw)
+            reply = _whole_reply(raw)
             if reply is not None:
                 buffer.clear()
                 self._scanned = 0
@@ -211,7 +195,7 @@ def _kind(raw: bytes) -> str | None:
 
 
 def _whole_reply(raw: bytes) -> Reply | None:
-    """The reply ``raw`` is, if it is exactly one well-formed reply (then remembered)."""
+    """The reply ``raw`` is, if it is exactly one well-formed reply."""
     match = _WHOLE_REPLY.fullmatch(raw)
     if match is None:
         return None
@@ -223,10 +207,7 @@ def _whole_reply(raw: bytes) -> Reply | None:
         texts = [line[4:] for line in text.split("\n")[:-1]]  # each without "250-"
     else:
         return None  # the line-by-line path reports it
-    reply = build_reply(int(match[1]), texts)
-    if len(raw) <= _PARSED_MAX_SIZE:
-        remember(_PARSED, raw, reply, _PARSED_LIMIT)
-    return reply
+    return build_reply(int(match[1]), texts)
 
 
 def build_reply(code: int, lines: list[str]) -> Reply:

@@ -20,9 +20,8 @@ The connection decides what is *protocol*: framing, syntax, sequence (through th
 ``error`` field and refuses (:class:`LocalProtocolError`) to accept such a command. Everything
 else - which mailboxes exist, what text to say - is the caller's (the policy's) decision.
 
-Parsing a line depends on the line, the configuration, EHLO and SMTPUTF8 only, and events are
-immutable, so the events of common short lines are remembered per configuration and handed out
-again (a bounded table, see ``_REMEMBERED``); the sequence checks run on every command.
+Every command line is parsed when it arrives, and every event is new: nothing a policy does
+to one session's event can reach another session.
 """
 
 from __future__ import annotations
@@ -47,15 +46,12 @@ from smtplab.protocol.events import (
     Bdat,
     Command,
     ConnectionClosed,
-    DataCommand,
     Event,
     Hello,
     MailFrom,
     MessageReceived,
-    Quit,
     RcptTo,
     Reply,
-    Reset,
     StartTls,
     UnknownCommand,
 )
@@ -65,7 +61,6 @@ from smtplab.protocol.framing import (
     InputBuffer,
     Problem,
 )
-from smtplab.protocol.memo import remember
 from smtplab.protocol.states import (
     POSITIVE_CODES,
     State,
@@ -100,16 +95,6 @@ _DATA_PROBLEMS = {
 # MUST be sent to clear the transaction before continuing").
 _FRESH_START = frozenset({"MAIL", "RSET", "EHLO", "HELO", "STARTTLS"})
 
-# Parsed command lines worth remembering: the same lines come again and again (EHLO with the
-# client's name, DATA, QUIT, a sender's MAIL), and their events are immutable (MAIL and RCPT
-# parameters read-only too). Not AUTH (its line holds credentials), nor VRFY, EXPN, HELP,
-# NOOP or unknown commands (any text at all, seldom repeated); short lines only, at most
-# _PARSED_LIMIT of them per configuration, forgotten all at once when full.
-_REMEMBERED = (Hello, MailFrom, RcptTo, DataCommand, Reset, Quit)
-_PARSED_LIMIT = 1024
-_PARSED_MAX_LINE = 256
-
-
 # Command events with sequence checks of their own (see _special_error).
 _CHECKED_APART = (UnknownCommand, StartTls, Auth, Bdat)
 
@@ -140,9 +125,6 @@ class ServerConnection:
         self._offers_enhanced = "ENHANCEDSTATUSCODES" in self.config.extensions
         self.envelope = Envelope()
         self._in = InputBuffer()
-        # Command lines parsed before, shared by the connections of one configuration: a
-        # parse depends on the line, the configuration, EHLO and SMTPUTF8 only (see below).
-        self._parsed = self.config.parsed_commands
         self._lines = CommandLineReader(self.config.max_command_line, self.config.line_endings)
         self._data: DataReader | None = None
         # BDAT (RFC 3030): the chunk being read, its command, and the chunks accepted so far.
@@ -275,21 +257,16 @@ class ServerConnection:
         envelope = self.envelope
         event = None
         if problem is None:
-            utf8 = "SMTPUTF8" in envelope.mail_params
-            key = (raw, self.extended, utf8)
-            event = self._parsed.get(key)
-            if event is None:
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    problem = Problem.BAD_UTF8
-                else:
-                    config = self.config
-                    event = parse_command(
-                        line, config.extensions, self.extended, config.max_message_size, utf8
-                    )
-                    if isinstance(event, _REMEMBERED) and len(raw) <= _PARSED_MAX_LINE:
-                        remember(self._parsed, key, event, _PARSED_LIMIT)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                problem = Problem.BAD_UTF8
+            else:
+                config = self.config
+                utf8 = "SMTPUTF8" in envelope.mail_params
+                event = parse_command(
+                    line, config.extensions, self.extended, config.max_message_size, utf8
+                )
         if event is None:
             assert problem is not None
             verb, argument = split_command(decode_line(raw)[0])
