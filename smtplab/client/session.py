@@ -29,7 +29,6 @@ from smtplab.protocol.events import Reply, ReplyReceived
 from smtplab.protocol.states import State
 
 R = TypeVar("R")
-CLOSED = State.CLOSED  # a module global is looked up faster than an Enum member
 
 
 class Link(Protocol):
@@ -210,12 +209,12 @@ class Session:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._link.closed or self.conn.state is CLOSED:
+        if self._link.closed or self.conn.state is State.CLOSED:
             raise LocalProtocolError(f"session {self.name} is closed; connect again")
 
     def _one(self) -> Reply:
         link, conn = self._link, self.conn
-        if link.closed or conn.state is CLOSED:
+        if link.closed or conn.state is State.CLOSED:
             self._check_open()  # raises
         replies = self._collect(link.exchange(conn.data_to_send()))
         if not replies:
@@ -257,7 +256,7 @@ class Session:
         except RemoteProtocolError as error:
             link.close(f"the server broke the protocol: {error}")
             raise
-        if not closed and conn.state is CLOSED:
+        if not closed and conn.state is State.CLOSED:
             link.close()  # after 221 or 421 the server is gone: hang up too
         return replies
 

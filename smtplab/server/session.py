@@ -32,20 +32,9 @@ from smtplab.protocol.events import (
     Bdat,
     Command,
     ConnectionClosed,
-    DataCommand,
-    Expand,
-    Hello,
-    Help,
-    MailFrom,
     MessageReceived,
-    Noop,
-    Quit,
-    RcptTo,
     Reply,
-    Reset,
     StartTls,
-    UnknownCommand,
-    Verify,
 )
 from smtplab.protocol.server import ServerConfig, ServerConnection
 from smtplab.protocol.states import State, Step
@@ -62,14 +51,6 @@ JUNK_COMMANDS = frozenset({"EHLO", "HELO", "NOOP", "RSET", "VRFY", "EXPN", "HELP
 #: States inside a mail transaction, and how many commands past ``command_limit`` one may take.
 _IN_TRANSACTION = frozenset({State.MAIL, State.RCPT, State.DATA, State.BDAT})
 TRANSACTION_MARGIN = 1000
-CLOSED = State.CLOSED  # a module global is looked up faster than an Enum member
-
-#: Command events answered by the error they carry or by the policy, and nothing else.
-#: (Events are built with exactly these classes, so a set lookup by class replaces isinstance.)
-_PLAIN_COMMANDS = frozenset(
-    {Command, Hello, MailFrom, RcptTo, DataCommand, Reset, Verify, Expand, Help, Noop, Quit}
-    | {UnknownCommand}
-)
 
 
 class ServerSession:
@@ -133,7 +114,7 @@ class ServerSession:
 
     @property
     def closed(self) -> bool:
-        return self.conn.state is CLOSED
+        return self.conn.state is State.CLOSED
 
     def start(self) -> None:
         """Record the connection and send the greeting."""
@@ -157,7 +138,7 @@ class ServerSession:
         """Answer the complete commands received so far that nothing holds back any more:
         after TLS has started, commands that arrived with the end of the handshake."""
         arrived = self.clock()  # pipelined commands all arrived now (RFC 2920)
-        conn, recorder, counts = self.conn, self.recorder, self._counts
+        conn, recorder = self.conn, self.recorder
         while True:
             if self.pending is not None:  # nothing is answered before the message's reply
                 return
@@ -165,33 +146,24 @@ class ServerSession:
             if event is NEED_DATA or event is PAUSED:
                 return
             self.inputs += 1
-            if event.__class__ in _PLAIN_COMMANDS:  # the usual case, checked first
-                command: Command = event  # type: ignore[assignment]  # by its class
-                verb = command.verb
-                recorder.command(arrived, verb, command.argument)
-                self._commands += 1
-                counts[verb] = counts.get(verb, 0) + 1
-                decision = command.error or self._decide(command)
-                if decision.__class__ is Reply:  # the usual decision, carried out at once
-                    self._reply(decision)  # type: ignore[arg-type]
-                else:
-                    self._answer(decision)
-                if self.junk_limit is not None and verb in JUNK_COMMANDS:
-                    self.junk_commands += 1
-                    if self.junk_commands > self.junk_limit:
-                        self._count_error()
-                self._limit_commands()
-            elif isinstance(event, ConnectionClosed):
+            if isinstance(event, ConnectionClosed):
                 text = "client closed the connection"
                 if event.during_data:
                     text += f" during {event.data_verb}: the partial message was discarded"
                 self._record_close("client", text)
                 return
-            elif isinstance(event, MessageReceived):
+            if isinstance(event, MessageReceived):
                 recorder.data(arrived, event.content, event.size, event.line_count)
                 self._count(Step.DATA_END)
                 self._message(event)
                 self._limit_commands()
+            elif isinstance(event, AuthResponse):
+                recorder.command(arrived, "AUTH", "***")  # credentials never recorded
+                if event.error is not None:
+                    self._sasl = None
+                    self._answer(event.error)
+                else:
+                    self._answer(self._auth_step(event.line))
             elif isinstance(event, Bdat):
                 recorder.chunk(arrived, event.argument, event.size or 0, event.chunk)
                 self._commands += 1
@@ -204,13 +176,6 @@ class ServerSession:
                 else:
                     self._answer(self._decide(event))
                 self._limit_commands()
-            elif isinstance(event, AuthResponse):
-                recorder.command(arrived, "AUTH", "***")  # credentials never recorded
-                if event.error is not None:
-                    self._sasl = None
-                    self._answer(event.error)
-                else:
-                    self._answer(self._auth_step(event.line))
             elif isinstance(event, Auth):
                 recorder.command(arrived, event.verb, event.argument)
                 self._commands += 1
@@ -226,7 +191,17 @@ class ServerSession:
                 self._count(event.verb)
                 self.user = None  # RFC 3207 4.2: forgotten with everything else
                 self._answer(event.error or self._decide(event))
-            if conn.state is CLOSED:
+            elif isinstance(event, Command):  # every other command: its error or the policy
+                recorder.command(arrived, event.verb, event.argument)
+                self._commands += 1
+                self._count(event.verb)
+                self._answer(event.error or self._decide(event))
+                if self.junk_limit is not None and event.verb in JUNK_COMMANDS:
+                    self.junk_commands += 1
+                    if self.junk_commands > self.junk_limit:
+                        self._count_error()
+                self._limit_commands()
+            if conn.state is State.CLOSED:
                 self._record_close("server")
                 return
 
@@ -294,9 +269,7 @@ class ServerSession:
                 decision = self.policy.on_connect(self._context())
             else:
                 decision = self.policy.reply_for(self._context(), event)
-            if decision.__class__ is Reply:  # the usual decision: nothing to check
-                return decision
-            return _validated(decision)
+            return decision if isinstance(decision, Reply) else _validated(decision)
         except Exception as exc:  # a bug in a policy must not kill the session
             self.errors.append("".join(traceback.format_exception_only(exc)).strip())
             self.recorder.note(self.clock(), f"policy error, answered 451: {self.errors[-1]}")
@@ -410,8 +383,8 @@ class ServerSession:
 
     def _answer(self, decision: Decision) -> None:
         """Carry out a decision: reply, reply after a delay, or drop the connection."""
-        if decision.__class__ is Reply:  # the usual decision
-            self._reply(decision)  # type: ignore[arg-type]
+        if isinstance(decision, Reply):
+            self._reply(decision)
             return
         if isinstance(decision, Drop):
             self.conn.close()
