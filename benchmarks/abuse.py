@@ -112,7 +112,7 @@ import asyncio, sys
 from pathlib import Path
 from smtplab.protocol import ServerConfig
 from smtplab.log.stream import TranscriptWriter
-from smtplab.serve import serve
+from smtplab.cli.serve import serve
 from smtplab.transport.tcp import TcpServer
 
 port, endings, auth, transcript = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "auth", sys.argv[4]

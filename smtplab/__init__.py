@@ -60,7 +60,7 @@ _EXPORTS = {
 _SUBMODULES = frozenset(
     {
         "analysis", "cli", "client", "conformance", "ingest", "log", "private_postfix",
-        "protocol", "serve", "server", "teaching", "transport", "viz",
+        "protocol", "server", "teaching", "transport", "viz",
     }
 )  # fmt: skip
 

@@ -424,7 +424,7 @@ def test_plaintext_beyond_one_slice_after_starttls_is_still_discarded(
 
 def test_smtplab_serve_takes_the_new_limits(capsys) -> None:
     from smtplab.cli import build_parser
-    from smtplab.serve import build_server, main
+    from smtplab.cli.serve import build_server, main
 
     parser = build_parser()
     args = parser.parse_args(

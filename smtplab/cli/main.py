@@ -4,7 +4,7 @@
 recipients, one of them unknown) and prints its transcript. ``smtplab scenarios`` lists the
 teaching scenarios, one line each; ``smtplab scenario NAME`` runs one and prints its
 explanation, transcript and what the server stored. ``smtplab serve`` runs the server on a TCP
-port for real clients (see :mod:`smtplab.serve`); ``smtplab send`` sends one message to any
+port for real clients (see :mod:`smtplab.cli.serve`); ``smtplab send`` sends one message to any
 SMTP server over TCP and prints the transcript, exiting 1 when it was not accepted for every
 recipient and 2 when it could not be sent (a bad option, a server that cannot be reached, does
 not reply in time or does not speak SMTP; one line on stderr says which).
@@ -350,7 +350,7 @@ def _limit(text: str) -> int | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from smtplab.serve import main as serve_main
+    from smtplab.cli.serve import main as serve_main
 
     return serve_main(args)
 
