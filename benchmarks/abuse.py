@@ -113,7 +113,7 @@ from pathlib import Path
 from smtplab.protocol import ServerConfig
 from smtplab.log.stream import TranscriptWriter
 from smtplab.cli.serve import serve
-from smtplab.transport.tcp import TcpServer
+from smtplab.transport.tcp_server import TcpServer
 
 port, endings, auth, transcript = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "auth", sys.argv[4]
 server = TcpServer(config=ServerConfig(line_endings=endings), port=port, auth=auth)

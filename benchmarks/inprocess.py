@@ -354,10 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     say(table([smtplab_run, aiosmtpd_run]))
     say()
     verdict = "held" if ratio >= FLOOR_RATIO else "NOT held"
-    say(
-        f"ratio smtplab / aiosmtpd (medians): {ratio:.2f}x  "
-        f"(floor >= {FLOOR_RATIO:g}x: {verdict})"
-    )
+    say(f"ratio smtplab / aiosmtpd (medians): {ratio:.2f}x  (floor >= {FLOOR_RATIO:g}x: {verdict})")
     say("all checks passed: every message stored, every transcript complete")
     return 0
 

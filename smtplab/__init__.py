@@ -23,10 +23,10 @@ __version__ = "0.1.0"
 
 # Each public name, and the module that defines it.
 _EXPORTS = {
-    "AsyncSession": "smtplab.client.aio",
-    "aconnect": "smtplab.client.aio",
+    "AsyncSession": "smtplab.transport.aio_client",
+    "aconnect": "smtplab.transport.aio_client",
     "Session": "smtplab.client.session",
-    "connect": "smtplab.client.tcp",
+    "connect": "smtplab.transport.tcp_client",
     "check": "smtplab.conformance",
     "compare": "smtplab.conformance",
     "IngestError": "smtplab.ingest",
@@ -53,8 +53,8 @@ _EXPORTS = {
     "MemoryStore": "smtplab.server",
     "Policy": "smtplab.server",
     "simulate": "smtplab.teaching.traffic",
-    "ServerThread": "smtplab.transport.tcp",
-    "TcpServer": "smtplab.transport.tcp",
+    "ServerThread": "smtplab.transport.tcp_server",
+    "TcpServer": "smtplab.transport.tcp_server",
 }
 
 _SUBMODULES = frozenset(
@@ -118,9 +118,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
-    from smtplab.client.aio import AsyncSession, aconnect
     from smtplab.client.session import Session
-    from smtplab.client.tcp import connect
     from smtplab.conformance import check, compare
     from smtplab.ingest import IngestError, IngestWarning, read
     from smtplab.log.frame import concat
@@ -131,4 +129,6 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
     from smtplab.teaching.lab import Lab, SendResult
     from smtplab.teaching.scenarios import run_scenario, scenario, scenarios
     from smtplab.teaching.traffic import simulate
-    from smtplab.transport.tcp import ServerThread, TcpServer
+    from smtplab.transport.aio_client import AsyncSession, aconnect
+    from smtplab.transport.tcp_client import connect
+    from smtplab.transport.tcp_server import ServerThread, TcpServer

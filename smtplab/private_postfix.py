@@ -97,7 +97,7 @@ class PrivatePostfix:
 
     @property
     def address(self) -> str:
-        """``127.0.0.1:port``, as ``smtplab.check`` and ``smtplab.client.tcp.send`` take it."""
+        """``127.0.0.1:port``, as ``smtplab.check`` and ``transport.tcp_client.send`` take it."""
         return f"127.0.0.1:{self.port}"
 
     @property

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 
 MESSAGE = b"Subject: during a flood\r\n\r\nA well-behaved message.\r\n"
 SERVED_WITHIN = 20.0  # seconds: "not locked out", not a performance figure

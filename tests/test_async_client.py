@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 import smtplab
-from smtplab.client.aio import AsyncSession
+from smtplab.transport.aio_client import AsyncSession
 
 MESSAGE = b"Subject: async\r\n\r\n.a line with a dot\r\nbye\r\n"
 

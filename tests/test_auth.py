@@ -14,7 +14,7 @@ import smtplab
 from smtplab import Mailboxes, ServerConfig
 from smtplab.protocol.config import DEFAULT_EXTENSIONS
 from smtplab.transport.certs import lab_certificate
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 from tests.conftest import codes
 
 PASSWORD = "correct horse battery staple"

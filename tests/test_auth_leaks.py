@@ -16,7 +16,7 @@ from smtplab.log.recorder import Recorder
 from smtplab.log.wire import WireRecorder
 from smtplab.protocol.config import DEFAULT_EXTENSIONS
 from smtplab.teaching.exercises import review
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 
 USER, PASSWORD = "alice", "Sup3rSecret"
 B64_USER = base64.b64encode(USER.encode()).decode()  # YWxpY2U=

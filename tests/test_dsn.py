@@ -9,7 +9,7 @@ import pytest
 
 import smtplab
 from smtplab.protocol.dsn import decode_xtext, is_xtext
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 from tests.conftest import codes
 
 

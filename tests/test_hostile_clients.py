@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from smtplab.transport import tcp
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport import tcp_server
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 
 REPLY_START = re.compile(rb"\d{3}( [245]\.\d{1,3}\.\d{1,3}(?= |$))?")
 MESSAGE = b"Subject: hi\r\nFrom: alice@example.net\r\nTo: bob@example.org\r\n\r\nHello.\r\n"
@@ -125,7 +125,7 @@ def test_a_flood_that_never_reads_stops_being_parsed_and_others_are_served() -> 
         stop.set()
         flooder.join()
         assert sent[0] < 20_000_000  # the flood was held back, not swallowed
-        assert largest_inbox <= tcp.MAX_UNPARSED + 256 * 1024
+        assert largest_inbox <= tcp_server.MAX_UNPARSED + 256 * 1024
         assert largest_unsent < 1_000_000
         assert connection.session.inputs < 100_000
         hostile.close()
@@ -160,7 +160,7 @@ def test_one_huge_pipelined_burst_is_answered_a_bounded_slice_per_loop_turn() ->
         finished.set()
         watcher.result(10)
         # One slice is FEED octets of 6-octet commands; a turn may see two (a read and a slice).
-        assert max(steps) <= 2 * (tcp.FEED // 6 + 1)
+        assert max(steps) <= 2 * (tcp_server.FEED // 6 + 1)
         assert sum(steps) >= 100_000
         client.close()
     finally:
@@ -409,7 +409,7 @@ def test_plaintext_beyond_one_slice_after_starttls_is_still_discarded(
         read_replies(client, 1)
         client.sendall(b"EHLO x.example\r\n")
         read_replies(client, 1)
-        padding = b"NOOP\r\n" * (3 * tcp.FEED // 6)
+        padding = b"NOOP\r\n" * (3 * tcp_server.FEED // 6)
         client.sendall(b"STARTTLS\r\n" + padding + b"MAIL FROM:<injected@example.net>\r\n")
         assert read_replies(client, 1) == [b"220 2.0.0"]
         cert, _ = lab_certificate()
@@ -452,7 +452,7 @@ def test_input_waiting_in_slices_is_all_answered_when_the_client_half_closes() -
     with ServerThread(TcpServer(junk_limit=None, command_limit=None)) as server:
         client = connect(server.port)
         read_replies(client, 1)
-        count = 4 * tcp.FEED // 6
+        count = 4 * tcp_server.FEED // 6
         received: list[list[bytes]] = []
         reader = threading.Thread(target=lambda: received.append(read_replies(client, count + 1)))
         reader.start()

@@ -184,7 +184,7 @@ def test_aconnect_raises_remote_protocol_error_and_hangs_up(case: str) -> None:
 def test_send_raises_remote_protocol_error() -> None:
     script, said = HOSTILE["reply-before-greeting"]
     with HostileServer(script) as server, pytest.raises(RemoteProtocolError, match=re.escape(said)):
-        smtplab.client.tcp.send(server.address, "a@example.net", "b@example.org")
+        smtplab.transport.tcp_client.send(server.address, "a@example.net", "b@example.org")
 
 
 # -- a deadline per reply, not per read ------------------------------------------------------

@@ -47,7 +47,7 @@ def test_a_message_from_smtplab_is_delivered_by_postfix(postfix: PrivatePostfix)
 
 
 def test_postfix_takes_pipelined_chunks_from_smtplab(postfix: PrivatePostfix) -> None:
-    from smtplab.client.tcp import send
+    from smtplab.transport.tcp_client import send
 
     token = uuid.uuid4().hex
     # A leading dot and a lone dot line: BDAT carries them as they are (RFC 3030 2).
@@ -81,7 +81,7 @@ RAW_BDAT = {
 
 @pytest.mark.parametrize("name", list(RAW_BDAT))
 def test_postfix_and_smtplab_answer_bdat_alike(postfix: PrivatePostfix, name: str) -> None:
-    from smtplab.transport.tcp import ServerThread, TcpServer
+    from smtplab.transport.tcp_server import ServerThread, TcpServer
 
     data = b"EHLO client.example.net\r\n" + RAW_BDAT[name] + b"QUIT\r\n"
     with ServerThread(

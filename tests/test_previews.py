@@ -18,7 +18,7 @@ from smtplab.ingest.postfix import PostfixReader
 from smtplab.log.limits import CUT, MAX_ARGUMENT, MAX_TEXT, PREVIEW_CHARS, clip, preview
 from smtplab.log.recorder import Recorder
 from smtplab.protocol.events import Reply
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 from tests.test_reassembly import CLIENT, SERVER, Conversation, pcap_of
 
 BIG = 2_000_000  # octets of a first line with no line end: far beyond any bound

@@ -26,7 +26,7 @@ import smtplab
 from smtplab.log.schema import COLUMNS
 from smtplab.log.stream import read_transcript
 from smtplab.server import MaildirStore, StoredMessage
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 
 MESSAGE = b"Subject: bounded\r\n\r\nhello\r\n"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from smtplab.transport.certs import lab_certificate
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 
 MESSAGE = b"Subject: secret\r\n\r\nsent under TLS\r\n"
 

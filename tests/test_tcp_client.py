@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 import smtplab
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 
 MESSAGE = (
     b"Subject: from smtplab\r\nFrom: alice@example.net\r\nTo: bob@example.org\r\n\r\n"
@@ -129,7 +129,7 @@ def test_cli_send_prints_the_transcript_and_fails_when_a_recipient_is_refused(tm
 
 
 def test_send_follows_a_redirect_over_tcp() -> None:
-    from smtplab.client.tcp import send
+    from smtplab.transport.tcp_client import send
 
     policy = smtplab.Mailboxes(
         domains=["example.org", "new.example"],
@@ -145,7 +145,7 @@ def test_send_follows_a_redirect_over_tcp() -> None:
 
 
 def test_pipelined_chunks_over_tcp_arrive_byte_for_byte_and_both_sides_agree() -> None:
-    from smtplab.client.tcp import send
+    from smtplab.transport.tcp_client import send
 
     with ServerThread(TcpServer()) as server:
         result = send(f"127.0.0.1:{server.port}", "alice@example.net",
@@ -168,7 +168,7 @@ def test_pipelined_chunks_over_tcp_arrive_byte_for_byte_and_both_sides_agree() -
 
 
 def test_aiosmtpd_offers_neither_extension_so_the_client_sends_plainly(aiosmtpd_server) -> None:
-    from smtplab.client.tcp import send
+    from smtplab.transport.tcp_client import send
 
     port, handler = aiosmtpd_server
     result = send(f"127.0.0.1:{port}", "alice@example.net", "bob@example.org", message=MESSAGE,

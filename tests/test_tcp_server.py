@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from smtplab import Fault, Faults, Mailboxes
-from smtplab.transport.tcp import ServerThread, TcpServer
+from smtplab.transport.tcp_server import ServerThread, TcpServer
 
 MESSAGE = (
     b"Subject: over TCP\r\nFrom: alice@example.net\r\nTo: bob@example.org\r\n\r\n"
@@ -341,7 +341,7 @@ def test_a_client_that_never_reads_cannot_make_the_server_buffer_without_bound()
 
 
 def test_a_client_that_never_reads_its_last_replies_is_cut_off(monkeypatch) -> None:
-    import smtplab.transport.tcp as tcp
+    import smtplab.transport.tcp_server as tcp
 
     monkeypatch.setattr(tcp, "LINGER", 0.5)
     with ServerThread(TcpServer(idle_timeout=0.3, junk_limit=None)) as server:

@@ -289,8 +289,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from smtplab.client.tcp import send
     from smtplab.log.frame import check_table_path, write_table
+    from smtplab.transport.tcp_client import send
 
     try:
         transcript = check_table_path(args.transcript) if args.transcript else None

@@ -19,7 +19,7 @@ from typing import Any
 from smtplab.log.stream import TranscriptWriter
 from smtplab.server.maildir import MaildirStore
 from smtplab.server.store import MemoryStore, Store
-from smtplab.transport.tcp import TcpServer
+from smtplab.transport.tcp_server import TcpServer
 
 
 def build_server(

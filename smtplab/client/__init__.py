@@ -1,4 +1,4 @@
-"""Clients: the step-by-step session used in notebooks."""
+"""Clients: the step-by-step session, whatever carries its bytes (in-process or TCP)."""
 
 from smtplab.client.session import Link, Session
 

@@ -29,7 +29,6 @@ from email.message import EmailMessage
 from typing import Any
 
 from smtplab.client.session import Pipeline, take_replies, to_bytes
-from smtplab.client.tcp import next_client_name
 from smtplab.log.frame import to_frame
 from smtplab.log.recorder import Recorder
 from smtplab.log.schema import endpoint
@@ -39,6 +38,7 @@ from smtplab.protocol.errors import LocalProtocolError, RemoteProtocolError
 from smtplab.protocol.events import Reply, ReplyReceived
 from smtplab.protocol.states import State
 from smtplab.transport.certs import unverified_client_context
+from smtplab.transport.tcp_client import next_client_name
 
 
 class AsyncSession:
