@@ -1,8 +1,10 @@
-"""The reply-code catalogue as data: RFC 5321 reply codes and RFC 3463 enhanced status codes.
+"""The catalogue as data: RFC 5321 reply codes, RFC 3463 enhanced status codes, and commands.
 
 Each basic code has its meaning, its source and what a client should do with it; each enhanced
-code its meaning and source. :mod:`smtplab.protocol.codes` explains replies with these tables
-(its docstring says where the codes come from). Pure data: no I/O, standard library only.
+code its meaning and source; each command (and pseudo-step) what it does, in one line, with the
+section that says so. :mod:`smtplab.protocol.codes` looks things up and explains replies with
+these tables (its docstring says where the codes come from). Pure data: no I/O, standard
+library only.
 """
 
 from __future__ import annotations
@@ -407,3 +409,37 @@ ENHANCED_CODES: Mapping[str, EnhancedInfo] = MappingProxyType(
     }
 )
 """Every registered detail, under each class: ``"2.1.1"``, ``"4.1.1"`` and ``"5.1.1"``."""
+
+
+#: What each command (and pseudo-step) does, and where the RFC says so: shown beside each
+#: command by the step-by-step player, as :func:`smtplab.explain` is beside each reply.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "CONNECT": ("the client opens a TCP connection; the server speaks first", "RFC 5321 3.1"),
+    "EHLO": (
+        "the client names itself and asks which extensions the server offers",
+        "RFC 5321 4.1.1.1",
+    ),
+    "HELO": ("the client names itself; no extensions (plain SMTP)", "RFC 5321 4.1.1.1"),
+    "MAIL": ("starts a mail transaction and gives the envelope sender", "RFC 5321 4.1.1.2"),
+    "RCPT": ("adds one envelope recipient; repeat for each", "RFC 5321 4.1.1.3"),
+    "DATA": (
+        "asks to send the message; after 354 it follows, ended by <CRLF>.<CRLF>",
+        "RFC 5321 4.1.1.4",
+    ),
+    "DATA-END": (
+        "the message content and the final dot: the server answers once, now",
+        "RFC 5321 4.1.1.4",
+    ),
+    "BDAT": ("sends a chunk of the message, its size given up front", "RFC 3030 2"),
+    "RSET": ("abandons the current transaction", "RFC 5321 4.1.1.5"),
+    "VRFY": ("asks whether an address is a valid mailbox", "RFC 5321 4.1.1.6"),
+    "EXPN": ("asks for the members of a mailing list", "RFC 5321 4.1.1.7"),
+    "HELP": ("asks the server for help text", "RFC 5321 4.1.1.8"),
+    "NOOP": (
+        "does nothing; the server answers 250 (keeps the connection alive)",
+        "RFC 5321 4.1.1.9",
+    ),
+    "QUIT": ("asks the server to close the connection", "RFC 5321 4.1.1.10"),
+    "STARTTLS": ("asks to start TLS; afterwards the session starts over", "RFC 3207 4"),
+    "AUTH": ("authenticates the client (credentials never shown here)", "RFC 4954 4"),
+}

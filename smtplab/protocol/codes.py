@@ -1,4 +1,4 @@
-"""The reply-code catalogue: what every SMTP reply code and enhanced status code means.
+"""Reading the catalogue: what a reply code, an enhanced status code or a command means.
 
 Theory of operation
 ===================
@@ -60,6 +60,7 @@ __all__ = [
     "EnhancedInfo",
     "Explanation",
     "describe_code",
+    "describe_command",
     "describe_enhanced",
     "explain",
     "reply_class",
@@ -70,6 +71,7 @@ from smtplab.protocol.catalogue import (
     CATEGORIES,
     CLASS_ADVICE,
     CLASS_NAMES,
+    COMMANDS,
     ENHANCED_CLASSES,
     ENHANCED_CODES,
     ENHANCED_SUBJECTS,
@@ -338,3 +340,12 @@ def explain(reply: object) -> Explanation:
                 f"{code // 100}.X.X code)"
             )
     return Explanation(code, enhanced, text, basic, detail, tuple(warnings))
+
+
+def describe_command(verb: str) -> str:
+    """``"MAIL — starts a mail transaction ... (RFC 5321 4.1.1.2)"``, or a note for others."""
+    meaning = COMMANDS.get(verb.upper())
+    if meaning is None:
+        return f"{verb} — not an SMTP command this catalogue knows (a server answers 500 or 502)"
+    text, rfc = meaning
+    return f"{verb.upper()} — {text} ({rfc})"

@@ -13,8 +13,7 @@ import pandas as pd
 
 from smtplab.analysis.sessions import sessions
 from smtplab.analysis.steps import in_protocol_order, steps
-from smtplab.protocol.codes import explain
-from smtplab.protocol.command_catalogue import describe_command
+from smtplab.protocol.codes import describe_command, explain
 from smtplab.viz.render import figure_png, known, table_html, text_html
 from smtplab.viz.sequence import diagram_size, sequence_diagram, session_rows
 from smtplab.viz.states import path_of
