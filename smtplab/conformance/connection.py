@@ -5,26 +5,22 @@ before the greeting, MAIL and the end of data in one packet — and see exactly 
 including *nothing*. So :meth:`ProbeConnection.send` writes the bytes as given, then reads
 until it has the number of replies it expects, the server closes, or the server stays quiet
 for a moment (``quiet`` seconds): silence is an answer too (a server must not reply to message
-lines, RFC 5321 4.1.1.4). Everything is recorded from the bytes into the usual transcript rows
-(:class:`~smtplab.log.wire.WireRecorder`), so a probe's evidence is a transcript.
+lines, RFC 5321 4.1.1.4). The connection is the blocking client transport's
+(:class:`~smtplab.transport.tcp_client.TcpLink`), which records everything from the bytes into
+the usual transcript rows (source ``probe``), so a probe's evidence is a transcript.
 """
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 from typing import Any
 
-from smtplab.log.frame import to_frame
-from smtplab.log.recorder import Recorder
-from smtplab.log.schema import endpoint
-from smtplab.log.wire import WireRecorder
 from smtplab.protocol.client import ehlo_extensions
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import Reply
 from smtplab.protocol.replies import ReplyParser
 from smtplab.transport.certs import unverified_client_context
+from smtplab.transport.tcp_client import TcpLink
 
 MAX_GARBAGE = 20  # non-reply lines kept as evidence
 #: Replies one connection takes: no probe needs a tenth of it, and a server that floods
@@ -44,21 +40,18 @@ class ProbeConnection:
         self.host, self.port, self.name = host, port, name
         self.timeout = timeout  # how long to wait for a reply that must come
         self.quiet = quiet  # how long a silence must last to count as "no more replies"
-        self.recorder = Recorder(name, "probe")
-        self.wire = WireRecorder(self.recorder)
+        self.link = TcpLink(host, port, timeout, name, source="probe")
+        self.recorder = self.link.recorder
         self.parser = ReplyParser()
         self.replies: list[Reply] = []  # every reply so far, in order
         self.garbage: list[str] = []  # lines from the server that were no SMTP reply
-        self.closed = False
         self.extensions: dict[str, str] = {}
         self.marked = False  # the server answers MARKER with 500 or 502 (see marker_answer)
-        try:
-            self.sock: socket.socket = socket.create_connection((host, port), timeout=timeout)
-        except OSError as error:
-            raise ConnectionError(f"cannot connect to {host}:{port}: {error}") from None
-        self.recorder.client = endpoint(self.sock.getsockname())
-        self.recorder.server = endpoint(self.sock.getpeername())
-        self.wire.connected(time.time())
+        self.link.connect()
+
+    @property
+    def closed(self) -> bool:
+        return self.link.closed
 
     def read(self, expect: int = 1, wait: float | None = None) -> list[Reply]:
         """Read until ``expect`` more replies came, the server closed, or it went quiet.
@@ -81,19 +74,9 @@ class ProbeConnection:
                 budget = watch_until - time.monotonic()
             else:
                 budget = deadline - time.monotonic()
-            if budget <= 0:
+            data = self.link.receive(budget)
+            if not data:  # nothing in time (None), or the server closed (recorded as lost)
                 break
-            self.sock.settimeout(budget)
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                break
-            except (OSError, ssl.SSLError):
-                data = b""
-            if not data:
-                self._lost("server closed the connection")
-                break
-            self.wire.received(data, time.time())
             got.extend(self._parse(data))
             if len(self.replies) + len(got) > MAX_REPLIES:
                 self.close(f"the server sent more than {MAX_REPLIES} replies")
@@ -102,14 +85,8 @@ class ProbeConnection:
 
     def send(self, data: bytes, expect: int = 1, wait: float | None = None) -> list[Reply]:
         """Send ``data`` exactly as given; return the replies it brought (see :meth:`read`)."""
-        if self.closed:
+        if not self.link.send(data):
             return []
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            self._lost("the connection broke while sending")
-            return []
-        self.wire.sent(data, time.time())
         return self.read(expect, wait)
 
     def marker_answer(self) -> Reply | None:
@@ -125,14 +102,8 @@ class ProbeConnection:
         one belongs to ``data``, however late it comes: no silence has to be guessed at. A
         server that answers anything with 250 cannot be read that way; then the replies are
         read until the server has been quiet for a moment, and the last is the marker's."""
-        if self.closed:
+        if not self.link.send(data + MARKER):
             return []
-        try:
-            self.sock.sendall(data + MARKER)
-        except OSError:
-            self._lost("the connection broke while sending")
-            return []
-        self.wire.sent(data + MARKER, time.time())
         got: list[Reply] = []
         owed = len(data.splitlines()) + 2  # at most a reply a line, the marker's, and a 421
         while not self.closed and len(got) <= owed:
@@ -165,21 +136,12 @@ class ProbeConnection:
 
     def start_tls(self) -> None:
         """Continue under TLS (after a 220 to STARTTLS); the certificate is not checked."""
-        context = unverified_client_context()
-        try:
-            self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
-        except (ssl.SSLError, OSError) as error:
-            self._lost(f"TLS handshake failed: {error}")
-            raise ConnectionError(f"TLS handshake with {self.host}:{self.port} failed") from None
+        self.link.start_tls(unverified_client_context())
         self.parser = ReplyParser()  # RFC 3207 4.2: nothing from before TLS carries over
-        self.recorder.tls_started(time.time(), f"{self.sock.version()}")
 
     def close(self, reason: str = "") -> None:
         """Close the connection (``reason``, if any, is recorded with the close)."""
-        if not self.closed:
-            self.closed = True
-            self.sock.close()
-            self.wire.closed(time.time(), "client", reason)
+        self.link.close(reason)
 
     def quit(self) -> None:
         """QUIT if the connection is still open, then close.
@@ -195,7 +157,7 @@ class ProbeConnection:
         self.close()
 
     def transcript(self) -> Any:
-        return to_frame(self.recorder.tuples)
+        return self.link.transcript()
 
     def _parse(self, data: bytes) -> list[Reply]:
         self.parser.feed(data)
@@ -210,9 +172,3 @@ class ProbeConnection:
             if reply is None:
                 return replies
             replies.append(reply)
-
-    def _lost(self, text: str) -> None:
-        if not self.closed:
-            self.closed = True
-            self.sock.close()
-            self.wire.closed(time.time(), "server", text)

@@ -56,11 +56,12 @@ class TcpLink:
         timeout: float = 60.0,
         name: str | None = None,
         tls_context: ssl.SSLContext | None = None,
+        source: str = "tcp",
     ):
         self.host, self.port, self.timeout = host, port, timeout
         self.tls_context = tls_context  # for start_tls when it is given none
         self.name = name or next_client_name()
-        self.recorder = Recorder(self.name, "tcp")
+        self.recorder = Recorder(self.name, source)
         self.wire = WireRecorder(self.recorder)
         self._sock: socket.socket | None = None
         self._closed = False
@@ -72,6 +73,12 @@ class TcpLink:
 
     def open(self) -> bytes:
         """Connect; return what the server says first (its greeting)."""
+        self.connect()
+        self.expect_reply()  # the greeting
+        return self.read()
+
+    def connect(self) -> None:
+        """Open the connection (ConnectionError if it cannot be), reading nothing yet."""
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except OSError as error:
@@ -80,22 +87,27 @@ class TcpLink:
         self.recorder.client = endpoint(sock.getsockname())
         self.recorder.server = endpoint(sock.getpeername())
         self.wire.connected(time.time())
-        self.expect_reply()  # the greeting
-        return self.read()
 
     def exchange(self, data: bytes) -> bytes:
         """Send ``data``; return what the server sends back first (maybe not all of it)."""
-        if self._closed or self._sock is None:
+        if not self.send(data):
             return b""
+        self.expect_reply()
+        return self.read()
+
+    def send(self, data: bytes) -> bool:
+        """Send ``data`` exactly as given, reading nothing; False if the connection is gone
+        (or broke while sending: then it counts as lost)."""
+        if self._closed or self._sock is None:
+            return False
         try:
             self._sock.settimeout(self.timeout)  # for the whole of sendall (Python 3.5+)
             self._sock.sendall(data)
         except OSError:  # a timeout too: the server took nothing in for that long
             self._lost("the connection broke while sending")
-            return b""
+            return False
         self.wire.sent(data, time.time())
-        self.expect_reply()
-        return self.read()
+        return True
 
     def expect_reply(self) -> None:
         """The wait for one more reply starts now: it has ``timeout`` seconds to come whole."""
@@ -104,20 +116,25 @@ class TcpLink:
     def read(self) -> bytes:
         """Wait for more bytes from the server (``b""``: it closed the connection); raise
         TimeoutError, closing the connection, when the awaited reply's deadline passes."""
+        data = self.receive(self._deadline - time.monotonic())
+        if data is None:
+            self.close(f"no complete reply within {self.timeout:g} s")
+            raise TimeoutError(f"no reply from {self.host}:{self.port} within {self.timeout:g} s")
+        return data
+
+    def receive(self, within: float) -> bytes | None:
+        """What the server sends within ``within`` seconds: its octets (recorded), ``b""``
+        when it closed (or the connection is gone), None when nothing came in time."""
         if self._closed or self._sock is None:
             return b""
+        if within <= 0:
+            return None
         try:
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            self._sock.settimeout(left)
+            self._sock.settimeout(within)
             data = self._sock.recv(65536)
         except TimeoutError:
-            self.close(f"no complete reply within {self.timeout:g} s")
-            raise TimeoutError(
-                f"no reply from {self.host}:{self.port} within {self.timeout:g} s"
-            ) from None
-        except OSError:
+            return None
+        except OSError:  # ssl.SSLError included
             data = b""
         if data:
             self.wire.received(data, time.time())
@@ -151,6 +168,9 @@ class TcpLink:
             self.wire.closed(time.time(), "client", reason)
 
     def _lost(self, text: str) -> None:
+        """The server closed, or the connection broke: recorded once, as the server's doing."""
+        if self._closed:
+            return
         self._closed = True
         if self._sock is not None:
             self._sock.close()
