@@ -1,7 +1,9 @@
 """The recorder: turns what a connection does into transcript rows.
 
-It observes and never changes a session. Drivers call one method per protocol unit
-(:meth:`Recorder.command`, :meth:`Recorder.reply`, ...) with the time it happened; the recorder
+It observes and never changes a session. A driver hands it each protocol event with the time
+it happened (:meth:`Recorder.record`: a command, an AUTH response, a message, a BDAT chunk, a
+reply); a source that has no events of its own, such as a server log, calls the method for
+the unit it has (:meth:`Recorder.counted`, :meth:`Recorder.note` ...). The recorder
 numbers the rows, pairs each reply with the unit it answers (in order, as RFC 2920 3.1 requires
 of pipelined replies) and computes latencies. Rows are frozen :class:`Row` objects; one call to
 :func:`smtplab.log.frame.to_frame` turns them into a DataFrame. Credentials never reach a row:
@@ -17,7 +19,15 @@ from typing import NamedTuple
 from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, PREVIEW_LINES, clip, preview
 from smtplab.log.schema import LOST
 from smtplab.protocol.commands import hide_credentials
-from smtplab.protocol.events import Reply
+from smtplab.protocol.events import (
+    AuthResponse,
+    Bdat,
+    Command,
+    Event,
+    MessageReceived,
+    Reply,
+    ReplyReceived,
+)
 from smtplab.protocol.states import Step
 
 DATA_PREVIEW_LINES = PREVIEW_LINES  # the older name
@@ -51,11 +61,6 @@ class Row(NamedTuple):
 
 
 VERB = Row._fields.index("verb")
-
-#: Verbs whose argument never holds credentials: recorded as they are, without a look.
-_NO_CREDENTIALS = frozenset(
-    {"EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP"}
-)
 
 
 class Recorder:
@@ -128,6 +133,25 @@ class Recorder:
         """The rows so far, as :class:`Row` named tuples."""
         return [Row._make(values) for values in self.tuples]
 
+    def record(self, event: Event | Reply, time: float | None) -> int:
+        """The row for one protocol event, made the one way every source makes it: a command
+        (credentials hidden), an AUTH exchange line (always ``***``), a BDAT chunk, a message
+        after its final dot, or a reply (a :class:`Reply` sent, or a :class:`ReplyReceived`),
+        paired with the unit it answers. Returns the row's ``seq``."""
+        if isinstance(event, AuthResponse):  # RFC 4954 4: a SASL response, never in clear
+            return self.command(time, "AUTH", "***")
+        if isinstance(event, Bdat):
+            return self.chunk(time, event.argument, event.size or 0, event.chunk)
+        if isinstance(event, Command):
+            return self.command(time, event.verb, event.argument)
+        if isinstance(event, MessageReceived):
+            return self.data(time, event.content, event.size, event.line_count)
+        if isinstance(event, ReplyReceived):
+            return self.reply(time, event.reply)
+        if isinstance(event, Reply):
+            return self.reply(time, event)
+        raise TypeError(f"no transcript row is made from {type(event).__name__}")
+
     def connect(self, time: float | None, expects_reply: bool = True) -> int:
         """The TCP connection opened; the greeting will answer it (unless the source never
         shows the greeting, as a server's log does not)."""
@@ -142,19 +166,10 @@ class Recorder:
         self, time: float | None, verb: str, argument: str = "", expects_reply: bool = True
     ) -> int:
         """A command line from the client."""
-        if verb not in _NO_CREDENTIALS:
-            verb, argument = redact_command(verb, argument)
+        verb, argument = redact_command(verb, argument)
         if len(argument) + len(verb) > MAX_ARGUMENT:  # an overlong line: its start is kept
             verb, argument = clip(verb, MAX_ARGUMENT), clip(argument, MAX_ARGUMENT)
-        rows = self.tuples
-        seq = len(rows)
-        # The row built in place, in Row's field order (_add's keywords cost more per call).
-        # fmt: off
-        rows.append((
-            self.session, seq, time, "client", "command", verb, argument, None, None, None,
-            None, None, self.source, self.client, self.server, self.tls, None, None,
-        ))
-        # fmt: on
+        seq = self._add(time, "client", "command", verb=verb, argument=argument)
         if expects_reply:
             if self._lost is not None:
                 self._retire_lost()
@@ -227,20 +242,17 @@ class Recorder:
                 # until the client is seen to send something after them.
                 self._awaiting.appendleft((reply_to, asked))
                 self._lost = reply_to
-        text = reply.text
-        if len(text) > MAX_TEXT:  # a hostile server's endless reply: the row keeps its start
-            text = clip(text, MAX_TEXT)
-        rows = self.tuples
-        seq = len(rows)
-        # The row built in place, in Row's field order (_add's keywords cost more per call).
-        # fmt: off
-        rows.append((
-            self.session, seq, time, "server", "reply", verb or "UNSOLICITED", None,
-            reply.code, reply.enhanced, text, reply_to, latency, self.source,
-            self.client, self.server, self.tls, None, None,
-        ))
-        # fmt: on
-        return seq
+        return self._add(
+            time,
+            "server",
+            "reply",
+            verb=verb or Step.UNSOLICITED,
+            code=reply.code,
+            enhanced=reply.enhanced,
+            text=reply.text,  # cut by _add: a hostile server's endless reply keeps its start
+            reply_to=reply_to,
+            latency=latency,
+        )
 
     def unanswered(self) -> list[int]:
         """The units still awaiting a reply, which will never get one here (the replies were

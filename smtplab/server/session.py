@@ -138,7 +138,7 @@ class ServerSession:
         """Answer the complete commands received so far that nothing holds back any more:
         after TLS has started, commands that arrived with the end of the handshake."""
         arrived = self.clock()  # pipelined commands all arrived now (RFC 2920)
-        conn, recorder = self.conn, self.recorder
+        conn = self.conn
         while True:
             if self.pending is not None:  # nothing is answered before the message's reply
                 return
@@ -152,22 +152,21 @@ class ServerSession:
                     text += f" during {event.data_verb}: the partial message was discarded"
                 self._record_close("client", text)
                 return
+            self.recorder.record(event, arrived)  # every row of a client's unit, made here
+            if isinstance(event, Command):  # (an AUTH exchange line or a message is none)
+                self._commands += 1
+                self._count(event.verb)
             if isinstance(event, MessageReceived):
-                recorder.data(arrived, event.content, event.size, event.line_count)
                 self._count(Step.DATA_END)
                 self._message(event)
                 self._limit_commands()
             elif isinstance(event, AuthResponse):
-                recorder.command(arrived, "AUTH", "***")  # credentials never recorded
                 if event.error is not None:
                     self._sasl = None
                     self._answer(event.error)
                 else:
                     self._answer(self._auth_step(event.line))
             elif isinstance(event, Bdat):
-                recorder.chunk(arrived, event.argument, event.size or 0, event.chunk)
-                self._commands += 1
-                self._count(event.verb)
                 if event.error is not None:
                     self._answer(event.error)
                 elif event.message is not None:  # the LAST chunk: decided like the final dot
@@ -177,24 +176,15 @@ class ServerSession:
                     self._answer(self._decide(event))
                 self._limit_commands()
             elif isinstance(event, Auth):
-                recorder.command(arrived, event.verb, event.argument)
-                self._commands += 1
-                self._count(event.verb)
                 if event.error is not None:
                     self._answer(event.error)
                 else:
                     self._sasl = SaslServer(event.mechanism)
                     self._answer(self._auth_step(event.initial))
             elif isinstance(event, StartTls):
-                recorder.command(arrived, event.verb, event.argument)
-                self._commands += 1
-                self._count(event.verb)
                 self.user = None  # RFC 3207 4.2: forgotten with everything else
                 self._answer(event.error or self._decide(event))
             elif isinstance(event, Command):  # every other command: its error or the policy
-                recorder.command(arrived, event.verb, event.argument)
-                self._commands += 1
-                self._count(event.verb)
                 self._answer(event.error or self._decide(event))
                 if self.junk_limit is not None and event.verb in JUNK_COMMANDS:
                     self.junk_commands += 1
@@ -408,7 +398,7 @@ class ServerSession:
             self.errors.append(str(exc))
             self.recorder.note(self.clock(), f"policy reply refused, answered 451: {exc}")
             sent = self.conn.send(LOCAL_ERROR)
-        self.recorder.reply(self.clock(), sent)
+        self.recorder.record(sent, self.clock())
         if sent.code >= 400 and sent.code != 421:
             self._count_error()
 

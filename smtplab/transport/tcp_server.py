@@ -610,7 +610,7 @@ class _Connection(asyncio.Protocol):
         self.refused = True
         now = time.time()
         recorder.connect(now)
-        recorder.reply(now, reply)
+        recorder.record(reply, now)
         recorder.close(now, "server", note)
         self.transport.write(reply.to_bytes())
         self.transport.close()
