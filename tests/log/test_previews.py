@@ -19,7 +19,7 @@ from smtplab.log.limits import CUT, MAX_ARGUMENT, MAX_TEXT, PREVIEW_CHARS, clip,
 from smtplab.log.recorder import Recorder
 from smtplab.protocol.events import Reply
 from smtplab.transport.tcp_server import ServerThread, TcpServer
-from tests.test_reassembly import CLIENT, SERVER, Conversation, pcap_of
+from tests.ingest.test_reassembly import CLIENT, SERVER, Conversation, pcap_of
 
 BIG = 2_000_000  # octets of a first line with no line end: far beyond any bound
 

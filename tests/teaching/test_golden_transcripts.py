@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 sys.path.insert(0, str(FIXTURES))
 
 from record_transcripts import PATH, combined, transcripts  # noqa: E402

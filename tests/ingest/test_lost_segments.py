@@ -12,7 +12,15 @@ import pytest
 
 import smtplab
 from smtplab.ingest import IngestWarning
-from tests.test_reassembly import ACK, CLIENT, FIN, SERVER, SERVER_SAYS, Conversation, pcap_of
+from tests.ingest.test_reassembly import (
+    ACK,
+    CLIENT,
+    FIN,
+    SERVER,
+    SERVER_SAYS,
+    Conversation,
+    pcap_of,
+)
 
 # -- segments the capture missed, though their receiver got them ---------------------------------
 
@@ -150,7 +158,7 @@ def test_a_lost_data_command_still_reads_the_message(tmp_path) -> None:
 
 def test_a_packet_dropped_from_a_real_capture(tmp_path) -> None:
     # The committed capture of swaks talking to Postfix, less the packet of the 250 to MAIL.
-    data = (Path(__file__).parent / "fixtures" / "smtp.pcap").read_bytes()
+    data = (Path(__file__).parents[1] / "fixtures" / "smtp.pcap").read_bytes()
     header, rest, records = data[:24], data[24:], []
     while rest:
         size = 16 + struct.unpack("<I", rest[8:12])[0]

@@ -13,7 +13,7 @@ import pytest
 import smtplab
 from smtplab.viz import Console, Dashboard, SessionExplorer, StepPlayer
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

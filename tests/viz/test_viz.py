@@ -1,7 +1,7 @@
 """Figures render for every kind of transcript; the basic diagram matches its reference image.
 
 To redraw the reference after an intended change of the diagram, run
-``SMTPLAB_UPDATE_REFERENCE=1 scripts/test tests/test_viz.py -k reference`` and look at the
+``SMTPLAB_UPDATE_REFERENCE=1 scripts/test tests/viz/test_viz.py -k reference`` and look at the
 new PNG before committing it.
 """
 
@@ -32,8 +32,8 @@ from smtplab.viz import (
 )
 from smtplab.viz.style import png
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REFERENCE = Path(__file__).parent / "reference" / "sequence-basic.png"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+REFERENCE = Path(__file__).parents[1] / "reference" / "sequence-basic.png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -16,7 +16,7 @@ import pytest
 import smtplab
 from smtplab.ingest import IngestError, IngestWarning, detect
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 POSTFIX_PORT, AIOSMTPD_PORT = 25, 8025
 
 

@@ -22,7 +22,7 @@ from smtplab.protocol.config import DEFAULT_EXTENSIONS
 from smtplab.protocol.events import Reply
 from smtplab.server import Mailboxes
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from smtplab.log.limits import PREVIEW_CHARS, preview
 from smtplab.log.recorder import Recorder, Row
 from smtplab.log.wire import MAX_LINE, WireRecorder
 from smtplab.protocol.states import Step
-from tests.test_reassembly import CLIENT, SERVER, Conversation, pcap_of
+from tests.ingest.test_reassembly import CLIENT, SERVER, Conversation, pcap_of
 
 MESSAGE = 20_000_000  # octets on the wire: far more than any bound below
 PIECE = 64 * 1024

@@ -33,7 +33,7 @@ from smtplab.protocol.replies import (
 )
 from tests.hostile_server import READ, Drip, Flood, HostileServer, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20
 ENDLESS = b"250-" + b"x" * 20 + b"\r\n"  # one line of an endless multi-line reply
 GREETING = b"220 mx.example.org ESMTP\r\n"

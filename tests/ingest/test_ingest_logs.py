@@ -15,7 +15,7 @@ import smtplab
 from smtplab.ingest import IngestError, IngestWarning
 from smtplab.log.schema import endpoint
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 #: Lines of other programs, as a shared /var/log/mail.log or syslog holds them.
 OTHERS = [

@@ -29,7 +29,7 @@ from smtplab.protocol.replies import MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParse
 from smtplab.protocol.states import State
 from tests.conftest import Harness
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
