@@ -150,6 +150,7 @@ def test_one_huge_pipelined_burst_is_answered_a_bounded_slice_per_loop_turn() ->
                 await asyncio.sleep(0)
                 steps.append(connection.session.inputs - last)
                 last = connection.session.inputs
+            steps.append(connection.session.inputs - last)  # since the last look: the sum is whole
 
         watcher = on_loop(thread, watch())
         burst = b"NOOP\r\n" * 100_000  # 600 kB, sent in one go; its replies are read
