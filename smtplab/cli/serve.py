@@ -115,7 +115,7 @@ def stored_report(store: Store) -> str:
 
 
 def main(args: Any) -> int:
-    """The ``serve`` subcommand (arguments from :mod:`smtplab.cli.main`)."""
+    """The ``serve`` subcommand (arguments from :mod:`smtplab.cli.commands`)."""
     try:
         server = build_server(
             args.host,
