@@ -137,6 +137,8 @@ class MailFrom(Command):
     """MAIL FROM:<reverse-path> [parameters] (RFC 5321 4.1.1.2). ``address`` is '' for <>."""
 
     address: str = ""
+    # ESMTP parameters as the client sent them (SIZE, BODY, RET ...), upper-cased keywords.
+    # The server's envelope takes a copy when the command is accepted.
     params: dict[str, str | None] = field(default_factory=dict)
 
 

@@ -430,7 +430,7 @@ class ServerConnection:
             self._chunking_failed = False
         if step == "MAIL":
             assert isinstance(event, MailFrom)
-            # Copies: an event may be shared (see _command_event), the envelope changes.
+            # A copy: the envelope changes as the transaction goes on; the event stays as read.
             self.envelope = Envelope(event.address, dict(event.params))
         elif step == "RCPT":
             assert isinstance(event, RcptTo)

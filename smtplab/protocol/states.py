@@ -42,6 +42,9 @@ class Step(StrEnum):
     BDAT_LAST = "BDAT-LAST"
     UNSOLICITED = "UNSOLICITED"  # a reply no command asked for: a 421 before closing (3.8)
 
+    def __repr__(self) -> str:
+        return repr(self.value)  # events and rows show 'DATA-END', as for any command verb
+
 
 #: Commands a server may accept before HELO/EHLO (RFC 5321 4.1.4: "NOOP, HELP, EXPN, VRFY,
 #: and RSET ... can be used at any time during a session, or without previously initializing a

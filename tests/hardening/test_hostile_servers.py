@@ -31,6 +31,7 @@ from smtplab.protocol.replies import (
     MAX_REPLY_SIZE,
     ReplyParser,
 )
+from smtplab.transport import tcp_client
 from tests.hostile_server import READ, Drip, Flood, HostileServer, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,7 +185,7 @@ def test_aconnect_raises_remote_protocol_error_and_hangs_up(case: str) -> None:
 def test_send_raises_remote_protocol_error() -> None:
     script, said = HOSTILE["reply-before-greeting"]
     with HostileServer(script) as server, pytest.raises(RemoteProtocolError, match=re.escape(said)):
-        smtplab.transport.tcp_client.send(server.address, "a@example.net", "b@example.org")
+        tcp_client.send(server.address, "a@example.net", "b@example.org")
 
 
 # -- a deadline per reply, not per read ------------------------------------------------------
