@@ -34,6 +34,10 @@ CORE_WITHOUT_PANDAS = textwrap.dedent(
     assert isinstance(greeting, ReplyReceived) and greeting.reply.code == 220
     assert isinstance(hello, Hello) and hello.domain == "client.example.net"
     assert isinstance(answer, ReplyReceived) and "PIPELINING" in client.extensions
+    from smtplab.protocol.observer import Observer
+
+    observer = Observer(keep=100)
+    assert [e.verb for e in observer.client_data(b"EHLO client.example.net\\r\\n")] == ["EHLO"]
     print(" ".join(sorted(name for name in {HEAVY!r} if sys.modules.get(name) is not None)))
     """
 )

@@ -28,6 +28,7 @@ from smtplab.protocol.events import (
     Reply,
     ReplyReceived,
 )
+from smtplab.protocol.observer import Lost, Note, TlsStarted
 from smtplab.protocol.states import Step
 
 DATA_PREVIEW_LINES = PREVIEW_LINES  # the older name
@@ -134,14 +135,15 @@ class Recorder:
         return [Row._make(values) for values in self.tuples]
 
     def record(self, event: Event | Reply, time: float | None) -> int:
-        """The row for one protocol event, made the one way every source makes it: a command
+        """The row for one event, made the one way every source makes it: a command
         (credentials hidden), an AUTH exchange line (always ``***``), a BDAT chunk, a message
-        after its final dot, or a reply (a :class:`Reply` sent, or a :class:`ReplyReceived`),
-        paired with the unit it answers. Returns the row's ``seq``."""
+        after its final dot, a reply (a :class:`Reply` sent, or a :class:`ReplyReceived`)
+        paired with the unit it answers, or what an observer of the bytes reports besides
+        (a note, octets a capture lost, the start of TLS). Returns the row's ``seq``."""
         if isinstance(event, AuthResponse):  # RFC 4954 4: a SASL response, never in clear
             return self.command(time, "AUTH", "***")
         if isinstance(event, Bdat):
-            return self.chunk(time, event.argument, event.size or 0, event.chunk)
+            return self.chunk(time, event.argument, event.size or 0, event.chunk, event.line_count)
         if isinstance(event, Command):
             return self.command(time, event.verb, event.argument)
         if isinstance(event, MessageReceived):
@@ -150,6 +152,12 @@ class Recorder:
             return self.reply(time, event.reply)
         if isinstance(event, Reply):
             return self.reply(time, event)
+        if isinstance(event, Note):
+            return self.note(time, event.text, event.sender)
+        if isinstance(event, Lost):
+            return self.lost(time, event.text)
+        if isinstance(event, TlsStarted):
+            return self.tls_started(time, event.text)
         raise TypeError(f"no transcript row is made from {type(event).__name__}")
 
     def connect(self, time: float | None, expects_reply: bool = True) -> int:

@@ -220,6 +220,8 @@ class Bdat(Command):
     last: bool = False
     chunk: bytes = field(default=b"", repr=False)
     message: MessageReceived | None = field(default=None, repr=False)
+    # CRLFs in the chunk, when ``chunk`` holds only its start (an observer keeps no more).
+    line_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,11 +151,11 @@ def test_wire_recorder_reads_a_line_without_end_in_linear_work_and_bounded_memor
     piece: int,
 ) -> None:
     wire = WireRecorder(Recorder("c-1"))
-    wire._out = CountingBuffer()
+    wire.observer._out = CountingBuffer()
     CountingBuffer.scanned = 0
     for part in pieces(b"X" * SIZE, piece):
         wire.sent(part, None)
-        assert len(wire._out) <= 2048
+        assert len(wire.observer._out) <= 2048
     assert CountingBuffer.scanned <= WORK_PER_OCTET * SIZE
     wire.sent(b"\r\nNOOP\r\n", None)
     commands = [row for row in wire.recorder.tuples if row[4] == "command"]

@@ -87,7 +87,7 @@ def test_a_20_mb_message_is_counted_not_kept() -> None:
     def feed() -> None:
         for piece in periodic(LINE, MESSAGE):
             wire.sent(piece, 1.0)
-            assert len(wire._out) <= MAX_LINE
+            assert len(wire.observer._out) <= MAX_LINE
 
     assert peak_while(feed) < BOUND
     wire.sent(b".\r\nQUIT\r\n", 2.0)
@@ -108,7 +108,7 @@ def test_a_20_mb_bdat_chunk_is_counted_not_kept_and_later_commands_pair() -> Non
     def feed() -> None:
         for piece in periodic(line, MESSAGE):
             wire.sent(piece, 1.0)
-            assert len(wire._out) <= MAX_LINE
+            assert len(wire.observer._out) <= MAX_LINE
 
     assert peak_while(feed) < BOUND
     wire.sent(b"QUIT\r\n", 2.0)

@@ -1,12 +1,12 @@
 """Message blocks read as they arrive: counted, never held whole.
 
-A recording that reads the bytes of a conversation (:mod:`smtplab.log.wire`) must not keep a
+An observer of a conversation's bytes (:mod:`smtplab.protocol.observer`) must not keep a
 message until it ends: a hostile client's ``BDAT 999999999999`` or a 10 MB message would stay
-in memory for as long as it lasts. What a row needs of a block is its size, its lines and the
-start its preview shows (:func:`smtplab.log.limits.preview`), and all three are worked out as
-the octets arrive, each octet looked at a bounded number of times:
+in memory for as long as it lasts. What a transcript row needs of a block is its size, its
+lines and its start (the row's preview), and all three are worked out as the octets arrive,
+each octet looked at a bounded number of times:
 
-* :class:`Block` counts octets and CRLFs and keeps the first :data:`HEAD` octets;
+* :class:`Block` counts octets and CRLFs and keeps the first ``keep`` octets;
 * :class:`DotStuffed` reads DATA content (RFC 5321 4.5.2): it finds the ``<CRLF>.<CRLF>`` that
   ends it, removes the dot that starts a line (dot-stuffing) and hands the rest to a Block.
   It holds back at most the 4 octets that might be the start of that end, so nothing of the
@@ -18,11 +18,6 @@ bounded too, not only what is kept.
 
 from __future__ import annotations
 
-from smtplab.log.limits import PREVIEW_OCTETS
-
-#: Octets of a block's start that are kept: all :func:`~smtplab.log.limits.preview` looks at,
-#: and one more, which tells it that the block goes on.
-HEAD = PREVIEW_OCTETS + 1
 #: The end of DATA content: the line end of its last line, a dot, a line end (RFC 5321 4.1.1.4).
 DATA_END = b"\r\n.\r\n"
 #: Octets read at a time: a bigger piece is read in steps, so the copies made while reading
@@ -34,11 +29,12 @@ _HELD = len(DATA_END) - 1  # octets that may start an end whose rest has not arr
 
 class Block:
     """One message block (DATA content without its stuffing, or a BDAT chunk) as it arrives:
-    ``size`` octets and ``lines`` CRLFs so far, and ``head``, its first :data:`HEAD` octets."""
+    ``size`` octets and ``lines`` CRLFs so far, and ``head``, its first ``keep`` octets."""
 
-    __slots__ = ("_cr", "head", "lines", "size")
+    __slots__ = ("_cr", "head", "keep", "lines", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
         self.head = bytearray()
         self.size = 0
         self.lines = 0
@@ -48,8 +44,8 @@ class Block:
         """The block's next ``octets``."""
         if not octets:
             return
-        if len(self.head) < HEAD:
-            self.head += octets[: HEAD - len(self.head)]
+        if len(self.head) < self.keep:
+            self.head += octets[: self.keep - len(self.head)]
         self.size += len(octets)
         self.lines += octets.count(_CRLF) + (self._cr and octets[0] == 0x0A)
         self._cr = octets[-1] == 0x0D
@@ -61,8 +57,8 @@ class DotStuffed:
 
     __slots__ = ("_before", "_held", "block")
 
-    def __init__(self) -> None:
-        self.block = Block()
+    def __init__(self, keep: int) -> None:
+        self.block = Block(keep)
         # The last two octets counted. At first, the line end before the content: its first
         # line is a line too, so a dot that starts it is stuffing and ".<CRLF>" ends it.
         self._before = _CRLF
