@@ -25,8 +25,8 @@ import pandas as pd
 
 from smtplab.log.frame import empty_frame, nullable_integers, time_column
 from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, clip
-from smtplab.log.recorder import redact_command
 from smtplab.log.schema import COLUMNS
+from smtplab.protocol.commands import redact_command
 from smtplab.protocol.states import Step
 
 #: (sender, kind, verb) of a row.

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, PREVIEW_LINES, clip, preview
 from smtplab.log.schema import LOST
-from smtplab.protocol.commands import hide_credentials
+from smtplab.protocol.commands import redact_command
 from smtplab.protocol.events import (
     AuthResponse,
     Bdat,
@@ -301,15 +301,3 @@ class Recorder:
     def note(self, time: float | None, text: str, sender: str = "server") -> int:
         """Something worth knowing that is not a protocol unit (a message id, a stored file)."""
         return self._add(time, sender, "note", text=text)
-
-
-def redact_command(verb: str, argument: str) -> tuple[str, str]:
-    """``(verb, argument)`` with AUTH credentials replaced by ``***``, whatever the spacing.
-
-    A line like ``AUTH<TAB>PLAIN<TAB><blob>`` has no space, so it arrives whole as the verb:
-    it is cut at its first whitespace too.
-    """
-    words = verb.split(None, 1)
-    if len(words) > 1 and words[0].upper() == "AUTH":
-        return "AUTH", hide_credentials("AUTH", f"{words[1]} {argument}".strip())
-    return verb, hide_credentials(verb, argument)

@@ -90,6 +90,18 @@ def hide_credentials(verb: str, argument: str) -> str:
     return f"{parts[0]} ***" if len(parts) > 1 else parts[0]
 
 
+def redact_command(verb: str, argument: str) -> tuple[str, str]:
+    """``(verb, argument)`` with AUTH credentials replaced by ``***``, whatever the spacing.
+
+    A line like ``AUTH<TAB>PLAIN<TAB><blob>`` has no space, so it arrives whole as the verb:
+    it is cut at its first whitespace too.
+    """
+    words = verb.split(None, 1)
+    if len(words) > 1 and words[0].upper() == "AUTH":
+        return "AUTH", hide_credentials("AUTH", f"{words[1]} {argument}".strip())
+    return verb, hide_credentials(verb, argument)
+
+
 def split_command(line: str) -> tuple[str, str]:
     """``"mail FROM:<a@b>"`` -> ``("MAIL", "FROM:<a@b>")``."""
     verb, _, argument = line.partition(" ")

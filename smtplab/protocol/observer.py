@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 from smtplab.protocol.blocks import STEP, Block, DotStuffed
 from smtplab.protocol.chunking import parse_bdat
+from smtplab.protocol.commands import redact_command
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import (
     AuthResponse,
@@ -208,7 +209,7 @@ class Observer:
                 self._chunk_block, self._chunk_left = Block(self.keep), chunk[0]
                 return True
             events.append(Command(verb.upper(), argument))
-            if _first_word(line) == "AUTH":
+            if redact_command(verb.upper(), argument)[0] == "AUTH":  # as its row will say
                 # Until AUTH is answered with anything but 334, lines are SASL responses,
                 # even pipelined ones (over-hiding a pipelined command is the safe side).
                 self._in_auth = self._sasl_may_follow = True

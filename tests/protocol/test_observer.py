@@ -150,3 +150,25 @@ def test_client_and_server_replies_pair_as_the_client_engine_pairs_them() -> Non
     (received,) = pair.answer(Reply(250, "OK"))
     assert isinstance(received, ReplyReceived) and received.verb == "NOOP"
     assert watch(pair.wire)[-1] == received.reply
+
+
+def test_auth_is_recognised_by_the_rule_its_row_is_redacted_by() -> None:
+    """A line whose first word is AUTH after any whitespace Python splits on (a unit separator,
+    a no-break space) is AUTH: its exchange lines are credentials. A line that only starts
+    with whitespace before AUTH is no AUTH command: what follows is read as commands."""
+
+    def exchange(first: bytes) -> list[Event]:
+        wire = [
+            ("S", b"220 mx ESMTP\r\n"),
+            ("C", first),
+            ("S", b"334 VXNlcm5hbWU6\r\n"),
+            ("C", b"YWxpY2U=\r\n"),
+            ("S", b"500 5.5.2 What?\r\n"),
+            ("C", b"NOOP\r\n"),
+            ("S", b"250 OK\r\n"),
+        ]
+        return [e for e in watch(wire) if isinstance(e, Command | AuthResponse)]
+
+    for first in (b"AUTH\x1fLOGIN\r\n", "AUTH\u00a0LOGIN\r\n".encode()):
+        assert exchange(first)[1] == AuthResponse("YWxpY2U=", None), first
+    assert exchange(b"\tAUTH LOGIN\r\n")[1:] == [Command("YWXPY2U=", ""), Command("NOOP", "")]
