@@ -142,17 +142,19 @@ def test_one_huge_pipelined_burst_is_answered_a_bounded_slice_per_loop_turn() ->
         assert read_replies(client, 1) == [b"220"]
         connection = connection_of(server, 1)
         steps: list[int] = []
-        finished = threading.Event()
+        watching, finished = threading.Event(), threading.Event()
 
         async def watch() -> None:  # runs between the server's callbacks
             last = connection.session.inputs
+            watching.set()
             while not finished.is_set():
                 await asyncio.sleep(0)
                 steps.append(connection.session.inputs - last)
                 last = connection.session.inputs
-            steps.append(connection.session.inputs - last)  # since the last look: the sum is whole
+            steps.append(connection.session.inputs - last)  # since the last look
 
         watcher = on_loop(thread, watch())
+        assert watching.wait(10)  # the burst goes only once the watcher has taken its first look
         burst = b"NOOP\r\n" * 100_000  # 600 kB, sent in one go; its replies are read
         reader = threading.Thread(target=lambda: read_replies(client, 100_000))
         reader.start()
