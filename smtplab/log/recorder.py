@@ -17,7 +17,6 @@ from collections import deque
 from typing import NamedTuple
 
 from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, PREVIEW_LINES, clip, preview
-from smtplab.log.schema import LOST
 from smtplab.protocol.commands import redact_command
 from smtplab.protocol.events import (
     AuthResponse,
@@ -245,7 +244,7 @@ class Recorder:
             latency = time - asked if time is not None and asked is not None else None
             if verb is None:
                 verb = self.tuples[reply_to][VERB]
-            if self._lost_notes and not self._awaiting and self.tuples[reply_to][VERB] == LOST:
+            if self._lost_notes and not self._awaiting and self.tuples[reply_to][VERB] == Step.LOST:
                 # Lost octets may have held several commands: their note takes every reply
                 # until the client is seen to send something after them.
                 self._awaiting.appendleft((reply_to, asked))
@@ -273,7 +272,7 @@ class Recorder:
     def lost(self, time: float | None, text: str) -> int:
         """A client note standing for units a capture lost: the next reply answers it, and
         so does every one after it until the client sends something else."""
-        seq = self._add(time, "client", "note", verb=LOST, text=text)
+        seq = self._add(time, "client", "note", verb=Step.LOST, text=text)
         self._awaiting.append((seq, time))
         self._lost_notes = True
         return seq

@@ -39,9 +39,6 @@ COLUMNS: dict[str, str] = {
 KINDS = ("connect", "command", "reply", "data", "tls", "close", "note")
 SENDERS = ("client", "server")
 
-#: The verb of a note standing for client octets a capture lost, and of the reply to them.
-LOST = "LOST"
-
 
 def endpoint(address: tuple) -> str:  # type: ignore[type-arg]
     """An address as the ``client``/``server`` columns write it: ``host:port``, or

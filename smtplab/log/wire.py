@@ -58,7 +58,7 @@ class WireRecorder:
         while (reply := observer.next_reply()) is not None:
             seq = recorder.record(reply, time)
             if isinstance(reply, Reply):  # else a note: that line was no reply
-                verb = str(recorder.tuples[seq][VERB])  # the unit it answers, paired in order
+                verb = recorder.tuples[seq][VERB]  # the unit it answers, paired in order
                 for event in observer.answered(verb, reply.code):
                     recorder.record(event, time)
 

@@ -58,6 +58,7 @@ from smtplab.protocol.events import (
     Reply,
 )
 from smtplab.protocol.replies import ReplyParser
+from smtplab.protocol.states import Step
 
 #: The note after a command line that ended in a bare LF.
 BARE_LF_NOTE = "the line above ended in a bare LF, not CRLF (RFC 5321 2.3.8)"
@@ -69,8 +70,6 @@ SMTP_VERBS = frozenset(
 #: A command line is at most 512 octets (RFC 5321 4.5.3.1.4); of a longer one, the observer
 #: keeps the first and last octets up to this many (its middle is dropped as it arrives).
 MAX_LINE = 2048
-#: What a unit that a capture lost is called until a reply tells what it was.
-LOST = "LOST"
 _TLS_HANDSHAKE = 0x16  # the first octet of a TLS handshake record (RFC 8446 5.1)
 
 
@@ -257,7 +256,7 @@ class Observer:
         read accordingly (message content after 354 to DATA, TLS after 220 to STARTTLS)."""
         if step == "DATA" and code == 354 and self._message is None:
             self._message = DotStuffed(self.keep)
-        elif step == LOST and code in (354, 220):  # the lost octets held DATA, or
+        elif step == Step.LOST and code in (354, 220):  # the lost octets held DATA, or
             self._guess = "DATA" if code == 354 else "STARTTLS"  # STARTTLS (or not)
         if step == "AUTH" and code != 334:
             self._in_auth = False

@@ -41,6 +41,9 @@ class Step(StrEnum):
     #: because it ends the transaction where a plain ``BDAT`` continues it; rows say ``BDAT``.
     BDAT_LAST = "BDAT-LAST"
     UNSOLICITED = "UNSOLICITED"  # a reply no command asked for: a 421 before closing (3.8)
+    #: Client octets a capture lost outside a message: a command or more, answered by the
+    #: replies that come before the client is seen to send again.
+    LOST = "LOST"
 
     def __repr__(self) -> str:
         return repr(self.value)  # events and rows show 'DATA-END', as for any command verb
