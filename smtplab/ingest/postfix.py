@@ -50,7 +50,7 @@ import re
 from collections.abc import Iterable
 
 from smtplab.ingest.packets import CaptureProblems
-from smtplab.log.columns import LogColumns
+from smtplab.log.recorder import Recorder
 from smtplab.log.schema import endpoint
 from smtplab.protocol.events import Reply
 
@@ -184,11 +184,10 @@ class PostfixReader:
         # The month the log was last written (its file's time), when the year is a guess: a
         # first line from a later month was written the year before.
         self._newest_month = last_month
-        self.rows = LogColumns("postfix")
-        self._sessions = 0
-        self._open: dict[str, int] = {}  # smtpd pid -> its session's number in self.rows
-        self._rejected: dict[int, dict[str, int]] = {}  # session -> verb -> rejections logged
-        self._by_queue_id: dict[str, int] = {}  # session number
+        self.sessions: list[Recorder] = []  # in the order they connected
+        self._open: dict[str, Recorder] = {}  # smtpd pid -> its session
+        self._rejected: dict[Recorder, dict[str, int]] = {}  # session -> verb -> rejections
+        self._by_queue_id: dict[str, Recorder] = {}
         self._last_month = 0
         self._date: tuple[str, str] = ("", "")  # the last classic stamp's month and day
         self._midnight = 0.0  # that day's start
@@ -196,8 +195,9 @@ class PostfixReader:
         self._midnights: dict[tuple[int, int, str], float] = {}  # (year, month, day) -> its start
         self._heads: dict[str, _Head] = {}
 
-    def read(self, lines: Iterable[str]) -> LogColumns:
-        """Every session of ``lines`` (a text file's lines, ending in their line breaks)."""
+    def read(self, lines: Iterable[str]) -> list[tuple]:  # type: ignore[type-arg]
+        """The rows of every session of ``lines`` (a text file's lines, ending in their line
+        breaks), session by session in the order they connected."""
         heads, whole, stamp_time, minutes = (
             self._heads,
             self._whole,
@@ -256,9 +256,9 @@ class PostfixReader:
             elif " from=<" in message or " to=<" in message:  # qmgr, or a delivery agent
                 queue_line(time, message)
         for pid, session in list(self._open.items()):  # the log ends in mid-session
-            self.rows.note(session, None, "the log ends before this session's disconnect")
+            session.note(None, "the log ends before this session's disconnect")
             del self._open[pid]
-        return self.rows
+        return [row for session in self.sessions for row in session.tuples]
 
     def _whole(self, line: str) -> tuple[_Head, int, int] | None:
         """A line's head read with _HEAD, or as another program's line (ANY_PROGRAM_LINE), where
@@ -305,10 +305,10 @@ class PostfixReader:
         # A message matches one pattern at most (": from=<" or ": to=<" after the queue id).
         if " to=<" in message and (delivered := _DELIVERY.match(message)):
             queue, recipient, status = delivered.group("queue", "recipient", "status")
-            self.rows.note(session, time, f"{queue}: to=<{recipient}> status={status}")
+            session.note(time, f"{queue}: to=<{recipient}> status={status}")
         elif queued := _QMGR_FROM.match(message):
             queue, sender, size = queued.group("queue", "sender", "size")
-            self.rows.note(session, time, f"{queue}: from=<{sender}>, size={size}")
+            session.note(time, f"{queue}: from=<{sender}>, size={size}")
 
     def _smtpd(self, pid: str, time: float, message: str) -> None:
         # Cheap tests of the message's shape first: most lines are one of a few kinds.
@@ -330,12 +330,12 @@ class PostfixReader:
             if queued := _QUEUED.match(message):
                 queue = queued["queue"]
                 self._by_queue_id[queue] = session
-                self.rows.note(session, time, f"{queue}: queued")
+                session.note(time, f"{queue}: queued")
         elif "TLS connection established" in message:
             if tls := _TLS.match(message):
-                self.rows.tls_started(session, time, tls["detail"])
+                session.tls_started(time, tls["detail"])
         elif _TROUBLE.match(message):
-            self.rows.note(session, time, message)
+            session.note(time, message)
 
     def _connect(self, pid: str, time: float, client: str) -> None:
         unfinished = self._open.get(pid)
@@ -345,20 +345,20 @@ class PostfixReader:
             # Close it with what is known: no disconnect, so neither the commands it would
             # have counted nor when it ended.
             self._rejected.pop(unfinished, None)
-            self.rows.close(unfinished, None, "server", _NO_DISCONNECT.format(pid=pid))
-        self._sessions += 1
-        number = self.rows.session(f"{self.prefix}-{self._sessions}", client)
-        self.rows.connect(number, time)  # the greeting is not logged
-        self._open[pid] = number
+            unfinished.close(None, "server", _NO_DISCONNECT.format(pid=pid))
+        session = Recorder(f"{self.prefix}-{len(self.sessions) + 1}", "postfix", client)
+        session.connect(time, expects_reply=False)  # the greeting is not logged
+        self.sessions.append(session)
+        self._open[pid] = session
 
-    def _reject(self, session: int, match: re.Match[str], time: float) -> None:
+    def _reject(self, session: Recorder, match: re.Match[str], time: float) -> None:
         action, stage, code, enhanced, rest = match.group(
             "action", "stage", "code", "enhanced", "rest"
         )
         text, fields = _refusal(rest)
         if action == "reject_warning":
             # "warn only" (smtpd_check.c): the client was not refused; nothing to pair.
-            self.rows.note(session, time, f"Postfix would refuse {stage}: {code} {text}")
+            session.note(time, f"Postfix would refuse {stage}: {code} {text}")
             return
         verb = _REPLY_VERB.get(stage, stage)
         # The command a reply answers: logged with the reject, so the reply is paired with it
@@ -368,19 +368,17 @@ class PostfixReader:
             name, prefix = _ARGUMENT_FIELD.get(verb, ("", ""))
             value = fields.get(name, "") if name else ""
             argument = f"{prefix}:{value}" if prefix and value else value
-            self.rows.command(session, time, verb, argument)
+            session.command(time, verb, argument)
             rejected = self._rejected.setdefault(session, {})
             rejected[verb] = rejected.get(verb, 0) + 1
         reply = Reply(int(code), text, enhanced)  # checked as a live reply is
-        self.rows.reply(session, time, verb, reply.code, reply.enhanced, reply.text, paired)
+        session.reply(time, reply, verb)  # paired with the command, if there is one
 
-    def _disconnect(self, session: int, counts: str, time: float) -> None:
+    def _disconnect(self, session: Recorder, counts: str, time: float) -> None:
         refused = self._rejected.pop(session, None)
-        self.rows.counted(
-            session, time, _unrefused(counts, tuple(refused.items()) if refused else ())
-        )
+        session.counted(time, _unrefused(counts, tuple(refused.items()) if refused else ()))
         by = "server" if "quit=" in counts else "client"
-        self.rows.close(session, time, by, "disconnect" + counts)
+        session.close(time, by, "disconnect" + counts)
 
     def _syslog_time(self, month_name: str, day: str, clock: str) -> float:
         """POSIX seconds of a classic syslog stamp, in ``self.year`` (UTC)."""

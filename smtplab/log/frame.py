@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Iterable
-from itertools import chain
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from smtplab.log.recorder import Row
-from smtplab.log.schema import COLUMNS
+from smtplab.log.schema import ARROW_SCHEMA, COLUMNS
 
 
 def empty_frame() -> pd.DataFrame:
@@ -20,76 +21,108 @@ def empty_frame() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in COLUMNS.items()})
 
 
-def to_frame(rows: Iterable[Row | tuple]) -> pd.DataFrame:
-    """Build a transcript DataFrame from recorder rows (any number of sessions).
+def to_table(rows: Iterable[Row | tuple]) -> pa.Table:
+    """The one way rows become a table: recorder rows (any number of sessions) as an Arrow
+    table of :data:`~smtplab.log.schema.ARROW_SCHEMA`, ready for a Parquet file or pandas.
 
-    A row is a :class:`Row` or a plain tuple with the same fields in the same order.
+    A row is a :class:`Row` or a plain tuple with the same fields in the same order; a missing
+    value is None (or pandas' NA). A category's dictionary is sorted, as pandas sorts
+    categories.
     """
     rows = rows if isinstance(rows, list) else list(rows)
-    if not rows:
-        return empty_frame()
     width = len(COLUMNS)
-    if set(map(len, rows)) != {width}:
+    if rows and set(map(len, rows)) != {width}:
         raise ValueError(f"every transcript row must have the {width} fields of the schema")
-    # Columns by slicing one flat list: far cheaper than zip(*rows), whose one iterator per
-    # row keeps the garbage collector busy on big transcripts.
-    flat = list(chain.from_iterable(rows))
-    columns: dict[str, Any] = {}
-    for index, (name, dtype) in enumerate(COLUMNS.items()):
-        values = flat[index::width]
-        if name == "time":
-            column = time_column(values)
-        elif name == "latency":
-            column = np.round(np.asarray(values, dtype="float64"), 6)
-        elif dtype == "category":
-            codes, categories = pd.factorize(np.array(values, dtype=object), sort=True)
-            column = pd.Categorical.from_codes(codes, categories=categories)
-        elif dtype in ("Int16", "Int32", "Int64", "boolean"):
-            column = _nullable(name, values, dtype)
-        elif dtype == "int64":
-            column = np.array(values, dtype=np.int64)
-        else:
-            column = pd.array(values, dtype=dtype)
-        columns[name] = column
-    return pd.DataFrame(columns, copy=False)
+    # Arrow reads the tuples as structs, every column at once; times and latencies come as
+    # the recorder keeps them (float seconds) and are converted after.
+    try:
+        columns = pa.array(rows, _ROW_STRUCT, from_pandas=True).flatten()
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise _unfit(rows, error) from None
+    by_name = dict(zip(ARROW_SCHEMA.names, columns, strict=True))
+    by_name["time"] = _times(by_name["time"])
+    latency = np.round(by_name["latency"].to_numpy(zero_copy_only=False), 6)
+    by_name["latency"] = pa.array(latency, from_pandas=True)  # NaN: missing
+    for name in _CATEGORIES:
+        by_name[name] = _sorted_dictionary(by_name[name])
+    return pa.Table.from_arrays(list(by_name.values()), schema=_schema_with_pandas_metadata())
 
 
-def time_column(values: Any) -> Any:
-    """The ``time`` column from float POSIX seconds (a list or array; None or NaN: missing)."""
+#: A row as Arrow reads it: the schema's fields, with the two float-seconds fields as floats.
+_ROW_STRUCT = pa.struct(
+    [
+        pa.field(field.name, pa.float64()) if field.name in ("time", "latency") else field
+        for field in ARROW_SCHEMA
+    ]
+)
+_CATEGORIES = [field.name for field in ARROW_SCHEMA if pa.types.is_dictionary(field.type)]
+
+
+def _unfit(rows: list[tuple], error: Exception) -> ValueError:  # type: ignore[type-arg]
+    """The error for rows Arrow refused: which column, found by reading them one by one."""
+    for index, field in enumerate(_ROW_STRUCT):
+        try:
+            pa.array([row[index] for row in rows], field.type, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as refused:
+            wanted = COLUMNS[field.name]
+            return ValueError(
+                f"column {field.name!r}: a value does not fit the schema's {wanted} ({refused})"
+            )
+    return ValueError(f"the rows do not fit the transcript schema ({error})")
+
+
+def to_frame(rows: Iterable[Row | tuple]) -> pd.DataFrame:
+    """Build a transcript DataFrame from recorder rows (any number of sessions): the rows'
+    :func:`to_table`, in pandas."""
+    return from_table(to_table(rows))
+
+
+#: Arrow types to the schema's pandas dtypes (``seq``, never missing, is then made int64).
+_PANDAS_TYPES = {
+    pa.string(): pd.StringDtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
+def from_table(table: pa.Table) -> pd.DataFrame:
+    """A table of :data:`~smtplab.log.schema.ARROW_SCHEMA` as a transcript DataFrame."""
+    frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get, split_blocks=True)
+    frame["seq"] = frame["seq"].to_numpy(dtype=np.int64)
+    return frame
+
+
+@functools.cache
+def _schema_with_pandas_metadata() -> pa.Schema:
+    """The Arrow schema carrying pandas' dtypes in its metadata, so that pandas alone
+    (``pd.read_parquet``) reads a transcript file back with the schema's dtypes."""
+    metadata = pa.Schema.from_pandas(empty_frame(), preserve_index=False).metadata
+    return ARROW_SCHEMA.with_metadata(metadata)
+
+
+def _times(seconds: pa.Array) -> pa.Array:
+    """The ``time`` column from float POSIX seconds (missing or NaN: missing)."""
     # Float POSIX seconds are exact to about 0.25 microseconds: round to microseconds so that
     # virtual-clock times read as the round numbers they are.
-    seconds = np.asarray(values, dtype="float64")
+    values = seconds.to_numpy(zero_copy_only=False)  # missing: NaN
     # Missing: a source that does not know when (a swaks transcript), or a time no
     # datetime64[ns] can hold (damage in a capture), which is no time either.
-    missing = ~(np.abs(seconds) < 9.2e9)
-    micros = np.round(np.where(missing, 0.0, seconds) * 1e6).astype("int64")
-    column = pd.to_datetime(micros, unit="us", utc=True).as_unit("ns")
-    if missing.any():
-        column = column.where(~missing)
-    return column
+    missing = ~(np.abs(values) < 9.2e9)
+    micros = np.round(np.where(missing, 0.0, values) * 1e6).astype("int64")
+    return pa.array(micros * 1000, pa.timestamp("ns", tz="UTC"), mask=missing)
 
 
-def _nullable(name: str, values: list[Any], dtype: str) -> Any:
-    """A nullable integer or boolean array from Python values with ``None`` for missing."""
-    if dtype == "boolean":
-        flags = np.array(values)
-        if flags.dtype == np.bool_:  # the usual column: all True or False, none missing
-            return pd.arrays.BooleanArray(flags, np.zeros(len(flags), dtype=np.bool_))
-    array = np.array(values, dtype=object)
-    missing = pd.isna(array)
-    array[missing] = 0
-    if dtype == "boolean":
-        return pd.arrays.BooleanArray(array.astype(bool), missing)
-    return nullable_integers(name, array.astype(np.int64), missing, dtype)
-
-
-def nullable_integers(name: str, numbers: Any, missing: Any, dtype: str) -> Any:
-    """An ``Int16``/``Int32``/``Int64`` array from int64 ``numbers`` (0 where ``missing``)."""
-    target = np.dtype(dtype.lower())
-    limits = np.iinfo(target)
-    if len(numbers) and (numbers.min() < limits.min or numbers.max() > limits.max):
-        raise ValueError(f"column {name!r}: a value does not fit the schema's {dtype}")
-    return pd.arrays.IntegerArray(numbers.astype(target), missing)
+def _sorted_dictionary(column: pa.DictionaryArray) -> pa.DictionaryArray:
+    """``column`` with its dictionary sorted (by code point, as Python and pandas sort
+    strings: UTF-8 octets sort the same)."""
+    dictionary = column.dictionary
+    order = pc.array_sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    indices = pc.take(pa.array(rank), column.indices)  # a missing index stays missing
+    return pa.DictionaryArray.from_arrays(indices, dictionary.take(order))
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:

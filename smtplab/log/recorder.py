@@ -14,6 +14,7 @@ grow without bound: arguments, texts and message previews are cut (:mod:`smtplab
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT, PREVIEW_LINES, clip, preview
@@ -183,10 +184,11 @@ class Recorder:
             self._awaiting.append((seq, time))
         return seq
 
-    def counted(self, time: float | None, verb: str) -> int:
-        """A command known only from a count (a server log's tally of a session's commands):
-        no argument, and no reply expected, since the source shows none."""
-        return self._add(time, "client", "command", verb=verb)
+    def counted(self, time: float | None, verbs: Iterable[str]) -> None:
+        """Commands known only from a count (a server log's tally of a session's commands),
+        a row each: no argument, and no reply expected, since the source shows none."""
+        for verb in verbs:
+            self._add(time, "client", "command", verb=verb)
 
     def data(
         self, time: float | None, content: bytes, size: int | None = None, lines: int | None = None

@@ -14,6 +14,8 @@ row's ``text`` holds the chunk's first lines, as a data row's does).
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 #: column name -> pandas dtype, in column order.
 COLUMNS: dict[str, str] = {
     "session": "category",  # session id, stable and human-readable
@@ -35,6 +37,34 @@ COLUMNS: dict[str, str] = {
     "size": "Int64",  # octets of a data block, or of the chunk after a BDAT command
     "lines": "Int32",  # lines of a data block (or BDAT chunk)
 }
+
+_CATEGORY = pa.dictionary(pa.int32(), pa.string())
+#: The same columns as Arrow types: the form a transcript takes in a Parquet file or dataset.
+#: A category is a dictionary of strings with 32-bit indices (a batch with many sessions fits
+#: as well as one with few); times are nanoseconds in UTC; nullable integers keep their width.
+ARROW_SCHEMA = pa.schema(
+    [
+        ("session", _CATEGORY),
+        ("seq", pa.int64()),
+        ("time", pa.timestamp("ns", tz="UTC")),
+        ("sender", _CATEGORY),
+        ("kind", _CATEGORY),
+        ("verb", _CATEGORY),
+        ("argument", pa.string()),
+        ("code", pa.int16()),
+        ("enhanced", _CATEGORY),
+        ("text", pa.string()),
+        ("reply_to", pa.int32()),
+        ("latency", pa.float64()),
+        ("source", _CATEGORY),
+        ("client", _CATEGORY),
+        ("server", _CATEGORY),
+        ("tls", pa.bool_()),
+        ("size", pa.int64()),
+        ("lines", pa.int32()),
+    ]
+)
+assert ARROW_SCHEMA.names == list(COLUMNS), "the two forms of the schema name the same columns"
 
 KINDS = ("connect", "command", "reply", "data", "tls", "close", "note")
 SENDERS = ("client", "server")

@@ -3,7 +3,8 @@
 A server that runs for weeks cannot keep every row in memory to write them at the end.
 :class:`TranscriptWriter` takes the rows of each finished session, and every ``batch_rows``
 rows appends them to the file: to a CSV file under one header line, or to a Parquet file as
-one row group, with the schema's column types fixed up front so every batch agrees.
+one row group, with the schema's Arrow types (:data:`~smtplab.log.schema.ARROW_SCHEMA`) fixed
+up front so every batch agrees.
 :meth:`TranscriptWriter.close` writes what is left (``smtplab serve`` calls it on SIGINT and
 SIGTERM). A CSV file holds every batch written so far even if the process is killed; a
 Parquet file is readable only once closed (its footer comes last). If writing fails (a full
@@ -21,8 +22,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from smtplab.log.frame import check_table_path, conform, empty_frame, to_frame
+from smtplab.log.frame import check_table_path, conform, empty_frame, from_table, to_table
 
 #: Rows collected before a batch is written.
 BATCH_ROWS = 1000
@@ -43,13 +45,9 @@ class TranscriptWriter:
         self.rows_lost = 0
         self._rows: list[tuple[Any, ...]] = []
         self._csv: IO[str] | None = None
-        self._parquet: Any = None  # pyarrow.parquet.ParquetWriter
-        self._schema: Any = None
+        self._parquet: pq.ParquetWriter | None = None
         if self.parquet:
-            import pyarrow.parquet as pq
-
-            self._schema = parquet_schema()
-            self._parquet = pq.ParquetWriter(self.path, self._schema)
+            self._parquet = pq.ParquetWriter(self.path, to_table([]).schema)
         else:
             self._csv = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
             empty_frame().to_csv(self._csv, index=False)  # the one header line
@@ -70,21 +68,18 @@ class TranscriptWriter:
             return
         rows, self._rows = self._rows, []
         try:
-            frame = to_frame(rows)
+            table = to_table(rows)
             if self._parquet is not None:
-                import pyarrow as pa
-
-                table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
                 self._parquet.write_table(table)
             else:
                 assert self._csv is not None, "the writer is closed"
-                frame.to_csv(self._csv, header=False, index=False)
+                from_table(table).to_csv(self._csv, header=False, index=False)
                 self._csv.flush()
         except Exception as error:  # e.g. OSError: no space left on device
             self.error = error
             self.rows_lost += len(rows)
             return
-        self.rows_written += len(frame)
+        self.rows_written += len(table)
         self.batches_written += 1
 
     def close(self) -> None:
@@ -107,20 +102,6 @@ class TranscriptWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def parquet_schema() -> Any:
-    """The transcript schema as a pyarrow schema (with pandas' dtypes in its metadata), the
-    same for every batch: categories as dictionaries with 32-bit indices, so a batch with many
-    sessions fits as well as one with few."""
-    import pyarrow as pa
-
-    schema = pa.Schema.from_pandas(empty_frame(), preserve_index=False)
-    for index, field in enumerate(schema):
-        if pa.types.is_dictionary(field.type):
-            wide = pa.dictionary(pa.int32(), pa.string())
-            schema = schema.set(index, field.with_type(wide))
-    return schema
 
 
 def read_transcript(path: str | Path) -> pd.DataFrame:

@@ -1,13 +1,16 @@
-"""Rows to the transcript DataFrame: dtypes, missing values, and clear errors on bad rows."""
+"""Rows to the transcript table and DataFrame: types, missing values, clear errors on bad rows."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from smtplab.log.frame import empty_frame, to_frame
+from smtplab.log.frame import empty_frame, to_frame, to_table
 from smtplab.log.recorder import Row
-from smtplab.log.schema import COLUMNS
+from smtplab.log.schema import ARROW_SCHEMA, COLUMNS
 
 
 def row(**fields: object) -> Row:
@@ -56,3 +59,28 @@ def test_pandas_missing_values_are_missing_too() -> None:
     frame = to_frame([row(seq=0, code=pd.NA, reply_to=pd.NA, tls=pd.NA), row(seq=1, code=250)])
     assert frame["code"].isna().tolist() == [True, False]
     assert frame["tls"].isna().tolist() == [True, False]
+
+
+def test_the_arrow_table_has_the_explicit_schema_and_sorted_dictionaries() -> None:
+    rows = [
+        row(seq=0, session="s-2", verb="RCPT", argument="TO:<b@example.org>"),
+        row(seq=1, session="s-2", sender="server", kind="reply", verb="RCPT", code=550,
+            enhanced="5.1.1", text="no such user", reply_to=0, latency=0.25),
+        row(seq=0, session="s-1", verb="EHLO", time=None),
+    ]  # fmt: skip
+    table = to_table(rows)
+    assert table.schema.equals(ARROW_SCHEMA)  # metadata aside
+    assert table.column("session").combine_chunks().dictionary.to_pylist() == ["s-1", "s-2"]
+    assert table.column("verb").combine_chunks().dictionary.to_pylist() == ["EHLO", "RCPT"]
+    assert table.column("time").null_count == 1
+    assert table.column("latency").to_pylist() == [None, 0.25, None]  # NaN is written as missing
+
+
+def test_pandas_alone_reads_a_transcript_parquet_file_with_the_schema_dtypes(
+    tmp_path: Path,
+) -> None:
+    rows = [row(seq=0, verb="QUIT"), row(seq=1, kind="reply", code=221, sender="server")]
+    pq.write_table(to_table(rows), tmp_path / "t.parquet")
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    assert {name: str(dtype) for name, dtype in back.dtypes.items()} == COLUMNS
+    pd.testing.assert_frame_equal(back, to_frame(rows))

@@ -15,6 +15,7 @@ import threading
 import smtplab
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.ingest.postfix import PostfixReader
+from smtplab.log.frame import to_frame
 from smtplab.log.limits import CUT, MAX_ARGUMENT, MAX_TEXT, PREVIEW_CHARS, clip, preview
 from smtplab.log.recorder import Recorder
 from smtplab.protocol.events import Reply
@@ -206,7 +207,7 @@ def test_the_postfix_reader_bounds_a_huge_reply_text() -> None:
         "Nov 29 01:57:57 mx postfix/smtpd[7]: lost connection after RCPT from "
         f"{'l' * 100_000}\n"
     )
-    frame = PostfixReader("log", "log", CaptureProblems(), 2026).read(line.splitlines(True))
-    texts = frame.to_frame()["text"].dropna()
+    rows = PostfixReader("log", "log", CaptureProblems(), 2026).read(line.splitlines(True))
+    texts = to_frame(rows)["text"].dropna()
     assert texts.str.len().max() == MAX_TEXT
     assert texts.str.endswith(CUT).sum() == 2
