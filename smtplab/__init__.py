@@ -32,6 +32,8 @@ _EXPORTS = {
     "IngestError": "smtplab.ingest",
     "IngestWarning": "smtplab.ingest",
     "read": "smtplab.ingest",
+    "read_dataset": "smtplab.ingest.dataset",
+    "write_dataset": "smtplab.ingest.dataset",
     "Lab": "smtplab.teaching.lab",
     "SendResult": "smtplab.teaching.lab",
     "concat": "smtplab.log.frame",
@@ -94,10 +96,12 @@ __all__ = [
     "connect",
     "explain",
     "read",
+    "read_dataset",
     "run_scenario",
     "scenario",
     "scenarios",
     "simulate",
+    "write_dataset",
 ]
 
 
@@ -121,6 +125,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
     from smtplab.client.session import Session
     from smtplab.conformance import check, compare
     from smtplab.ingest import IngestError, IngestWarning, read
+    from smtplab.ingest.dataset import read_dataset, write_dataset
     from smtplab.log.frame import concat
     from smtplab.protocol import LineEndings, LocalProtocolError, RemoteProtocolError, Reply, State
     from smtplab.protocol.codes import explain

@@ -232,7 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="read captures, Postfix logs, swaks or smtplib transcripts into one table",
     )
     ingest.add_argument("files", nargs="+", help="files or directories (.gz works too)")
-    ingest.add_argument("-o", "--output", required=True, help="the table to write (.csv, .parquet)")
+    into = ingest.add_mutually_exclusive_group(required=True)
+    into.add_argument("-o", "--output", help="the table to write (.csv, .parquet)")
+    into.add_argument(
+        "--dataset",
+        metavar="DIR",
+        help="stream into a Parquet dataset directory, partitioned by source and day "
+        "(bounded memory; add more inputs later)",
+    )
     ingest.add_argument("--format", default="auto", choices=["auto", *INGEST_FORMATS])
     ingest.add_argument("--year", type=int, help="year of syslog timestamps (default: file's)")
     ingest.add_argument(
@@ -271,6 +278,8 @@ def _ingest(args: argparse.Namespace) -> int:
     from smtplab.ingest import IngestError, IngestWarning, read
     from smtplab.log.frame import check_table_path, write_table
 
+    if args.dataset is not None:
+        return _ingest_dataset(args)
     try:
         output = check_table_path(args.output)
         with warnings.catch_warnings(record=True) as caught:
@@ -285,6 +294,30 @@ def _ingest(args: argparse.Namespace) -> int:
     sessions = frame.groupby("source", observed=True)["session"].nunique()
     summary = ", ".join(f"{count} {source}" for source, count in sessions.items())
     print(f"{len(frame)} rows, {frame['session'].nunique()} sessions ({summary}) -> {output}")
+    return 0
+
+
+def _ingest_dataset(args: argparse.Namespace) -> int:
+    import warnings
+
+    from smtplab.ingest import IngestError, IngestWarning
+    from smtplab.ingest.dataset import write_dataset
+
+    def say(message: object, *_: object) -> None:
+        print(f"smtplab ingest: {message}", file=sys.stderr)
+
+    try:
+        with warnings.catch_warnings():  # (restores showwarning after)
+            warnings.simplefilter("always", IngestWarning)
+            # Each as it comes: a long run should not keep quiet.
+            warnings.showwarning = say  # type: ignore[assignment]
+            report = write_dataset(
+                args.files, args.dataset, args.format, year=args.year, day=args.day
+            )
+    except (IngestError, ValueError, OSError) as error:
+        say(error)
+        return 2
+    print(report)
     return 0
 
 

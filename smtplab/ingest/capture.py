@@ -42,6 +42,7 @@ says so and nothing more of that connection is decoded.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, NamedTuple
 
@@ -136,12 +137,20 @@ class CaptureReader:
     """Reads one capture into transcript rows; :attr:`problems` says what was skipped."""
 
     def __init__(
-        self, name: str, session_prefix: str, problems: CaptureProblems | None = None
+        self,
+        name: str,
+        session_prefix: str,
+        problems: CaptureProblems | None = None,
+        ended: Callable[[list[tuple]], None] | None = None,  # type: ignore[type-arg]
     ) -> None:
         self.name = name
         self.prefix = session_prefix
         self.problems = problems if problems is not None else CaptureProblems()
-        self.recorders: list[Recorder] = []
+        # Streaming: each session's rows go to ``ended`` when its connection is over, and are
+        # forgotten; else they are all kept for read's answer.
+        self._ended = ended
+        self.recorders: list[Recorder] = []  # in the order they were recognised (not streaming)
+        self._count = 0  # SMTP sessions so far
         self.not_smtp = 0  # TCP connections that turned out not to be SMTP
         self._open: dict[tuple[Address, Address], _Connection] = {}
 
@@ -369,11 +378,15 @@ class CaptureReader:
                 return self._not_smtp(connection)
         assert heard is not None
         connection.smtp = True
-        number = len(self.recorders) + 1
+        self._count += 1
         recorder = Recorder(
-            f"{self.prefix}-{number}", "pcap", address_text(connection.client), address_text(server)
+            f"{self.prefix}-{self._count}",
+            "pcap",
+            address_text(connection.client),
+            address_text(server),
         )
-        self.recorders.append(recorder)
+        if self._ended is None:
+            self.recorders.append(recorder)
         connection.wire = WireRecorder(recorder, opaque_after_starttls=True)
         greeted_first = connection.waiting[0][0] == server and heard[:3] in (b"220", b"554")
         if connection.handshake or greeted_first:
@@ -453,6 +466,8 @@ class CaptureReader:
         else:
             closer = connection.fin_from[0] if connection.fin_from else connection.client
             connection.wire.closed(last, "client" if closer == connection.client else "server")
+        if self._ended is not None:
+            self._ended(recorder.tuples)
 
 
 def _key(a: Address, b: Address) -> tuple[Address, Address]:

@@ -46,8 +46,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import re
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.log.recorder import Recorder
@@ -92,6 +94,10 @@ _TROUBLE = re.compile(r"(?:lost connection|timeout|too many errors|improper comm
 _ORDER = ["ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset", "noop",
           "vrfy", "etrn", "quit", "unknown"]  # fmt: skip
 _RANKS = {name: rank for rank, name in enumerate(_ORDER)}
+#: Seconds of log time a session's queue lines (qmgr, deliveries) are awaited after its
+#: disconnect when sessions are streamed; a line for its queue id after that is not joined to it
+#: (a delivery deferred for longer: its later tries belong to the message, not the session).
+LATE_LINES = 3600.0
 _NO_DISCONNECT = (
     "no disconnect in the log: smtpd[{pid}] connected another client before this session's end"
 )
@@ -149,7 +155,7 @@ _REPLY_VERB = {"CONNECT": "CONNECT", "END-OF-MESSAGE": "DATA-END", "DATA": "DATA
 _HEAD = re.compile(
     r"(?:(?P<month>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<clock>\d\d:\d\d:\d\d(?:\.\d+)?)"
     r"|(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))) "
-    r"\S+ (?P<program>[\w.\-]+)/(?P<service>[\w\-/]+)\[(?P<pid>\d+)\]: "
+    r"(?P<host>\S+) (?P<program>[\w.\-]+)/(?P<service>[\w\-/]+)\[(?P<pid>\d+)\]: "
 )
 #: _HEAD's timestamp alternatives, each to match a timestamp alone.
 _CLASSIC_STAMP = re.compile(r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)")
@@ -162,7 +168,7 @@ ANY_PROGRAM_LINE = re.compile(
     r"(?:(?P<tag>[^\s\[\]:]+(?:\[\d+\])?):(?:\s|$)|(?:--- )?last message repeated \d+ times)"
 )
 #: What a line's head (after its timestamp) tells: its program is Postfix, its service is
-#: smtpd, the pid.
+#: smtpd, and its process: ``host pid`` (one log may gather the lines of several hosts).
 _Head = tuple[bool, bool, str]
 _NOT_OURS: _Head = (False, False, "")
 #: The seconds of a classic stamp's clock, after its minute: ":00" to ":99" (as "\d\d" allows).
@@ -179,15 +185,24 @@ class PostfixReader:
         problems: CaptureProblems,
         year: int,
         last_month: int | None = None,
+        ended: Callable[[list[tuple]], None] | None = None,  # type: ignore[type-arg]
+        host_in_names: bool = False,
     ) -> None:
         self.name, self.prefix, self.problems, self.year = name, prefix, problems, year
         # The month the log was last written (its file's time), when the year is a guess: a
         # first line from a later month was written the year before.
         self._newest_month = last_month
-        self.sessions: list[Recorder] = []  # in the order they connected
-        self._open: dict[str, Recorder] = {}  # smtpd pid -> its session
+        # Streaming: each session's rows are handed to ``ended`` once they are complete (see
+        # :data:`LATE_LINES`), then forgotten; else they are all kept for read's answer.
+        self._ended = ended
+        self._host_in_names = host_in_names
+        self.sessions: list[Recorder] = []  # in the order they connected (when not streaming)
+        self._count = 0  # sessions so far
+        self._open: dict[str, Recorder] = {}  # smtpd process ("host pid") -> its session
         self._rejected: dict[Recorder, dict[str, int]] = {}  # session -> verb -> rejections
         self._by_queue_id: dict[str, Recorder] = {}
+        self._queue_ids: dict[Recorder, list[str]] = {}  # (streaming) a session's queue ids
+        self._disconnected: deque[tuple[float, Recorder]] = deque()  # (streaming) by time
         self._last_month = 0
         self._date: tuple[str, str] = ("", "")  # the last classic stamp's month and day
         self._midnight = 0.0  # that day's start
@@ -205,6 +220,7 @@ class PostfixReader:
             self._minutes,
         )
         smtpd, queue_line = self._smtpd, self._queue_line
+        disconnected = self._disconnected
         last_stamp = ""
         time = 0.0
         for number, line in enumerate(lines, 1):  # the hot loop: one pass, few calls
@@ -244,21 +260,41 @@ class PostfixReader:
             except (KeyError, ValueError, OverflowError):  # "Foo 29", "Feb 30", month 13
                 self.problems.add("impossible timestamp", f"{self.name} line {number}")
                 continue
-            postfix, is_smtpd, pid = head
+            postfix, is_smtpd, process = head
             if not postfix:
                 continue  # another program's line in a shared log: not ours, not damage
             # The message is the rest of the line up to its line break (SYSLOG_LINE's ".*").
             message = line[colon + 2 :].rstrip("\r\n")
             if "\n" in message:  # not from a file's lines: cut where SYSLOG_LINE would
                 message = message.partition("\n")[0].rstrip("\r")
+            if disconnected and disconnected[0][0] < time - LATE_LINES:
+                self._hand_on(time - LATE_LINES)  # before this line: it may come too late
             if is_smtpd:
-                smtpd(pid, time, message)
+                smtpd(process, time, message)
             elif " from=<" in message or " to=<" in message:  # qmgr, or a delivery agent
                 queue_line(time, message)
-        for pid, session in list(self._open.items()):  # the log ends in mid-session
+        for process, session in list(self._open.items()):  # the log ends in mid-session
             session.note(None, "the log ends before this session's disconnect")
-            del self._open[pid]
+            del self._open[process]
+            self._end(session)
+        self._hand_on(math.inf)
         return [row for session in self.sessions for row in session.tuples]
+
+    def _end(self, session: Recorder, time: float = -math.inf) -> None:
+        """``session`` has had its last line from smtpd (at ``time``): when streaming, it is
+        handed on once :data:`LATE_LINES` have passed (its queue's lines come after)."""
+        if self._ended is not None:
+            self._disconnected.append((time, session))
+
+    def _hand_on(self, before: float) -> None:
+        """Hand on the sessions that ended before ``before``, forgetting them."""
+        disconnected = self._disconnected
+        while disconnected and disconnected[0][0] < before:
+            _, session = disconnected.popleft()
+            for queue in self._queue_ids.pop(session, ()):
+                self._by_queue_id.pop(queue, None)
+            assert self._ended is not None
+            self._ended(session.tuples)
 
     def _whole(self, line: str) -> tuple[_Head, int, int] | None:
         """A line's head read with _HEAD, or as another program's line (ANY_PROGRAM_LINE), where
@@ -266,8 +302,9 @@ class PostfixReader:
         The head is remembered for the fast split of :meth:`read` when that split agrees."""
         match = _HEAD.match(line)
         if match is not None:
-            program, service, pid = match.group("program", "service", "pid")
-            head: _Head = (program.startswith("postfix"), service.endswith("smtpd"), pid)
+            host, program, service, pid = match.group("host", "program", "service", "pid")
+            process = f"{host} {pid}"
+            head: _Head = (program.startswith("postfix"), service.endswith("smtpd"), process)
             space = match.end("clock") if match["clock"] is not None else match.end("stamp")
             colon = match.end() - 2
         else:
@@ -310,19 +347,20 @@ class PostfixReader:
             queue, sender, size = queued.group("queue", "sender", "size")
             session.note(time, f"{queue}: from=<{sender}>, size={size}")
 
-    def _smtpd(self, pid: str, time: float, message: str) -> None:
+    def _smtpd(self, process: str, time: float, message: str) -> None:
         # Cheap tests of the message's shape first: most lines are one of a few kinds.
         if message.startswith("connect from "):
             if (client := _connecting(message)) is not None:
-                self._connect(pid, time, client)
+                self._connect(process, time, client)
             return
-        session = self._open.get(pid)
+        session = self._open.get(process)
         if session is None:
             return  # a session that started before the log does
         if message.startswith("disconnect from "):
             if (counts := _disconnecting(message)) is not None:
                 self._disconnect(session, counts, time)
-                del self._open[pid]
+                del self._open[process]
+                self._end(session, time)
         elif ": reject" in message:
             if reject := _REJECT.match(message):
                 self._reject(session, reject, time)
@@ -330,6 +368,8 @@ class PostfixReader:
             if queued := _QUEUED.match(message):
                 queue = queued["queue"]
                 self._by_queue_id[queue] = session
+                if self._ended is not None:
+                    self._queue_ids.setdefault(session, []).append(queue)
                 session.note(time, f"{queue}: queued")
         elif "TLS connection established" in message:
             if tls := _TLS.match(message):
@@ -337,19 +377,26 @@ class PostfixReader:
         elif _TROUBLE.match(message):
             session.note(time, message)
 
-    def _connect(self, pid: str, time: float, client: str) -> None:
-        unfinished = self._open.get(pid)
+    def _connect(self, process: str, time: float, client: str) -> None:
+        unfinished = self._open.get(process)
         if unfinished is not None:
             # This smtpd process is serving a new client, so its last session is over, but
             # the log never said so (rotated or lost lines, smtpd killed and its pid reused).
             # Close it with what is known: no disconnect, so neither the commands it would
             # have counted nor when it ended.
             self._rejected.pop(unfinished, None)
+            pid = process.partition(" ")[2]
             unfinished.close(None, "server", _NO_DISCONNECT.format(pid=pid))
-        session = Recorder(f"{self.prefix}-{len(self.sessions) + 1}", "postfix", client)
+            self._end(unfinished, time)
+        self._count += 1
+        name = f"{self.prefix}-{self._count}"
+        if self._host_in_names:
+            name = f"{process.partition(' ')[0]}/{name}"
+        session = Recorder(name, "postfix", client)
         session.connect(time, expects_reply=False)  # the greeting is not logged
-        self.sessions.append(session)
-        self._open[pid] = session
+        if self._ended is None:
+            self.sessions.append(session)
+        self._open[process] = session
 
     def _reject(self, session: Recorder, match: re.Match[str], time: float) -> None:
         action, stage, code, enhanced, rest = match.group(

@@ -40,11 +40,11 @@ import os
 import stat
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from tqdm.auto import tqdm
 
@@ -99,50 +99,92 @@ def read(
     A file named alone that cannot be read raises :class:`IngestError`; among several inputs
     or in a directory it is skipped with an :class:`IngestWarning` (see the module docstring).
     """
+    files = _checked(paths, format)
+    with _collector_paused():
+        parts, skipped = _read_files(files, format, year, day, progress, _prefixes())
+        frame = to_frame(parts[0] if len(parts) == 1 else list(chain.from_iterable(parts)))
+        parts.clear()  # the rows go now, by reference counting, before the collector is back
+    frame.attrs["skipped"] = skipped
+    return frame
+
+
+#: Takes the rows of one or more whole sessions (a reader streaming its sessions as they end).
+SessionSink = Callable[[list[tuple]], None]  # type: ignore[type-arg]
+
+
+def read_sessions(
+    paths: str | Path | Iterable[str | Path],
+    ended: SessionSink,
+    prefix: Callable[[Path], str],
+    format: str = "auto",
+    *,
+    year: int | None = None,
+    day: dt.date | None = None,
+    progress: bool | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Read as :func:`read` does, but hand each session's rows to ``ended`` as soon as they are
+    complete rather than build a frame: memory follows the sessions open at once, not the
+    input's size. ``prefix`` names a file's sessions (``PREFIX-1``, ...; a Postfix session
+    is named for its host too: ``HOST/PREFIX-1``). Captures hand a session on when its
+    connection closes, Postfix logs :data:`~smtplab.ingest.postfix.LATE_LINES` seconds of
+    log time after its disconnect (its queue's lines come later), client transcripts (small)
+    when the file is read. Returns what was skipped, as ``frame.attrs["skipped"]``."""
+    files = _checked(paths, format)
+    return _read_files(files, format, year, day, progress, prefix, ended)[1]
+
+
+def _checked(
+    paths: str | Path | Iterable[str | Path], format: str
+) -> list[tuple[Path, bool, str | None]]:
     if format != "auto" and format not in FORMATS:
         raise ValueError(f"format must be 'auto' or one of {', '.join(FORMATS)}, not {format!r}")
-    files = list(_files(paths))
+    return list(_files(paths))
+
+
+def _read_files(
+    files: list[tuple[Path, bool, str | None]],
+    format: str,
+    year: int | None,
+    day: dt.date | None,
+    progress: bool | None,
+    prefix: Callable[[Path], str],
+    ended: SessionSink | None = None,
+) -> tuple[list[list[tuple]], dict[str, dict[str, Any]]]:  # type: ignore[type-arg]
+    """Every file's rows (none when streaming to ``ended``) and what was skipped."""
     alone = len(files) == 1 and files[0][1]  # one file, named: its error is raised
     total = sum(_size(path) for path, _, problem in files if problem is None)
     show = progress if progress is not None else total > 10_000_000
     parts: list[list[tuple]] = []  # type: ignore[type-arg]  # one per file
     skipped: dict[str, dict[str, Any]] = {}
     failed: list[str] = []  # the files that could not be read at all
-    prefixes: dict[str, int] = {}
-    bar = tqdm(total=total, unit="B", unit_scale=True, disable=not show, desc="smtplab")
-    with _collector_paused():
-        with bar:
-            for path, _, problem in files:
-                problems = CaptureProblems()
-                try:
-                    if problem is not None:
-                        raise IngestError(f"{path}: {problem}")
-                    parts.append(
-                        _read_one(path, format, _prefix(path, prefixes), problems, year, day, bar)
-                    )
-                except IngestError as error:
-                    if alone:
-                        raise
-                    # A bad file among others (or a README in a directory): say so, read the rest.
-                    warnings.warn(f"skipped {error}", IngestWarning, stacklevel=2)
-                    skipped[str(path)] = {"counts": {"file not read": 1}, "examples": [str(error)]}
-                    failed.append(str(error))
-                    continue
-                if problems.total:
-                    skipped[str(path)] = {"counts": problems.counts, "examples": problems.examples}
-                    first = "; ".join(problems.examples[:3])
-                    warnings.warn(
-                        f"{path}: skipped {problems.total} unreadable part(s) ({first})",
-                        IngestWarning,
-                        stacklevel=2,
-                    )
-        if not parts and failed:
-            more = f"; and {len(failed) - _LISTED} more" if len(failed) > _LISTED else ""
-            raise IngestError("nothing could be read: " + "; ".join(failed[:_LISTED]) + more)
-        frame = to_frame(parts[0] if len(parts) == 1 else list(chain.from_iterable(parts)))
-        parts.clear()  # the rows go now, by reference counting, before the collector is back
-    frame.attrs["skipped"] = skipped
-    return frame
+    with tqdm(total=total, unit="B", unit_scale=True, disable=not show, desc="smtplab") as bar:
+        for path, _, problem in files:
+            problems = CaptureProblems()
+            try:
+                if problem is not None:
+                    raise IngestError(f"{path}: {problem}")
+                reading = _Reading(path, format, prefix(path), problems, year, day, bar, ended)
+                parts.append(_read_one(reading))
+            except IngestError as error:
+                if alone:
+                    raise
+                # A bad file among others (or a README in a directory): say so, read the rest.
+                warnings.warn(f"skipped {error}", IngestWarning, stacklevel=3)
+                skipped[str(path)] = {"counts": {"file not read": 1}, "examples": [str(error)]}
+                failed.append(str(error))
+                continue
+            if problems.total:
+                skipped[str(path)] = {"counts": problems.counts, "examples": problems.examples}
+                first = "; ".join(problems.examples[:3])
+                warnings.warn(
+                    f"{path}: skipped {problems.total} unreadable part(s) ({first})",
+                    IngestWarning,
+                    stacklevel=3,
+                )
+    if not parts and failed:
+        more = f"; and {len(failed) - _LISTED} more" if len(failed) > _LISTED else ""
+        raise IngestError("nothing could be read: " + "; ".join(failed[:_LISTED]) + more)
+    return parts, skipped
 
 
 @contextmanager
@@ -161,15 +203,22 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_one(
-    path: Path,
-    format: str,
-    prefix: str,
-    problems: CaptureProblems,
-    year: int | None,
-    day: dt.date | None,
-    bar: tqdm,  # type: ignore[type-arg]
-) -> list[tuple]:  # type: ignore[type-arg]
+class _Reading(NamedTuple):
+    """One file to read, and how."""
+
+    path: Path
+    format: str
+    prefix: str
+    problems: CaptureProblems
+    year: int | None
+    day: dt.date | None
+    bar: tqdm  # type: ignore[type-arg]
+    ended: SessionSink | None  # streaming: sessions go here as they end
+
+
+def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
+    """The rows of one file (none when streaming: they went to ``reading.ended``)."""
+    path, format, prefix, problems, year, day, bar, ended = reading
     with _open(path, bar, problems) as stream:
         head = stream.peek(_BINARY_WINDOW)[:_BINARY_WINDOW]
         if not head and problems.total:
@@ -186,20 +235,30 @@ def _read_one(
                 kind = detect(path, window)
         if kind == "pcap":
             try:
-                return CaptureReader(str(path), prefix, problems).read(stream)
+                return CaptureReader(str(path), prefix, problems, ended).read(stream)
             except CaptureError as error:
                 raise IngestError(str(error)) from None
         wrapper = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
         text = _bounded_lines(wrapper, str(path), problems)
         if kind == "postfix":
-            if year is not None:
-                return PostfixReader(str(path), prefix, problems, year).read(text)
-            written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-            reader = PostfixReader(str(path), prefix, problems, written.year, written.month)
+            last_month = None
+            if year is None:  # the file's year, and a line of a later month is of the year before
+                written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+                year, last_month = written.year, written.month
+            # Streamed sessions are on their way to a dataset that gathers many hosts' logs:
+            # their names say the host.
+            reader = PostfixReader(
+                str(path), prefix, problems, year, last_month, ended, host_in_names=bool(ended)
+            )
             return reader.read(text)
         if kind == "swaks":
-            return read_swaks(text, str(path), prefix, problems)
-        return read_smtplib(text, str(path), prefix, problems, day)
+            rows = read_swaks(text, str(path), prefix, problems)
+        else:
+            rows = read_smtplib(text, str(path), prefix, problems, day)
+        if ended is not None and rows:  # a client's transcript is small: handed on at once
+            ended(rows)
+            return []
+        return rows
 
 
 def detect(path: Path, head: bytes) -> str:
@@ -442,8 +501,14 @@ class _CutShort(io.RawIOBase):
         return 0
 
 
-def _prefix(path: Path, used: dict[str, int]) -> str:
-    """The session id prefix for a file: its name without extensions, made unique."""
-    stem = path.name.split(".")[0] or "capture"
-    used[stem] = used.get(stem, 0) + 1
-    return stem if used[stem] == 1 else f"{stem}{used[stem]}"
+def _prefixes() -> Callable[[Path], str]:
+    """Session id prefixes for the files of one read: a file's name without extensions, made
+    unique (``maillog``, ``maillog2``, ...)."""
+    used: dict[str, int] = {}
+
+    def prefix(path: Path) -> str:
+        stem = path.name.split(".")[0] or "capture"
+        used[stem] = used.get(stem, 0) + 1
+        return stem if used[stem] == 1 else f"{stem}{used[stem]}"
+
+    return prefix

@@ -90,7 +90,8 @@ _PANDAS_TYPES = {
 def from_table(table: pa.Table) -> pd.DataFrame:
     """A table of :data:`~smtplab.log.schema.ARROW_SCHEMA` as a transcript DataFrame."""
     frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get, split_blocks=True)
-    frame["seq"] = frame["seq"].to_numpy(dtype=np.int64)
+    if "seq" in frame:
+        frame["seq"] = frame["seq"].to_numpy(dtype=np.int64)
     return frame
 
 
