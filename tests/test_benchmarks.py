@@ -95,3 +95,20 @@ def test_abuse_benchmark_runs_every_attack_and_reports_each(tmp_path) -> None:
         assert row["figures"], row  # the attack's own figures
     auth = next(row for row in rows if row["attack"] == "auth-pipelined")
     assert auth["figures"]["credentials_in_transcript"] in (True, False)
+
+
+def test_dataset_benchmark_runs_and_finds_every_session() -> None:
+    import shutil
+
+    import pytest
+
+    if shutil.which("pflogsumm") is None:
+        pytest.skip("needs pflogsumm (.ci/run installs it)")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "dataset.py"), "--megabytes", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout and "x pflogsumm's speed" in result.stdout

@@ -50,7 +50,7 @@ from smtplab.log.frame import empty_frame, from_table, to_table
 from smtplab.log.schema import ARROW_SCHEMA, COLUMNS
 
 #: Rows gathered before they are written (one file per partition they fall in).
-BATCH_ROWS = 250_000
+BATCH_ROWS = 100_000
 #: The partition columns, from the directory names.
 PARTITIONING = ds.partitioning(
     pa.schema([("source", pa.string()), ("day", pa.string())]), flavor="hive"
@@ -75,7 +75,7 @@ class DatasetReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.rows} rows, {self.sessions} sessions from {len(self.inputs)} input(s) "
+            f"{self.rows:,} rows, {self.sessions:,} sessions from {len(self.inputs)} input(s) "
             f"-> {len(self.files)} file(s) in {self.directory}"
         )
 
@@ -182,18 +182,10 @@ class _DatasetWriter:
                     old.unlink()
 
     def add(self, rows: list[tuple]) -> None:  # type: ignore[type-arg]
-        """Take the rows of one or more whole sessions (a session's rows together)."""
-        start = 0
-        while start < len(rows):
-            session = rows[start][0]
-            end = start + 1
-            while end < len(rows) and rows[end][0] == session:
-                end += 1
-            first = rows[start]
-            partition = (first[_SOURCE], _day(first[_TIME]))
-            self._partitions.setdefault(partition, []).extend(rows[start:end])
-            self.report.sessions += 1
-            start = end
+        """Take the rows of one whole session."""
+        first = rows[0]
+        self._partitions.setdefault((first[_SOURCE], _day(first[_TIME])), []).extend(rows)
+        self.report.sessions += 1
         self.waiting += len(rows)
         self.report.most_rows_held = max(self.report.most_rows_held, self.waiting)
         if self.waiting >= self.batch_rows:

@@ -95,9 +95,12 @@ _ORDER = ["ehlo", "helo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "r
           "vrfy", "etrn", "quit", "unknown"]  # fmt: skip
 _RANKS = {name: rank for rank, name in enumerate(_ORDER)}
 #: Seconds of log time a session's queue lines (qmgr, deliveries) are awaited after its
-#: disconnect when sessions are streamed; a line for its queue id after that is not joined to it
-#: (a delivery deferred for longer: its later tries belong to the message, not the session).
-LATE_LINES = 3600.0
+#: disconnect when sessions are streamed, and how many sessions may wait so at most: a line
+#: for its queue id after that is not joined to it (a delivery deferred for longer: its later
+#: tries belong to the message rather than the session). Postfix logs a message's first
+#: delivery within seconds of its queueing unless the next hop is slow.
+LATE_LINES = 600.0
+MOST_WAITING = 10_000
 _NO_DISCONNECT = (
     "no disconnect in the log: smtpd[{pid}] connected another client before this session's end"
 )
@@ -285,6 +288,8 @@ class PostfixReader:
         handed on once :data:`LATE_LINES` have passed (its queue's lines come after)."""
         if self._ended is not None:
             self._disconnected.append((time, session))
+            if len(self._disconnected) > MOST_WAITING:  # a busy log: the oldest cannot wait
+                self._hand_on(self._disconnected[0][0] + 1e-6)
 
     def _hand_on(self, before: float) -> None:
         """Hand on the sessions that ended before ``before``, forgetting them."""

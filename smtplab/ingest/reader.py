@@ -42,7 +42,8 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import chain
+from itertools import chain, groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -67,6 +68,9 @@ _BINARY_WINDOW = 4096
 #: Characters of a log or transcript line at most; a longer line is skipped (Postfix's own
 #: lines stay under 2 KB, syslog's usual limit is 8 KB).
 MAX_LINE = 64 * 1024
+#: Sessions streamed between two runs of the (otherwise paused) garbage collector: a safety net,
+#: as the readers make no reference cycles (a 100 MB log and a capture left none to collect).
+_COLLECT_EVERY = 100_000
 #: Bad files named in the error when no input could be read.
 _LISTED = 3
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -108,7 +112,7 @@ def read(
     return frame
 
 
-#: Takes the rows of one or more whole sessions (a reader streaming its sessions as they end).
+#: Takes the rows of one whole session (a reader streaming its sessions as they end).
 SessionSink = Callable[[list[tuple]], None]  # type: ignore[type-arg]
 
 
@@ -130,7 +134,17 @@ def read_sessions(
     log time after its disconnect (its queue's lines come later), client transcripts (small)
     when the file is read. Returns what was skipped, as ``frame.attrs["skipped"]``."""
     files = _checked(paths, format)
-    return _read_files(files, format, year, day, progress, prefix, ended)[1]
+    handed_on = 0
+
+    def hand_on(rows: list[tuple]) -> None:  # type: ignore[type-arg]
+        nonlocal handed_on
+        ended(rows)
+        handed_on += 1
+        if handed_on % _COLLECT_EVERY == 0:
+            gc.collect()  # the collector is paused (see _collector_paused): any cycles go now
+
+    with _collector_paused():
+        return _read_files(files, format, year, day, progress, prefix, hand_on)[1]
 
 
 def _checked(
@@ -255,8 +269,9 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
             rows = read_swaks(text, str(path), prefix, problems)
         else:
             rows = read_smtplib(text, str(path), prefix, problems, day)
-        if ended is not None and rows:  # a client's transcript is small: handed on at once
-            ended(rows)
+        if ended is not None:  # a client's transcript is small: its sessions go on at its end
+            for _, session in groupby(rows, key=itemgetter(0)):
+                ended(list(session))
             return []
         return rows
 

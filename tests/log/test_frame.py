@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -84,3 +86,28 @@ def test_pandas_alone_reads_a_transcript_parquet_file_with_the_schema_dtypes(
     back = pd.read_parquet(tmp_path / "t.parquet")
     assert {name: str(dtype) for name, dtype in back.dtypes.items()} == COLUMNS
     pd.testing.assert_frame_equal(back, to_frame(rows))
+
+
+def test_the_readme_schema_table_says_what_the_code_builds() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## The transcript schema", 1)[1].split("\n## ", 1)[0]
+    said: dict[str, tuple[str, str]] = {}
+    for line in (line for line in section.splitlines() if line.startswith("| `")):
+        names, pandas_types, arrow_types = (cell.strip() for cell in line.split("|")[1:4])
+        columns = re.findall(r"`(\w+)`", names)
+        outside_brackets = r", (?![^<\[]*[>\]])"  # "Int64, Int32"; not "datetime64[ns, UTC]"
+        pandas_types, arrow_types = (
+            re.split(outside_brackets, cell) for cell in (pandas_types, arrow_types)
+        )
+        if len(pandas_types) == len(arrow_types) == 1:  # one type for all the row's columns
+            pandas_types, arrow_types = pandas_types * len(columns), arrow_types * len(columns)
+        for name, pandas_type, arrow_type in zip(columns, pandas_types, arrow_types, strict=True):
+            said[name] = (pandas_type, arrow_type)
+
+    def short(arrow: pa.DataType) -> str:
+        if pa.types.is_dictionary(arrow):
+            return f"dictionary<{arrow.index_type}, {arrow.value_type}>"
+        return str(arrow).replace("tz=UTC", "UTC")
+
+    built = to_table([row()])
+    assert said == {field.name: (COLUMNS[field.name], short(field.type)) for field in built.schema}
