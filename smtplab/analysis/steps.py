@@ -219,6 +219,16 @@ def _of_own_session(codes: np.ndarray, owners: np.ndarray, values: np.ndarray) -
     return result
 
 
+def last_per_group(groups: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """The last of ``values`` in each group ``0 .. count - 1`` (``groups``, one per value,
+    ascending: each group is a run), -1 for a group with none."""
+    result = np.full(count, -1, dtype=np.int64)
+    ends_run = np.ones(len(groups), dtype=bool)
+    ends_run[:-1] = groups[1:] != groups[:-1]
+    result[groups[ends_run]] = values[ends_run]
+    return result
+
+
 def _fold_auth_responses(
     frame: pd.DataFrame, step_rows: np.ndarray, reply_of_step: np.ndarray, codes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
