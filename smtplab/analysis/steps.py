@@ -103,6 +103,15 @@ def keys(codes: np.ndarray, seq: np.ndarray) -> np.ndarray:
     return (codes << 32) | seq.astype(np.int64)
 
 
+def lookup(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` is in ``sorted_keys`` (one binary search each), and whether it
+    is there at all."""
+    if not len(sorted_keys):
+        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
+    position = np.searchsorted(sorted_keys, wanted).clip(max=len(sorted_keys) - 1)
+    return position, sorted_keys[position] == wanted
+
+
 def steps(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per client step with the reply it got; see the module docstring.
 
@@ -123,17 +132,11 @@ def steps(frame: pd.DataFrame) -> pd.DataFrame:
         is_reply = is_verb(frame["kind"], "reply") & ~np.isnan(reply_to)
         reply_rows = np.flatnonzero(is_reply)
     reply_keys = keys(codes[reply_rows], reply_to[reply_rows].astype(np.int64))
-    # The last reply to a step is its answer (an AUTH may first get 334 challenges).
-    reversed_keys = reply_keys[::-1]
-    unique_keys, first_in_reversed = np.unique(reversed_keys, return_index=True)
-    last_replies = reply_rows[::-1][first_in_reversed]
-    position = np.searchsorted(step_keys, unique_keys)
-    position_ok = position < len(step_keys)
-    found = position_ok.copy()
-    found[position_ok] = step_keys[position[position_ok]] == unique_keys[position_ok]
-    answered_step = position[found]  # index into step_rows
+    position, found = lookup(step_keys, reply_keys)
+    # The last reply to a step is its answer (an AUTH may first get 334 challenges): of the
+    # replies found for a step, the one latest in the frame.
     reply_of_step = np.full(len(step_rows), -1, dtype=np.int64)
-    reply_of_step[answered_step] = last_replies[found]
+    np.maximum.at(reply_of_step, position[found], reply_rows[found])
 
     step_rows, reply_of_step = _fold_auth_responses(frame, step_rows, reply_of_step, codes)
     table = frame.iloc[step_rows][
@@ -211,10 +214,7 @@ def _of_own_session(codes: np.ndarray, owners: np.ndarray, values: np.ndarray) -
     (``owners``) is that session; -1 for none. One sort and one binary search."""
     result = np.full(len(codes), -1, dtype=np.int64)
     sessions, first = np.unique(owners, return_index=True)
-    if not len(sessions):
-        return result
-    position = np.searchsorted(sessions, codes).clip(max=len(sessions) - 1)
-    found = sessions[position] == codes
+    position, found = lookup(sessions, codes)
     result[found] = values[first[position[found]]]
     return result
 
@@ -355,8 +355,8 @@ def _last_uncounted(
     groups, which = np.unique(count_key, return_inverse=True)
     most_refused = np.zeros(len(groups), dtype=np.int64)
     np.maximum.at(most_refused, which, refused)
-    group = np.searchsorted(groups, step_key).clip(max=len(groups) - 1)
-    member = labelled & (groups[group] == step_key)
+    group, found = lookup(groups, step_key)
+    member = labelled & found
     shown = np.bincount(group[member & refused_with_reply], minlength=len(groups))
     missing = most_refused - shown
     candidates = np.flatnonzero(member & no_reply)
