@@ -172,25 +172,48 @@ def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     earlier frame is renamed ``name~2`` (``~3``, ...), so every session stays whole.
 
     Names are handled as the session column's categories, one per session: a clash renames
-    a category, never rewrites the frame's rows, so the work grows with the rows, not with
-    rows times clashes."""
+    a category, never rewrites the frame's rows, so the work grows with the rows and the
+    sessions, not with rows times clashes."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_frame()
-    taken: set[str] = set()
+    names = _SessionNames()
     renamed = []
     for frame in frames:
         session = _session_categories(frame["session"])
-        names = [str(name) for name in session.cat.categories]
-        clashes = sorted(set(names) & taken)
-        if clashes:
-            used = taken | set(names)
-            fresh = {name: _fresh(name, used) for name in clashes}
-            names = [fresh.get(name, name) for name in names]
-            frame = frame.assign(session=session.cat.rename_categories(names))
-        taken.update(names)
+        own = pd.Index(session.cat.categories).astype(str).tolist()
+        fresh = names.claim(own)
+        if fresh != own:
+            frame = frame.assign(session=session.cat.rename_categories(fresh))
         renamed.append(frame)
     return conform(_stacked(renamed))
+
+
+class _SessionNames:
+    """The session names the frames concatenated so far have taken."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        # For each renamed name, the number its next ``~n`` is tried from: every smaller one
+        # is taken (names are only ever added), so this finds the name counting from 2 would,
+        # without trying again, for the k-th copy of a frame, the numbers k-1 copies took.
+        self.next_number: dict[str, int] = {}
+
+    def claim(self, names: list[str]) -> list[str]:
+        """One frame's (distinct) session names, each already taken renamed ``name~2``
+        (``~3``, ...): the first free in the names taken and in the frame's own."""
+        own = set(names)
+        claimed = []
+        for name in names:
+            if name in self.taken:
+                number = self.next_number.get(name, 2)
+                while f"{name}~{number}" in self.taken or f"{name}~{number}" in own:
+                    number += 1
+                self.next_number[name] = number + 1
+                name = f"{name}~{number}"
+            claimed.append(name)
+        self.taken.update(claimed)
+        return claimed
 
 
 def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -220,15 +243,6 @@ def _session_categories(session: pd.Series) -> pd.Series:
     if not isinstance(session.dtype, pd.CategoricalDtype):
         session = session.astype("category")
     return session.cat.remove_unused_categories()
-
-
-def _fresh(name: str, used: set[str]) -> str:
-    """``name~2`` (``~3``, ...): the first not in ``used``, which then holds it too."""
-    number = 2
-    while f"{name}~{number}" in used:
-        number += 1
-    used.add(f"{name}~{number}")
-    return f"{name}~{number}"
 
 
 TABLE_FORMATS = (".csv", ".parquet")

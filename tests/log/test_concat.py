@@ -47,3 +47,39 @@ def test_concat_renames_clashing_names_in_the_categories() -> None:
     assert list(merged["session"].cat.categories) == sorted(names)
     assert merged.groupby("session", observed=True).size().nunique() == 1  # every one whole
     assert merged["session"].cat.categories.dtype == "string"
+
+
+def _names_as_before(frames: list[list[str]]) -> list[dict[str, str]]:
+    """The renaming rule as the first concat applied it, name by name: a name already taken
+    becomes name~n, n the smallest from 2 not among the names taken and the frame's own."""
+    taken: set[str] = set()
+    renamings = []
+    for names in frames:
+        mapping = {}
+        for name in sorted(set(names) & taken):
+            number = 2
+            while f"{name}~{number}" in taken | set(names):
+                number += 1
+            mapping[name] = f"{name}~{number}"
+        renamings.append(mapping)
+        taken |= {mapping.get(name, name) for name in names}
+    return renamings
+
+
+def test_concat_of_many_copies_names_sessions_as_before() -> None:
+    basic = smtplab.run_scenario("basic").transcript
+
+    def named(*names: str) -> pd.DataFrame:
+        copies = [basic.assign(session=pd.Categorical([name] * len(basic))) for name in names]
+        return pd.concat(copies, ignore_index=True)
+
+    frames = [named("a"), *[named("a", "a~2", "b")] * 3, named("a~3", "a", "c~2")]
+    frames += [named("a", "c")] * 3
+    merged = smtplab.concat(frames)
+    expected = []
+    for frame, mapping in zip(
+        frames, _names_as_before([list(f["session"].unique()) for f in frames]), strict=True
+    ):
+        expected += [mapping.get(name, name) for name in frame["session"]]
+    assert merged["session"].tolist() == expected
+    assert merged["session"].nunique() == sum(f["session"].nunique() for f in frames)
