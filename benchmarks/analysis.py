@@ -4,22 +4,30 @@ What is measured
 ----------------
 A transcript of ``--rows`` rows (default 1,000,000) is built from real sessions: every teaching
 scenario run in the lab (deliveries, greylisting, relay refusals, 100-recipient messages, a
-dropped connection, VRFY/EXPN, ...) plus the committed capture of ``swaks`` and ``smtplib``
-talking to Postfix and aiosmtpd (pipelining, STARTTLS, BDAT). Those sessions are repeated with
-fresh session ids and later times until the row count is reached, in the schema's dtypes
-(categorical session, sender, kind, verb, source, enhanced code and endpoints).
+dropped connection, VRFY/EXPN, ...), the committed capture of ``swaks`` and ``smtplib``
+talking to Postfix and aiosmtpd (pipelining, STARTTLS, BDAT), and the committed Postfix log of
+the same traffic (a log of refusals: the commands it accepted are known only from its
+``disconnect`` counts). Those sessions are repeated with fresh session ids and later times
+until the row count is reached, in the schema's dtypes (categorical session, sender, kind,
+verb, source, enhanced code and endpoints).
 
 Timed, each the median of ``--repeat`` runs: the reply-code distributions (by class, code,
 enhanced code, command), latencies per command, the session table with its Postfix-style
 fingerprints, the transaction table and the protocol checks. Printed: the frame's memory
-(``memory_usage(deep=True)``), each function's time, and the process's peak memory. The
-issue's target: distributions and the session summary in about a second, the frame well under
-500 MB. No timing is asserted anywhere in the tests.
+(``memory_usage(deep=True)``), each function's time, ``sessions()`` and ``transactions()``
+relative to ``code_distribution`` (issue 16's target: within 10x of it, and under 10 s for ten
+million rows on one core), how the cost grows with size (the same functions on the first
+quarter, half and all of the rows, in microseconds per row: flat when the work is linear), and
+the process's peak memory. The first issue's target: distributions and the session summary in
+about a second for a million rows, the frame well under 500 MB. No timing is asserted anywhere
+in the tests.
 
 ::
 
     .venv/bin/python benchmarks/analysis.py
     .venv/bin/python benchmarks/analysis.py --rows 100000 --repeat 1
+    .venv/bin/python benchmarks/analysis.py --rows 10000000 --repeat 1
+    .venv/bin/python benchmarks/analysis.py --no-growth     # skip the quarter and half runs
 """
 
 from __future__ import annotations
@@ -48,9 +56,11 @@ FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 
 
 def real_sessions() -> pd.DataFrame:
-    """Every scenario's sessions and the committed capture's, as one transcript."""
+    """Every scenario's sessions, the committed capture's and the committed Postfix log's, as
+    one transcript."""
     frames = [smtplab.run_scenario(name).transcript for name in smtplab.scenarios()["name"]]
     frames.append(smtplab.read(FIXTURES / "smtp.pcapng"))
+    frames.append(smtplab.read(FIXTURES / "postfix.log", format="postfix", year=2026))
     return smtplab.concat(frames)
 
 
@@ -77,18 +87,62 @@ def timed(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
+#: What the size runs compare: the two tables of issue 16 and the distribution they are held to.
+GROWTH = ("code_distribution(by='class')", "sessions()", "transactions()")
+#: The distributions the tables' times are compared with.
+REFERENCES = ("code_distribution(by='class')", "code_distribution(by='command')")
+
+
+def relative(seconds: dict[str, float]) -> None:
+    """Print the tables' times as multiples of the distributions' (issue 16: within 10x)."""
+    print()
+    for name in ("sessions()", "transactions()"):
+        ratios = "   ".join(
+            f"{seconds[name] / seconds[ref]:6.1f}x {ref}" for ref in REFERENCES if seconds[ref]
+        )
+        print(f"{name:16} {ratios}")
+
+
+def growth(base: pd.DataFrame, rows: int, repeat: int) -> None:
+    """Time :data:`GROWTH` on a quarter, a half and all of ``rows``: per row, flat if linear."""
+    print()
+    print("how the cost grows with size (microseconds per row; flat: linear)")
+    sizes = [rows // 4, rows // 2, rows]
+    print(f"{'':34}" + "".join(f"{size:>14,}" for size in sizes))
+    functions = {
+        "code_distribution(by='class')": lambda frame: code_distribution(frame, "class"),
+        "sessions()": sessions,
+        "transactions()": transactions,
+    }
+    per_row: dict[str, list[float]] = {name: [] for name in GROWTH}
+    for size in sizes:
+        frame = repeated(base, size)
+        for name in GROWTH:
+            seconds, _ = timed(lambda f=functions[name], frame=frame: f(frame), repeat)
+            per_row[name].append(seconds / size * 1e6)
+        del frame
+    for name in GROWTH:
+        print(f"{name:34}" + "".join(f"{value:>14.3f}" for value in per_row[name]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--no-growth", action="store_true", help="skip the runs on a quarter and a half of the rows"
+    )
     args = parser.parse_args()
 
     base = real_sessions()
     frame = repeated(base, args.rows)
     megabytes = frame.memory_usage(deep=True).sum() / 1e6
     count = frame["session"].nunique()
+    from_log = frame["source"].isin(["postfix"]).to_numpy()
+    log_sessions = frame["session"][from_log].nunique()
     print(f"frame     {len(frame):,} rows, {count:,} sessions, {megabytes:,.0f} MB in memory")
-    print(f"          (from {base['session'].nunique()} real sessions of {len(base)} rows)")
+    print(f"          (from {base['session'].nunique()} real sessions of {len(base)} rows;")
+    print(f"          {log_sessions:,} sessions, {from_log.sum():,} rows from the Postfix log)")
     print()
 
     work: list[tuple[str, Callable[[], Any]]] = [
@@ -101,11 +155,12 @@ def main() -> None:
         ("transactions()", lambda: transactions(frame)),
         ("oddities()", lambda: oddities(frame)),
     ]
-    results = {}
+    results, times = {}, {}
     for name, function in work:
         seconds, result = timed(function, args.repeat)
-        results[name] = result
+        results[name], times[name] = result, seconds
         print(f"{name:34} {seconds:7.3f} s   ({len(result):,} rows out)")
+    relative(times)
 
     summary = results["sessions()"]
     assert len(summary) == count, "every session is summarised"
@@ -113,6 +168,9 @@ def main() -> None:
         (frame["kind"] == "reply").sum()
     ), "every reply is counted"
     assert results["oddities()"].empty, "real traffic has no oddities"
+    if not args.no_growth:
+        del frame, results
+        growth(base, args.rows, args.repeat)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
     print(f"peak memory of this process: {peak:,.0f} MB")

@@ -21,7 +21,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from smtplab.analysis.steps import keys, ordered, paired_reply_to, session_codes, steps
+from smtplab.analysis.steps import (
+    Verbs,
+    keys,
+    lookup,
+    ordered,
+    paired_reply_to,
+    session_codes,
+    steps,
+)
 from smtplab.protocol.states import GROUP_ENDERS, POSITIVE_CODES, Step
 
 COLUMNS = ["session", "seq", "check", "detail", "rfc"]
@@ -60,11 +68,13 @@ def _found(rows: pd.DataFrame, check: str, detail: pd.Series | str, rfc: str) ->
 
 
 def _enhanced_class(frame: pd.DataFrame) -> pd.DataFrame:
-    enhanced = frame["enhanced"].astype("string")
-    code = frame["code"].astype("string")
+    # Only rows with both codes can disagree: the strings are made for those alone.
+    both = np.flatnonzero(frame["enhanced"].notna().to_numpy() & frame["code"].notna().to_numpy())
+    enhanced = frame["enhanced"].iloc[both].astype("string")
+    code = frame["code"].iloc[both].astype("string")
     first = enhanced.str[0]
-    odd = (first.notna() & code.notna() & (first != code.str[0])).to_numpy(bool, na_value=False)
-    rows = frame[odd]
+    odd = (first.notna() & (first != code.str[0])).to_numpy(bool, na_value=False)
+    rows = frame.iloc[both[odd]]
     detail = (
         "reply "
         + code[odd]
@@ -79,44 +89,47 @@ def _enhanced_class(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _reply_without_command(frame: pd.DataFrame) -> pd.DataFrame:
     codes = session_codes(frame)
-    kind = frame["kind"].to_numpy(dtype=object)
+    kind = Verbs(frame["kind"])
     reply_to = paired_reply_to(frame, codes)
-    is_step = np.isin(kind, ("connect", "command", "data"))
-    step_keys = np.sort(keys(codes[is_step], frame["seq"].to_numpy()[is_step]))
-    is_reply = kind == "reply"
-    target = keys(codes, np.nan_to_num(reply_to, nan=0).astype(np.int64))
-    position = np.searchsorted(step_keys, target).clip(0, max(len(step_keys) - 1, 0))
-    answers = np.zeros(len(frame), dtype=bool)
-    if len(step_keys):
-        answers = (step_keys[position] == target) & ~np.isnan(reply_to)
-    unsolicited_421 = frame["code"].to_numpy("float64", na_value=np.nan) == 421
-    odd = is_reply & ~answers & ~unsolicited_421
-    rows = frame[odd]
+    seq = frame["seq"].to_numpy()
+    is_step = kind("connect", "command", "data")
+    step_keys = keys(codes[is_step], seq[is_step])  # sorted: the frame is ordered
+    replies = np.flatnonzero(kind("reply"))
+    answered = reply_to[replies]
+    _, found = lookup(step_keys, keys(codes[replies], np.nan_to_num(answered).astype(np.int64)))
+    answers = found & ~np.isnan(answered)
+    unsolicited_421 = frame["code"].to_numpy("float64", na_value=np.nan)[replies] == 421
+    rows = frame.iloc[replies[~answers & ~unsolicited_421]]
     detail = "reply " + rows["code"].astype("string").fillna("?") + " answers no command"
     return _found(rows, "reply without command", detail, "RFC 5321 4.2")
 
 
 def _unexpected_reply(step: pd.DataFrame) -> pd.DataFrame:
-    verb = step["verb"].to_numpy(dtype=object)
-    last_chunk = (verb == "BDAT") & step["argument"].str.upper().str.endswith("LAST").fillna(
-        False
-    ).to_numpy()
-    key = np.where(last_chunk, Step.BDAT_LAST, verb)
+    verb = Verbs(step["verb"])
+    bdat = np.flatnonzero(verb("BDAT"))
+    last_chunk = np.zeros(len(step), dtype=bool)
+    ends_last = step["argument"].iloc[bdat].str.upper().str.endswith("LAST")
+    last_chunk[bdat] = ends_last.fillna(False).to_numpy(bool)
     code = step["code"].to_numpy("float64", na_value=np.nan)
-    allowed = np.array(
-        [
-            c != c or c >= 400 or k not in POSITIVE_CODES or int(c) in POSITIVE_CODES[k]
-            for k, c in zip(key, code, strict=True)
-        ],
-        dtype=bool,
-    )
-    rows = step[~allowed]
+    positive = code < 400  # missing: False
+    # What a step may be answered is looked up per step name in the engine's table (a few
+    # dozen names), each name's rows at once; a BDAT ending in LAST is looked up as BDAT-LAST.
+    unexpected = np.zeros(len(step), dtype=bool)
+    key = np.full(len(step), "", dtype=object)  # the name a flagged row was looked up by
+    for name, codes in POSITIVE_CODES.items():
+        looked_up = verb(name) & ~last_chunk
+        if name == Step.BDAT_LAST:
+            looked_up |= last_chunk
+        odd = looked_up & positive & ~np.isin(code, list(codes))
+        unexpected |= odd
+        key[odd] = name
+    rows = step[unexpected]
     detail = (
         rows["verb"].astype("string")
         + " cannot be answered "
         + rows["code"].astype("string")
         + " (a positive reply it may get: "
-        + pd.Series([_codes(k) for k in key[~allowed]], index=rows.index, dtype="string")
+        + pd.Series([_codes(k) for k in key[unexpected]], index=rows.index, dtype="string")
         + ")"
     )
     return _found(rows, "unexpected reply", detail, "RFC 5321 4.3.2")
@@ -128,11 +141,14 @@ def _codes(step: str) -> str:
 
 def _pipelining(step: pd.DataFrame) -> list[pd.DataFrame]:
     codes = session_codes(step)
-    verb = step["verb"].to_numpy(dtype=object)
+    verb = Verbs(step["verb"])
     pipelined = step["pipelined"].to_numpy(bool)
-    previous_verb = np.concatenate([np.array([None], dtype=object), verb[:-1]])
 
-    early = pipelined & (previous_verb == "CONNECT")
+    def after(*verbs: str) -> np.ndarray:
+        """Which steps come right after one of ``verbs``."""
+        return np.concatenate([[False], verb(*verbs)[:-1]])
+
+    early = pipelined & after("CONNECT")
     rows = step[early]
     found = [
         _found(
@@ -143,8 +159,9 @@ def _pipelining(step: pd.DataFrame) -> list[pd.DataFrame]:
         )
     ]
 
-    ehlo_text = step["text"].astype("string").where(verb == "EHLO")
-    offers = ehlo_text.str.contains(r"(?m)^PIPELINING\b", regex=True).fillna(False).to_numpy()
+    ehlo = np.flatnonzero(verb("EHLO"))
+    ehlo_text = step["text"].iloc[ehlo].astype("string")
+    offers = ehlo[ehlo_text.str.contains(r"(?m)^PIPELINING\b", regex=True).fillna(False).to_numpy()]
     offered = np.zeros(codes.max() + 1 if len(codes) else 0, dtype=bool)
     offered[codes[offers]] = True
     not_offered = pipelined & ~early & ~offered[codes] if len(codes) else pipelined
@@ -158,15 +175,16 @@ def _pipelining(step: pd.DataFrame) -> list[pd.DataFrame]:
         )
     )
 
-    after_ender = pipelined & ~early & np.isin(previous_verb, list(GROUP_ENDERS))
+    after_ender = pipelined & ~early & after(*GROUP_ENDERS)
     rows = step[after_ender]
+    previous_verb = step["verb"].shift(1)[after_ender]
     found.append(
         _found(
             rows,
             "group not ended",
             rows["verb"].astype("string")
             + " pipelined after "
-            + pd.Series(previous_verb[after_ender], index=rows.index, dtype="string")
+            + previous_verb.astype("string")
             + ", which must end a group",
             "RFC 2920 3.1",
         )

@@ -33,6 +33,7 @@ from smtplab.analysis.steps import (
     Verbs,
     is_verb,
     last_chunks,
+    last_per_group,
     ordered,
     session_codes,
     steps,
@@ -64,7 +65,7 @@ def sessions(frame: pd.DataFrame) -> pd.DataFrame:
     ``replies``, ``errors`` (4xx and 5xx replies), ``messages`` (accepted), ``recipients``
     (accepted RCPTs), ``tls``, ``outcome`` and ``fingerprint``.
     """
-    appearance = _first_appearance(frame)
+    appearance = _appearance_order(frame)
     frame = ordered(frame)
     codes = session_codes(frame)
     names = _session_names(frame)
@@ -128,17 +129,14 @@ def sessions(frame: pd.DataFrame) -> pd.DataFrame:
     table = table[COLUMNS]
     # Sessions in the order the frame first mentions them (lab-2 before lab-10), not in
     # the categories' alphabetical order.
-    return table.iloc[np.flatnonzero(present)[np.argsort(appearance[present], kind="stable")]]
+    return table.iloc[appearance]
 
 
-def _first_appearance(frame: pd.DataFrame) -> np.ndarray:
-    """For each session category, the position of its first row in ``frame``."""
-    codes = session_codes(frame)
-    count = len(_session_names(frame))
-    first = np.full(count, len(frame), dtype=np.int64)
-    unique, index = np.unique(codes, return_index=True)
-    first[unique[unique >= 0]] = index[unique >= 0]
-    return first
+def _appearance_order(frame: pd.DataFrame) -> np.ndarray:
+    """The session codes in the order of their first rows in ``frame`` (a hash table's one
+    pass, no sort); sessions with no rows are left out."""
+    codes = pd.unique(session_codes(frame))
+    return codes[codes >= 0]
 
 
 def _session_names(frame: pd.DataFrame) -> np.ndarray:
@@ -177,9 +175,25 @@ def fingerprints(codes: np.ndarray, column: np.ndarray, ok: np.ndarray, count: i
     sent = np.bincount(cell, minlength=count * width).reshape(count, width)
     good = np.bincount(cell[ok], minlength=count * width).reshape(count, width)
     # Sessions repeat a handful of patterns: format each distinct one once.
-    patterns, which = np.unique(np.hstack([good, sent]), axis=0, return_inverse=True)
-    texts = np.array([_fingerprint(row[:width], row[width:]) for row in patterns], dtype=object)
-    return texts[which.reshape(-1)]
+    pattern, first = _distinct_rows(np.hstack([good, sent]))
+    texts = np.array(
+        [_fingerprint(good[row], sent[row]) for row in first], dtype=object
+    )  # one per pattern, not per session
+    return texts[pattern]
+
+
+def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct rows of ``matrix`` (non-negative integers): each row's number, and
+    the first row with each number. Column by column, a row's number so far and its value in
+    the column are paired into one integer and renumbered by a hash table (pd.factorize):
+    linear in the rows, no sort."""
+    number = np.zeros(len(matrix), dtype=np.int64)
+    for column in matrix.T:  # a few dozen columns
+        if column.any():
+            number = pd.factorize(number * (int(column.max()) + 1) + column)[0]
+    # factorize numbers in order of first appearance: number k first appears after k-1.
+    first = np.flatnonzero(~pd.Series(number).duplicated().to_numpy())
+    return number, first
 
 
 def _fingerprint(good: np.ndarray, sent: np.ndarray) -> str:
@@ -206,13 +220,13 @@ def _outcomes(
     outcome = np.full(count, OUTCOMES.index("aborted"))
     # The last refusal in a mail transaction decides between rejected and deferred.
     refused = verb(*TRANSACTION_VERBS) & ((status == _TEMPORARY) | (status == _PERMANENT))
-    last_refusal = last_per_session(codes[refused], status[refused], count)
+    last_refusal = last_per_group(codes[refused], status[refused], count)
     mail_tried = np.bincount(codes[verb("MAIL")], minlength=count) > 0
     quit_sent = np.bincount(codes[verb("QUIT")], minlength=count) > 0
     outcome[~mail_tried & quit_sent] = OUTCOMES.index("no mail")
     # A capture's session whose last step is an accepted STARTTLS went on where the capture
     # cannot see. (A live client or a server log sees what follows.)
-    last = last_per_session(codes, np.arange(len(codes)), count)
+    last = last_per_group(codes, np.arange(len(codes)), count)
     has_steps = last >= 0
     encrypted = np.zeros(count, dtype=bool)
     tls = verb("STARTTLS") & (status == _ACCEPTED)
@@ -224,11 +238,3 @@ def _outcomes(
     bad_greeting = verb("CONNECT") & ((status == _TEMPORARY) | (status == _PERMANENT))
     outcome[codes[bad_greeting]] = OUTCOMES.index("refused")
     return pd.Categorical.from_codes(outcome, categories=list(OUTCOMES))
-
-
-def last_per_session(codes: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
-    """The last of ``values`` in each session (``codes`` ascending), -1 where there is none."""
-    result = np.full(count, -1, dtype=np.int64)
-    unique, first_in_reversed = np.unique(codes[::-1], return_index=True)
-    result[unique] = values[::-1][first_in_reversed]
-    return result

@@ -28,10 +28,10 @@ Consecutive pipelined steps share a ``group`` number with the step that opened t
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Sources that log only refused commands: a step without a reply was accepted.
 REFUSALS_ONLY = frozenset({"postfix"})
@@ -103,6 +103,15 @@ def keys(codes: np.ndarray, seq: np.ndarray) -> np.ndarray:
     return (codes << 32) | seq.astype(np.int64)
 
 
+def lookup(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` is in ``sorted_keys`` (one binary search each), and whether it
+    is there at all."""
+    if not len(sorted_keys):
+        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
+    position = np.searchsorted(sorted_keys, wanted).clip(max=len(sorted_keys) - 1)
+    return position, sorted_keys[position] == wanted
+
+
 def steps(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per client step with the reply it got; see the module docstring.
 
@@ -123,17 +132,11 @@ def steps(frame: pd.DataFrame) -> pd.DataFrame:
         is_reply = is_verb(frame["kind"], "reply") & ~np.isnan(reply_to)
         reply_rows = np.flatnonzero(is_reply)
     reply_keys = keys(codes[reply_rows], reply_to[reply_rows].astype(np.int64))
-    # The last reply to a step is its answer (an AUTH may first get 334 challenges).
-    reversed_keys = reply_keys[::-1]
-    unique_keys, first_in_reversed = np.unique(reversed_keys, return_index=True)
-    last_replies = reply_rows[::-1][first_in_reversed]
-    position = np.searchsorted(step_keys, unique_keys)
-    position_ok = position < len(step_keys)
-    found = position_ok.copy()
-    found[position_ok] = step_keys[position[position_ok]] == unique_keys[position_ok]
-    answered_step = position[found]  # index into step_rows
+    position, found = lookup(step_keys, reply_keys)
+    # The last reply to a step is its answer (an AUTH may first get 334 challenges): of the
+    # replies found for a step, the one latest in the frame.
     reply_of_step = np.full(len(step_rows), -1, dtype=np.int64)
-    reply_of_step[answered_step] = last_replies[found]
+    np.maximum.at(reply_of_step, position[found], reply_rows[found])
 
     step_rows, reply_of_step = _fold_auth_responses(frame, step_rows, reply_of_step, codes)
     table = frame.iloc[step_rows][
@@ -161,7 +164,7 @@ def steps(frame: pd.DataFrame) -> pd.DataFrame:
     status[code >= 500] = STATUSES.index("permanent")
     status[np.isnan(code) & implied] = STATUSES.index("accepted")
     if implied.any():
-        _logged_refusals(frame, table, status)
+        _logged_refusals(frame, codes, table, codes[step_rows], status)
     table["status"] = pd.Categorical.from_codes(status, categories=list(STATUSES))
 
     table["pipelined"] = _pipelined(table, codes[step_rows])
@@ -179,25 +182,51 @@ def paired_reply_to(frame: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
     reply_to = frame["reply_to"].to_numpy("float64", na_value=np.nan).copy()
     if not frame["source"].isin(REFUSALS_ONLY).any():
         return reply_to
-    loose = (
-        is_verb(frame["kind"], "reply")
-        & np.isnan(reply_to)
-        & frame["source"].isin(REFUSALS_ONLY).to_numpy()
-    )
+    kind, verb = Verbs(frame["kind"]), Verbs(frame["verb"])
+    loose = kind("reply") & np.isnan(reply_to) & frame["source"].isin(REFUSALS_ONLY).to_numpy()
     if not loose.any():
         return reply_to
     seq = frame["seq"].to_numpy()
-    for verb, target in (("CONNECT", is_verb(frame["kind"], "connect")), ("DATA-END", None)):
-        rows = np.flatnonzero(loose & is_verb(frame["verb"], verb))
-        if target is None:
-            target = is_verb(frame["kind"], "command") & is_verb(frame["verb"], "DATA")
-        candidates = np.flatnonzero(target)
-        for row in rows:
-            mine = candidates[codes[candidates] == codes[row]]
-            if len(mine):
-                # The greeting: the connection; the message: the session's last DATA.
-                reply_to[row] = seq[mine[0] if verb == "CONNECT" else mine[-1]]
+    # The greeting answers the session's (first) connection; the message its last DATA.
+    connection = first_in_session(codes, kind("connect"), seq)
+    last_data = last_in_session(codes, kind("command") & verb("DATA"), seq)
+    for refusal, answered in ((verb("CONNECT"), connection), (verb("DATA-END"), last_data)):
+        rows = np.flatnonzero(loose & refusal & (answered >= 0))
+        reply_to[rows] = answered[rows]
     return reply_to
+
+
+def first_in_session(codes: np.ndarray, chosen: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For every row, ``values`` at the first ``chosen`` row (in row order) of the row's
+    session, or -1 where the session has none (so ``values`` must not be negative)."""
+    rows = np.flatnonzero(chosen)
+    return _of_own_session(codes, codes[rows], values[rows])
+
+
+def last_in_session(codes: np.ndarray, chosen: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """As :func:`first_in_session`, at the last ``chosen`` row of the session."""
+    rows = np.flatnonzero(chosen)[::-1]
+    return _of_own_session(codes, codes[rows], values[rows])
+
+
+def _of_own_session(codes: np.ndarray, owners: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For every row (its session's code in ``codes``), the first of ``values`` whose owner
+    (``owners``) is that session; -1 for none. One sort and one binary search."""
+    result = np.full(len(codes), -1, dtype=np.int64)
+    sessions, first = np.unique(owners, return_index=True)
+    position, found = lookup(sessions, codes)
+    result[found] = values[first[position[found]]]
+    return result
+
+
+def last_per_group(groups: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """The last of ``values`` in each group ``0 .. count - 1`` (``groups``, one per value,
+    ascending: each group is a run), -1 for a group with none."""
+    result = np.full(count, -1, dtype=np.int64)
+    ends_run = np.ones(len(groups), dtype=bool)
+    ends_run[:-1] = groups[1:] != groups[:-1]
+    result[groups[ends_run]] = values[ends_run]
+    return result
 
 
 def _fold_auth_responses(
@@ -231,37 +260,109 @@ POSTFIX_COMMANDS = (
     "HELO", "EHLO", "XCLIENT", "XFORWARD", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA",
     "BDAT", "RSET", "NOOP", "VRFY", "ETRN", "QUIT",
 )  # fmt: skip
-_COUNT = re.compile(r"([a-z]+)=(\d+)(?:/(\d+))?")
+#: One count of a ``disconnect`` line: ``rcpt=1/2`` (1 of 2 accepted) or ``ehlo=1`` (all).
+_COUNT = r"(?P<name>[a-z]+)=(?P<good>\d+)(?:/(?P<sent>\d+))?"
 
 
-def _logged_refusals(frame: pd.DataFrame, table: pd.DataFrame, status: np.ndarray) -> None:
+def _logged_refusals(
+    frame: pd.DataFrame,
+    codes: np.ndarray,
+    table: pd.DataFrame,
+    step_codes: np.ndarray,
+    status: np.ndarray,
+) -> None:
     """Commands a log of refusals counts as refused without logging a reply.
 
     Postfix's ``disconnect`` line says how many of each command succeeded (``data=0/1``), but
     only some refusals have a ``reject:`` line (a lost connection, a failed AUTH, an unknown
     command have none). Those commands have no reply row; without this they would count as
     accepted. The last such rows of each verb are marked ``unanswered``: refused, reply
-    unknown."""
-    closes = frame[
+    unknown.
+
+    All sessions at once: the counts are matched to the steps (``table``, its rows' session
+    codes ``step_codes``) by session and verb; ``codes`` are the frame's."""
+    counts = _refusal_counts(frame, codes)
+    if not len(counts):
+        return
+    verb = Verbs(table["verb"])
+    no_reply = table["code"].isna().to_numpy()
+    refused_with_reply = ~no_reply & (status != _ACCEPTED)
+    # A count names the steps it counts by a label: "unknown" counts the commands whose verb
+    # Postfix does not know (label 0), any other name the steps of its verb (the verb's code).
+    # -1: not counted this way. The two ways are matched one after the other.
+    unknown_step = ~verb(*POSTFIX_COMMANDS) & is_verb(table["kind"], "command")
+    unknown_count = (counts["name"] == "unknown").to_numpy()
+    verb_of_count = pd.Index(verb.names).get_indexer(counts["verb"].to_numpy())
+    for step_label, count_label in (
+        (np.where(unknown_step, 0, -1), np.where(unknown_count, 0, -1)),
+        (verb.codes, np.where(unknown_count, -1, verb_of_count)),
+    ):
+        marked = _last_uncounted(
+            keys(step_codes, step_label),
+            step_label >= 0,
+            keys(counts["session"].to_numpy(), count_label)[count_label >= 0],
+            counts["refused"].to_numpy()[count_label >= 0],
+            no_reply,
+            refused_with_reply,
+        )
+        status[marked] = STATUSES.index("unanswered")
+
+
+def _refusal_counts(frame: pd.DataFrame, codes: np.ndarray) -> pd.DataFrame:
+    """The refusals each ``disconnect`` line of a log of refusals counts: one row per count
+    ``name=good/sent`` (``commands=`` left out, and counts with no refusal), with the session's
+    code, the counted ``name`` and ``verb`` (upper-cased), and how many were ``refused``."""
+    closes = np.flatnonzero(
         is_verb(frame["kind"], "close")
         & frame["source"].isin(REFUSALS_ONLY).to_numpy()
         & frame["text"].str.startswith("disconnect ").fillna(False).to_numpy(bool)
-    ]
-    session = table["session"].astype(str).to_numpy()
-    verb = table["verb"].astype(str).to_numpy()
-    unknown = ~np.isin(verb, POSTFIX_COMMANDS) & is_verb(table["kind"], "command")
-    no_reply = table["code"].isna().to_numpy()
-    for name, text in zip(closes["session"].astype(str), closes["text"], strict=True):
-        for counted, good, sent in _COUNT.findall(text):
-            if not sent or counted == "commands":
-                continue
-            mine = session == name
-            rows = mine & (unknown if counted == "unknown" else verb == counted.upper())
-            refused_with_reply = np.count_nonzero(rows & ~no_reply & (status != _ACCEPTED))
-            missing = int(sent) - int(good) - refused_with_reply
-            if missing > 0:
-                candidates = np.flatnonzero(rows & no_reply)[-missing:]
-                status[candidates] = STATUSES.index("unanswered")
+    )
+    # Every line's words at once (Arrow's string kernels); a word that is no count is null.
+    words = pc.utf8_split_whitespace(
+        pa.array(frame["text"].iloc[closes], type=pa.string(), from_pandas=True)
+    )
+    found = pc.extract_regex(pc.list_flatten(words), _COUNT)
+    counts = pa.Table.from_arrays(
+        [pc.list_parent_indices(words), *found.flatten()], names=["line", "name", "good", "sent"]
+    ).filter(found.is_valid())
+    # "sent" is "" in a count with nothing refused (``ehlo=1``).
+    counts = counts.filter((pc.field("sent") != "") & (pc.field("name") != "commands"))
+    refused = pc.subtract(pc.cast(counts["sent"], pa.int64()), pc.cast(counts["good"], pa.int64()))
+    return pd.DataFrame(
+        {
+            "session": codes[closes][counts["line"].to_numpy()],
+            "name": counts["name"].to_numpy(),
+            "verb": pc.utf8_upper(counts["name"]).to_numpy(),
+            "refused": refused.to_numpy(),
+        }
+    )
+
+
+def _last_uncounted(
+    step_key: np.ndarray,
+    labelled: np.ndarray,
+    count_key: np.ndarray,
+    refused: np.ndarray,
+    no_reply: np.ndarray,
+    refused_with_reply: np.ndarray,
+) -> np.ndarray:
+    """The rows to mark refused: in each group of steps (a session's steps of one verb, by
+    ``step_key``) that a count refuses ``refused`` of (by ``count_key``), the last steps without
+    a reply, as many as the refusals no reply row shows."""
+    if not len(count_key):
+        return np.zeros(0, dtype=np.int64)
+    # A session with two disconnect lines (not Postfix's) gets its larger count.
+    groups, which = np.unique(count_key, return_inverse=True)
+    most_refused = np.zeros(len(groups), dtype=np.int64)
+    np.maximum.at(most_refused, which, refused)
+    group, found = lookup(groups, step_key)
+    member = labelled & found
+    shown = np.bincount(group[member & refused_with_reply], minlength=len(groups))
+    missing = most_refused - shown
+    candidates = np.flatnonzero(member & no_reply)
+    # How many candidates of the same group come after each one: the last `missing` are marked.
+    after = pd.Series(group[candidates]).groupby(group[candidates]).cumcount(ascending=False)
+    return candidates[after.to_numpy() < missing[group[candidates]]]
 
 
 #: Protocol order of steps, for sources that do not record the order (a Postfix log).

@@ -14,16 +14,18 @@ exact for the usual one transaction per session.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from smtplab.analysis.steps import (
     REFUSALS_ONLY,
     STATUSES,
+    Verbs,
     in_protocol_order,
     last_chunks,
+    last_per_group,
     session_codes,
     steps,
 )
@@ -38,10 +40,17 @@ OUTCOMES = (
 )
 #: Steps after which no transaction is open (RFC 5321 4.1.1.5, 4.1.4; RFC 3207 4.2).
 BOUNDARIES = ("CONNECT", "RSET", "HELO", "EHLO", "STARTTLS", "QUIT")
-_ADDRESS = re.compile(r"^(?:FROM|TO):\s*<([^>]*)>", re.IGNORECASE)
+#: Python's ``\s`` (``str.isspace``) spelled out for Arrow's RE2, whose ``\s`` is ASCII only.
+_SPACE = (
+    r"[\t\n\x0b\x0c\r\x1c-\x20\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+)
+_ADDRESS = rf"(?i)^(?:FROM|TO):{_SPACE}*<(?P<address>[^>]*)>"
+STAGES = ("MAIL", "RCPT", "DATA")
 _ACCEPTED = STATUSES.index("accepted")
 _TEMPORARY = STATUSES.index("temporary")
 _PERMANENT = STATUSES.index("permanent")
+_UNANSWERED = STATUSES.index("unanswered")
 
 
 def transactions(frame: pd.DataFrame) -> pd.DataFrame:
@@ -54,24 +63,24 @@ def transactions(frame: pd.DataFrame) -> pd.DataFrame:
     ``text`` of that reply.
     """
     step = in_protocol_order(steps(frame))
-    verb = step["verb"].to_numpy(dtype=object)
+    verb = Verbs(step["verb"])
     status = step["status"].cat.codes.to_numpy().astype(np.int64)
     codes = session_codes(step)
     n = len(step)
 
     if n == 0:
         return _empty()
-    is_mail = verb == "MAIL"
+    is_mail = verb("MAIL")
     accepted_mail = is_mail & (status == _ACCEPTED)
     is_last_chunk = last_chunks(step)
     # An open/closed marker on each step, carried forward: an accepted MAIL opens; a boundary
     # closes; the reply to the message closes after itself.
     marker = np.full(n, np.nan)
-    marker[np.isin(verb, BOUNDARIES)] = 0.0
+    marker[verb(*BOUNDARIES)] = 0.0
     new_session = np.append(True, codes[1:] != codes[:-1])
     marker[new_session] = 0.0
     marker[accepted_mail] = 1.0
-    ends = (verb == "DATA-END") | is_last_chunk
+    ends = verb("DATA-END") | is_last_chunk
     after = np.flatnonzero(ends) + 1
     after = after[after < n]
     marker[after] = np.where(np.isnan(marker[after]), 0.0, marker[after])
@@ -86,120 +95,141 @@ def transactions(frame: pd.DataFrame) -> pd.DataFrame:
     rows = np.flatnonzero(belongs)
     if not len(rows):
         return _empty()
-    txn = number[rows]
     part = step.iloc[rows].reset_index(drop=True)
-    part["txn"] = txn
-    v = verb[rows]
+    # The steps come in transaction order: each transaction's steps are one run of rows, and
+    # its first step is its MAIL.
+    txn = number[rows]
+    starts_run = np.append(True, txn[1:] != txn[:-1])
+    starts = np.flatnonzero(starts_run)
+    which = np.cumsum(starts_run) - 1  # each step's transaction: 0, 1, ...
+    count = len(starts)
+    v = Verbs(part["verb"])
     st = status[rows]
-    address = part["argument"].str.extract(_ADDRESS, expand=False)
+    address = _addresses(part["argument"])
 
-    groups = part.groupby("txn", sort=True)
-    first = groups.head(1).set_index("txn")  # the MAIL step
-    table = pd.DataFrame(index=first.index)
-    table["session"] = first["session"]
-    table["start"] = first["time"]
-    mail_rows = part[v == "MAIL"].set_index("txn")
-    table["mail_from"] = address[v == "MAIL"].set_axis(mail_rows.index)
-    rcpt = v == "RCPT"
+    table = pd.DataFrame(index=pd.RangeIndex(count))
+    table["session"] = part["session"].array.take(starts)
+    table["start"] = part["time"].array.take(starts)
+    table["mail_from"] = address.take(starts)
+    rcpt = v("RCPT")
     ok = st == _ACCEPTED
-    table["recipients"] = _lists(address[rcpt & ok], txn[rcpt & ok], table.index)
-    table["rejected"] = _lists(address[rcpt & ~ok], txn[rcpt & ~ok], table.index)
+    table["recipients"] = _lists(address, which, rcpt & ok, count)
+    table["rejected"] = _lists(address, which, rcpt & ~ok, count)
     # Counted from the steps: a Postfix log knows that a recipient was accepted, not which.
-    table["accepted"] = pd.Series(txn[rcpt & ok]).value_counts().reindex(table.index, fill_value=0)
-    table["refused"] = pd.Series(txn[rcpt & ~ok]).value_counts().reindex(table.index, fill_value=0)
-    content = (v == "DATA-END") | (v == "BDAT")
+    table["accepted"] = np.bincount(which[rcpt & ok], minlength=count)
+    table["refused"] = np.bincount(which[rcpt & ~ok], minlength=count)
+    content = v("DATA-END", "BDAT")
     table["size"] = (
         pd.Series(part["size"].to_numpy(dtype="float64", na_value=np.nan)[content])
-        .groupby(txn[content])
+        .groupby(which[content])
         .sum(min_count=1)
-        .reindex(table.index)
+        .reindex(range(count))
         .astype("Int64")
+        .array
     )
-    complete = (v == "DATA-END") | is_last_chunk[rows] | part["source"].isin(REFUSALS_ONLY)
-    decisive, outcome, stage = _decide(part, v, st, txn, complete.to_numpy(), table.index)
-    table["outcome"] = pd.Categorical(outcome, categories=list(OUTCOMES))
-    table["stage"] = pd.Categorical(stage, categories=["MAIL", "RCPT", "DATA"])
+    implied = part["source"].isin(REFUSALS_ONLY).to_numpy()
+    complete = v("DATA-END") | is_last_chunk[rows] | implied
+    decisive, outcome, stage = _decide(v, st, which, count, complete, implied)
+    table["outcome"] = pd.Categorical.from_codes(outcome, categories=list(OUTCOMES))
+    table["stage"] = pd.Categorical.from_codes(stage, categories=list(STAGES))
     for column in ("code", "enhanced", "text"):
-        table[column] = part[column].array.take(decisive, allow_fill=True)
+        table[column] = part[column].array.take(decisive)
     table["transaction"] = table.groupby("session", observed=True).cumcount() + 1
     columns = ["session", "transaction", "start", "mail_from", "recipients", "rejected"]
     columns += ["accepted", "refused", "size", "outcome", "stage", "code", "enhanced", "text"]
-    return table[columns].reset_index(drop=True)
+    return table[columns]
 
 
-def _lists(values: pd.Series, txn: np.ndarray, index: pd.Index) -> pd.Series:
-    known = values.notna().to_numpy()
-    listed = pd.Series(values.to_numpy(dtype=object)[known]).groupby(txn[known]).agg(list)
-    result = listed.reindex(index)
-    return result.apply(lambda cell: cell if isinstance(cell, list) else [])
+def _addresses(argument: pd.Series) -> pd.api.extensions.ExtensionArray:
+    """The address of each MAIL or RCPT argument (``FROM:<a@b>``), missing where there is
+    none: Arrow's regular expressions, all rows at once."""
+    found = pc.extract_regex(pa.array(argument, type=pa.string(), from_pandas=True), _ADDRESS)
+    (address,) = found.flatten()  # missing where the pattern did not match
+    return pd.StringDtype().__from_arrow__(address)
+
+
+def _lists(
+    values: pd.api.extensions.ExtensionArray, which: np.ndarray, chosen: np.ndarray, count: int
+) -> np.ndarray:
+    """For each of ``count`` transactions, its ``chosen`` known values as a list, in step order
+    (``which``: the transaction of each step, ascending); [] for none. The lists are built
+    by Arrow from one offsets array, not one at a time."""
+    chosen = chosen & ~pd.isna(values)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(which[chosen], minlength=count))])
+    strings = pa.chunked_array(pa.array(values[chosen], type=pa.string(), from_pandas=True))
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), strings.combine_chunks())
+    result = np.empty(count, dtype=object)
+    result[:] = lists.to_pylist()
+    return result
+
+
+def _last(chosen: np.ndarray, which: np.ndarray, count: int) -> np.ndarray:
+    """The last ``chosen`` row of each transaction (``which`` ascending), -1 for none."""
+    rows = np.flatnonzero(chosen)
+    return last_per_group(which[rows], rows, count)
+
+
+#: What decided a transaction (see :func:`_decide`); a refusal's outcome depends on its code.
+_ABORTED, _DELIVERED, _REFUSED_AT_MAIL, _REFUSED_AT_RCPT, _REFUSED_AT_DATA = range(5)
 
 
 def _decide(
-    part: pd.DataFrame,
-    v: np.ndarray,
+    v: Verbs,
     st: np.ndarray,
-    txn: np.ndarray,
+    which: np.ndarray,
+    count: int,
     complete: np.ndarray,
-    index: pd.Index,
-) -> tuple[np.ndarray, list[str], list[str | None]]:
-    """For each transaction: the row of its deciding reply, its outcome and the stage."""
-    positions = np.arange(len(part))
-    refused = (st == _TEMPORARY) | (st == _PERMANENT)
-    implied = part["source"].isin(REFUSALS_ONLY).to_numpy()
+    implied: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each transaction: the row of the reply that decided it, and the codes of its
+    outcome (:data:`OUTCOMES`) and stage (:data:`STAGES`, -1 for none). All transactions at
+    once: each rule below is an array over them, and the first that holds decides."""
+    mail = _last(v("MAIL"), which, count)
+    rcpt_ok = _last(v("RCPT") & (st == _ACCEPTED), which, count)
+    rcpt_refused = _last(v("RCPT") & _refused(st), which, count)
+    data = _last(v("DATA"), which, count)
+    message = _last(v("DATA-END", "BDAT"), which, count)
 
-    def last(mask: np.ndarray) -> pd.Series:
-        return pd.Series(positions[mask]).groupby(txn[mask]).last().reindex(index)
+    def status(row: np.ndarray) -> np.ndarray:
+        return np.where(row >= 0, st[row], -1)  # -1: no such step
 
-    mail = last(v == "MAIL")
-    rcpt_ok = last((v == "RCPT") & (st == _ACCEPTED))
-    rcpt_refused = last((v == "RCPT") & refused)
-    data = last(v == "DATA")
-    message = last((v == "DATA-END") | (v == "BDAT"))
-    decisive = np.full(len(index), -1, dtype=np.int64)
-    outcome: list[str] = []
-    stage: list[str | None] = []
-    for i, (m, r_ok, r_bad, d, msg) in enumerate(
-        zip(mail, rcpt_ok, rcpt_refused, data, message, strict=True)
-    ):
-        choice, result, where = _one(m, r_ok, r_bad, d, msg, st, implied, complete)
-        decisive[i] = choice
-        outcome.append(result)
-        stage.append(where)
+    def at(flags: np.ndarray, row: np.ndarray) -> np.ndarray:
+        return (row >= 0) & flags[row]
+
+    got_message = message >= 0
+    rules = [  # (holds, the deciding row, what it means), in order
+        (status(mail) == _UNANSWERED, mail, _ABORTED),
+        (status(mail) != _ACCEPTED, mail, _REFUSED_AT_MAIL),
+        ((rcpt_ok < 0) & (rcpt_refused >= 0), rcpt_refused, _REFUSED_AT_RCPT),
+        (rcpt_ok < 0, mail, _ABORTED),
+        (_refused(status(data)), data, _REFUSED_AT_DATA),
+        (got_message & (status(message) == _ACCEPTED) & at(complete, message), message, _DELIVERED),
+        (got_message & _refused(status(message)), message, _REFUSED_AT_DATA),
+        (got_message, message, _ABORTED),
+        # A log of refusals has no message step: an accepted DATA was not refused.
+        (at(implied, data) & (status(data) == _ACCEPTED), data, _DELIVERED),
+    ]
+    holds = [rule for rule, _, _ in rules]
+    decisive = np.select(holds, [row for _, row, _ in rules], default=mail)
+    meaning = np.select(holds, [np.full(count, what) for _, _, what in rules], default=_ABORTED)
+
+    refusal = meaning >= _REFUSED_AT_MAIL
+    stage = np.select(
+        [refusal, meaning == _DELIVERED],
+        [meaning - _REFUSED_AT_MAIL, STAGES.index("DATA")],
+        default=-1,
+    )
+    outcome = np.full(count, OUTCOMES.index("aborted"))
+    outcome[meaning == _DELIVERED] = OUTCOMES.index("delivered")
+    rejected_at = np.array([OUTCOMES.index(f"rejected at {where}") for where in STAGES])
+    outcome[refusal] = rejected_at[stage[refusal]]
+    # A 4xx anywhere defers the transaction: the client should try again later.
+    outcome[refusal & (st[decisive] == _TEMPORARY)] = OUTCOMES.index("deferred")
     return decisive, outcome, stage
 
 
-def _one(
-    mail: float,
-    rcpt_ok: float,
-    rcpt_refused: float,
-    data: float,
-    message: float,
-    st: np.ndarray,
-    implied: np.ndarray,
-    complete: np.ndarray,
-) -> tuple[int, str, str | None]:
-    def refusal(row: int, where: str) -> tuple[int, str, str | None]:
-        return row, ("deferred" if st[row] == _TEMPORARY else f"rejected at {where}"), where
-
-    m = int(mail)
-    if st[m] != _ACCEPTED:
-        return (m, "aborted", None) if st[m] == STATUSES.index("unanswered") else refusal(m, "MAIL")
-    if np.isnan(rcpt_ok):
-        if not np.isnan(rcpt_refused):
-            return refusal(int(rcpt_refused), "RCPT")
-        return m, "aborted", None
-    if not np.isnan(data) and st[int(data)] in (_TEMPORARY, _PERMANENT):
-        return refusal(int(data), "DATA")
-    if not np.isnan(message):
-        row = int(message)
-        if st[row] == _ACCEPTED and complete[row]:
-            return row, "delivered", "DATA"
-        if st[row] in (_TEMPORARY, _PERMANENT):
-            return refusal(row, "DATA")
-        return row, "aborted", None
-    if not np.isnan(data) and implied[int(data)] and st[int(data)] == _ACCEPTED:
-        return int(data), "delivered", "DATA"  # a log of refusals: DATA was not refused
-    return m, "aborted", None
+def _refused(status: np.ndarray) -> np.ndarray:
+    return (status == _TEMPORARY) | (status == _PERMANENT)
 
 
 def _empty() -> pd.DataFrame:
@@ -215,7 +245,7 @@ def _empty() -> pd.DataFrame:
             "refused": pd.Series(dtype="int64"),
             "size": pd.Series(dtype="Int64"),
             "outcome": pd.Categorical([], categories=list(OUTCOMES)),
-            "stage": pd.Categorical([], categories=["MAIL", "RCPT", "DATA"]),
+            "stage": pd.Categorical([], categories=list(STAGES)),
             "code": pd.Series(dtype="Int16"),
             "enhanced": pd.Series(dtype="category"),
             "text": pd.Series(dtype="string"),

@@ -138,11 +138,31 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
                 pd.NA, index=frame.index, dtype=dtype if dtype != "int64" else "Int64"
             )
         if dtype == "category":
-            frame[name] = frame[name].astype("string").astype("category")
+            frame[name] = as_string_categories(frame[name])
         elif str(frame[name].dtype) != dtype:
             frame[name] = frame[name].astype(dtype)
     extra = [c for c in frame.columns if c not in COLUMNS]
     return frame[list(COLUMNS) + extra].reset_index(drop=True)
+
+
+def as_string_categories(column: pd.Series) -> pd.Series:
+    """``column.astype("string").astype("category")``: a categorical of strings, its categories
+    sorted and only those used. When ``column`` is a categorical already, this is worked out on
+    its categories and codes: its rows are not made strings one by one."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column.astype("string").astype("category")
+    codes = column.cat.codes.to_numpy()
+    categories = column.cat.categories
+    used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+    names = categories.astype("string").to_numpy(dtype=object, na_value=None)
+    # Sorted as pandas sorts strings (by code point); two categories that are the same string
+    # (1 and "1") become one.
+    kept = np.unique(names[used & (names != None)].astype(str))  # noqa: E711
+    new_code = pd.Index(kept, dtype="string").get_indexer(names)
+    new_code = np.append(new_code, -1)  # code -1 (missing) stays missing
+    dtype = pd.CategoricalDtype(pd.Index(kept, dtype="string"))
+    values = pd.Categorical.from_codes(new_code[codes], dtype=dtype)
+    return pd.Series(values, index=column.index, name=column.name)
 
 
 def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
@@ -150,30 +170,80 @@ def concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
     Two transcripts may name different sessions alike (two labs both start at ``lab-1``);
     merged, they would read as one garbled session. A session name already taken by an
-    earlier frame is renamed ``name~2`` (``~3``, ...), so every session stays whole."""
+    earlier frame is renamed ``name~2`` (``~3``, ...), so every session stays whole.
+
+    Names are handled as the session column's categories, one per session: a clash renames
+    a category, never rewrites the frame's rows, so the work grows with the rows and the
+    sessions, not with rows times clashes."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return empty_frame()
-    taken: set[str] = set()
+    names = _SessionNames()
     renamed = []
     for frame in frames:
-        names = set(frame["session"].astype(str).unique())
-        clashes = names & taken
-        if clashes:
-            mapping = {name: _fresh(name, taken | names) for name in sorted(clashes)}
-            frame = frame.assign(session=frame["session"].astype(str).replace(mapping))
-            names = (names - clashes) | set(mapping.values())
-        taken |= names
+        session = _session_categories(frame["session"])
+        own = pd.Index(session.cat.categories).astype(str).tolist()
+        fresh = names.claim(own)
+        if fresh != own:
+            frame = frame.assign(session=session.cat.rename_categories(fresh))
         renamed.append(frame)
-    return conform(pd.concat(renamed, ignore_index=True))
+    return conform(_stacked(renamed))
 
 
-def _fresh(name: str, used: set[str]) -> str:
-    number = 2
-    while f"{name}~{number}" in used:
-        number += 1
-    used.add(f"{name}~{number}")
-    return f"{name}~{number}"
+class _SessionNames:
+    """The session names the frames concatenated so far have taken."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        # For each renamed name, the number its next ``~n`` is tried from: every smaller one
+        # is taken (names are only ever added), so this finds the name counting from 2 would,
+        # without trying again, for the k-th copy of a frame, the numbers k-1 copies took.
+        self.next_number: dict[str, int] = {}
+
+    def claim(self, names: list[str]) -> list[str]:
+        """One frame's (distinct) session names, each already taken renamed ``name~2``
+        (``~3``, ...): the first free in the names taken and in the frame's own."""
+        own = set(names)
+        claimed = []
+        for name in names:
+            if name in self.taken:
+                number = self.next_number.get(name, 2)
+                while f"{name}~{number}" in self.taken or f"{name}~{number}" in own:
+                    number += 1
+                self.next_number[name] = number + 1
+                name = f"{name}~{number}"
+            claimed.append(name)
+        self.taken.update(claimed)
+        return claimed
+
+
+def _stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat`` of ``frames``, each category column given the same categories in every
+    frame first: of categoricals that differ pandas makes an object column, which
+    :func:`conform` would have to make a categorical again string by string."""
+    shared = [
+        name
+        for name, dtype in COLUMNS.items()
+        if dtype == "category"
+        and all(name in f and isinstance(f[name].dtype, pd.CategoricalDtype) for f in frames)
+    ]
+    columns = {name: [as_string_categories(f[name]) for f in frames] for name in shared}
+    for name, parts in columns.items():
+        every = np.concatenate([part.cat.categories.to_numpy(dtype=object) for part in parts])
+        union = pd.Index(np.unique(every.astype(str)), dtype="string")
+        columns[name] = [part.cat.set_categories(union) for part in parts]
+    frames = [
+        frame.assign(**{name: parts[i] for name, parts in columns.items()})
+        for i, frame in enumerate(frames)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _session_categories(session: pd.Series) -> pd.Series:
+    """The session column as a categorical with one category per session it holds."""
+    if not isinstance(session.dtype, pd.CategoricalDtype):
+        session = session.astype("category")
+    return session.cat.remove_unused_categories()
 
 
 TABLE_FORMATS = (".csv", ".parquet")
