@@ -33,6 +33,7 @@ _EXPORTS = {
     "IngestWarning": "smtplab.ingest",
     "read": "smtplab.ingest",
     "read_dataset": "smtplab.ingest.dataset",
+    "dask_dataset": "smtplab.ingest.dataset",
     "write_dataset": "smtplab.ingest.dataset",
     "Lab": "smtplab.teaching.lab",
     "SendResult": "smtplab.teaching.lab",
@@ -94,6 +95,7 @@ __all__ = [
     "compare",
     "concat",
     "connect",
+    "dask_dataset",
     "explain",
     "read",
     "read_dataset",
@@ -125,7 +127,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
     from smtplab.client.session import Session
     from smtplab.conformance import check, compare
     from smtplab.ingest import IngestError, IngestWarning, read
-    from smtplab.ingest.dataset import read_dataset, write_dataset
+    from smtplab.ingest.dataset import dask_dataset, read_dataset, write_dataset
     from smtplab.log.frame import concat
     from smtplab.protocol import LineEndings, LocalProtocolError, RemoteProtocolError, Reply, State
     from smtplab.protocol.codes import explain

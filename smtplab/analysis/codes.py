@@ -11,6 +11,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from smtplab.analysis.partitioned import on_rows
+
 CLASSES = ("2xx", "3xx", "4xx", "5xx")
 Grouping = Literal["class", "code", "enhanced", "command"]
 
@@ -28,6 +30,7 @@ def reply_classes(codes: pd.Series) -> pd.Categorical:
     return pd.Categorical.from_codes(index, categories=list(CLASSES))
 
 
+@on_rows(["verb", "code", "enhanced"])
 def code_distribution(frame: pd.DataFrame, by: Grouping = "class") -> pd.Series | pd.DataFrame:
     """How many replies there are of each kind.
 
@@ -56,6 +59,7 @@ def code_distribution(frame: pd.DataFrame, by: Grouping = "class") -> pd.Series 
     raise ValueError(f"by must be 'class', 'code', 'enhanced' or 'command', not {by!r}")
 
 
+@on_rows(["verb", "code", "latency"])
 def latencies(frame: pd.DataFrame) -> pd.DataFrame:
     """Reply latency per command verb, in milliseconds: count, median, mean, p90, p99, max.
 

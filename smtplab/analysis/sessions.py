@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from smtplab.analysis.partitioned import per_session
 from smtplab.analysis.steps import (
     POSTFIX_COMMANDS,
     REFUSALS_ONLY,
@@ -58,6 +59,7 @@ _TEMPORARY = STATUSES.index("temporary")
 _PERMANENT = STATUSES.index("permanent")
 
 
+@per_session
 def sessions(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per session of ``frame`` (live or captured), indexed by session id.
 

@@ -33,6 +33,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smtplab.analysis.partitioned import in_session_order, per_session
+
 #: Sources that log only refused commands: a step without a reply was accepted.
 REFUSALS_ONLY = frozenset({"postfix"})
 
@@ -112,6 +114,20 @@ def lookup(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.
     return position, sorted_keys[position] == wanted
 
 
+def numbered_groups(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (steps in session order) with its ``group`` column: a step that is not
+    pipelined opens a group, numbered from 0 over the whole table."""
+    table["group"] = np.cumsum(~table["pipelined"].to_numpy()) - 1
+    return table
+
+
+def _joined(table: pd.DataFrame) -> pd.DataFrame:
+    """Steps worked out partition by partition, as one table: in session order, the groups
+    numbered over all of it."""
+    return numbered_groups(in_session_order(table))
+
+
+@per_session(then=_joined)
 def steps(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per client step with the reply it got; see the module docstring.
 
@@ -168,8 +184,7 @@ def steps(frame: pd.DataFrame) -> pd.DataFrame:
     table["status"] = pd.Categorical.from_codes(status, categories=list(STATUSES))
 
     table["pipelined"] = _pipelined(table, codes[step_rows])
-    table["group"] = np.cumsum(~table["pipelined"].to_numpy()) - 1
-    return table
+    return numbered_groups(table)
 
 
 def paired_reply_to(frame: pd.DataFrame, codes: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smtplab.analysis.partitioned import in_session_order, per_session
 from smtplab.analysis.steps import (
     REFUSALS_ONLY,
     STATUSES,
@@ -53,6 +54,7 @@ _PERMANENT = STATUSES.index("permanent")
 _UNANSWERED = STATUSES.index("unanswered")
 
 
+@per_session(then=in_session_order)
 def transactions(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per mail transaction in ``frame``.
 

@@ -118,19 +118,78 @@ def read_dataset(
     ``[("source", "==", "postfix"), ("day", ">=", "2026-11-29")]``. Only the files of the
     partitions asked for are read. ``columns`` loads only those transcript columns.
     """
+    dataset, expression, wanted = _opened(directory, filters, columns)
+    if not dataset.files:
+        return empty_frame()[wanted]
+    return _transcript(dataset.to_table(columns=wanted, filter=expression), wanted)
+
+
+def dask_dataset(
+    directory: str | Path,
+    filters: Any = None,
+    columns: list[str] | None = None,
+) -> Any:
+    """The dataset as a Dask DataFrame, one partition per file: a session is never split
+    between partitions, so per-session work runs partition by partition on a cluster, and
+    every :mod:`smtplab.analysis` function takes it as it takes a pandas frame. Nothing is
+    read until computed; ``filters`` and ``columns`` as in :func:`read_dataset`.
+
+    Needs ``dask[dataframe]`` (``pip install 'smtplab[dask]'``; ``distributed`` for a cluster)."""
+    try:
+        import dask.dataframe as dd
+    except ImportError:  # an extra, not a dependency: say how to get it
+        raise ImportError(
+            "smtplab.dask_dataset needs Dask: pip install 'dask[dataframe]' distributed"
+        ) from None
+    dataset, expression, wanted = _opened(directory, filters, columns)
+    files = [fragment.path for fragment in dataset.get_fragments(filter=expression)]
+    meta = empty_frame()[wanted]
+    if not files:
+        return dd.from_pandas(meta, npartitions=1)
+    load = _PartitionLoader(str(Path(directory)), expression, wanted)
+    return dd.from_map(load, files, meta=meta, enforce_metadata=False)
+
+
+class _PartitionLoader:
+    """Reads one file of a dataset as a transcript frame (a Dask partition); picklable, to
+    run on a cluster's workers."""
+
+    def __init__(self, directory: str, expression: Any, wanted: list[str]) -> None:
+        self.directory, self.expression, self.wanted = directory, expression, wanted
+
+    def __call__(self, path: str) -> pd.DataFrame:
+        table = _files([path], self.directory).to_table(columns=self.wanted, filter=self.expression)
+        return _transcript(table, self.wanted)
+
+
+def _opened(
+    directory: str | Path, filters: Any, columns: list[str] | None
+) -> tuple[ds.Dataset, Any, list[str]]:
+    """The dataset at ``directory``, ``filters`` as an expression, and the columns wanted."""
     path = Path(directory)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such dataset directory (write one with write_dataset)")
-    dataset = ds.dataset(path, format="parquet", partitioning=PARTITIONING)
-    if not dataset.files:
-        return empty_frame() if columns is None else empty_frame()[columns]
-    if filters is not None and not isinstance(filters, ds.Expression):
-        filters = pq.filters_to_expression(filters)
     wanted = list(COLUMNS) if columns is None else list(columns)
     unknown = [name for name in wanted if name not in COLUMNS]
     if unknown:
         raise ValueError(f"no such transcript column(s): {', '.join(unknown)}")
-    table = dataset.to_table(columns=wanted, filter=filters)
+    if filters is not None and not isinstance(filters, ds.Expression):
+        filters = pq.filters_to_expression(filters)
+    found = ds.dataset(path, format="parquet", partitioning=PARTITIONING)
+    # The files in the order of their names (source, day, input, batch), whatever order the
+    # file system lists them in: the same rows in the same order every time.
+    return _files(sorted(found.files), path), filters, wanted
+
+
+def _files(paths: list[str], directory: Path | str) -> ds.Dataset:
+    """The dataset of these files of ``directory``, with its partition columns."""
+    return ds.dataset(
+        paths, format="parquet", partitioning=PARTITIONING, partition_base_dir=str(directory)
+    )
+
+
+def _transcript(table: pa.Table, wanted: list[str]) -> pd.DataFrame:
+    """A table read from a dataset as a transcript frame of the ``wanted`` columns."""
     if "source" in wanted:  # from the directory names, as strings: a category, as elsewhere
         at = table.schema.get_field_index("source")
         table = table.set_column(at, "source", table["source"].dictionary_encode())

@@ -16,6 +16,7 @@ from smtplab.cli.commands import main as cli
 from smtplab.ingest import IngestWarning
 from smtplab.ingest.dataset import input_key, read_dataset, write_dataset
 from smtplab.ingest.postfix import LATE_LINES
+from smtplab.teaching.logs import grown_log
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 INPUTS = [
@@ -24,22 +25,9 @@ INPUTS = [
 
 
 def copies_of_the_fixture_log(path: Path, copies: int, host: str = "vm") -> Path:
-    """The real fixture log ``copies`` times with fresh pids, queue ids and times, copy ``n``
-    at second ``n`` from Nov 29 23:59:30 (so the copies cross midnight), on ``host``."""
-    lines = (FIXTURES / "postfix.log").read_text().splitlines()
-    queue_ids = sorted(set(re.findall(r"\b([0-9A-F]{11})\b", "\n".join(lines))))
-    start = dt.datetime(2026, 11, 29, 23, 59, 30)
-    with path.open("w") as out:
-        for copy in range(copies):
-            text = "\n".join(lines).replace(" vm ", f" {host} ")
-            shift = copy * 10
-            text = re.sub(r"\[(\d+)\]:", lambda m, shift=shift: f"[{int(m[1]) + shift}]:", text)
-            for index, queue_id in enumerate(queue_ids):
-                text = text.replace(queue_id, f"{copy:07X}{index:04X}")
-            stamp = (start + dt.timedelta(seconds=copy)).strftime("%b %e %H:%M:%S")
-            text = re.sub(r"^Nov 29 \d\d:\d\d:\d\d", stamp, text, flags=re.MULTILINE)
-            out.write(text + "\n")
-    return path
+    """The real fixture log ``copies`` times, copy ``n`` at second ``n`` from Nov 29 23:59:30
+    (so the copies cross midnight), on ``host``."""
+    return grown_log(path, copies, hosts=(host,), start=dt.datetime(2026, 11, 29, 23, 59, 30))
 
 
 def in_order(frame: pd.DataFrame) -> pd.DataFrame:
