@@ -192,6 +192,7 @@ def _distinct_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     number = np.zeros(len(matrix), dtype=np.int64)
     for column in matrix.T:  # a few dozen columns
         if column.any():
+            # Both factors are below the row count: the pair fits in an int64.
             number = pd.factorize(number * (int(column.max()) + 1) + column)[0]
     # factorize numbers in order of first appearance: number k first appears after k-1.
     first = np.flatnonzero(~pd.Series(number).duplicated().to_numpy())
@@ -220,6 +221,7 @@ def _outcomes(
     count: int,
 ) -> pd.Categorical:
     outcome = np.full(count, OUTCOMES.index("aborted"))
+    # (The steps come in session order: each session's steps are a run of ``codes``.)
     # The last refusal in a mail transaction decides between rejected and deferred.
     refused = verb(*TRANSACTION_VERBS) & ((status == _TEMPORARY) | (status == _PERMANENT))
     last_refusal = last_per_group(codes[refused], status[refused], count)

@@ -19,6 +19,11 @@ a step without a reply counts as ``accepted``.
 Pairing is vectorised: a step is found by the key ``(session, seq)`` with one binary search
 over all steps, so a million-row transcript is paired in a fraction of a second. Rows need not
 be sorted; :func:`ordered` sorts them by session and ``seq`` once (a no-op when they already are).
+The same holds for everything below, and for every table built from the steps: the work is
+done on whole columns (keys, category codes, runs of a session's rows), never by a Python loop
+over sessions or rows, so its cost grows with the rows (issue 16). A log's ``disconnect``
+counts, for one, are read by Arrow's string kernels and joined to the steps by
+``(session, verb)`` keys.
 
 A step is ``pipelined`` when the client sent it before the reply to its previous step had
 arrived (RFC 2920): in a capture the reply comes later in ``seq``; in a live session, where the
