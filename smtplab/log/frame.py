@@ -134,8 +134,9 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for name, dtype in COLUMNS.items():
         if name not in frame:
+            # (None: each dtype's own missing value, NaN, NaT or <NA>; pd.NA fits only some)
             frame[name] = pd.Series(
-                pd.NA, index=frame.index, dtype=dtype if dtype != "int64" else "Int64"
+                None, index=frame.index, dtype=dtype if dtype != "int64" else "Int64"
             )
         if dtype == "category":
             frame[name] = as_string_categories(frame[name])

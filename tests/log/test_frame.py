@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from smtplab.log.frame import empty_frame, to_frame, to_table
+from smtplab.log.frame import conform, empty_frame, to_frame, to_table
 from smtplab.log.recorder import Row
 from smtplab.log.schema import ARROW_SCHEMA, COLUMNS
 
@@ -111,3 +111,11 @@ def test_the_readme_schema_table_says_what_the_code_builds() -> None:
 
     built = to_table([row()])
     assert said == {field.name: (COLUMNS[field.name], short(field.type)) for field in built.schema}
+
+
+def test_conform_adds_every_kind_of_missing_column() -> None:
+    """A table with only some columns (a CSV cut down by hand) gets the rest, all missing."""
+    partial = to_frame([row(seq=0, verb="QUIT")])[["session", "seq", "sender", "kind", "verb"]]
+    whole = conform(partial)
+    assert {name: str(dtype) for name, dtype in whole.dtypes.items()} == COLUMNS
+    assert whole[["time", "latency", "code", "text", "tls"]].isna().all().all()
