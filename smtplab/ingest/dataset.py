@@ -35,10 +35,12 @@ import hashlib
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -46,7 +48,7 @@ import pyarrow.parquet as pq
 
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.ingest.reader import IngestError, _open, read_sessions
-from smtplab.log.frame import empty_frame, from_table, to_table
+from smtplab.log.frame import conform, empty_frame, from_table, to_table
 from smtplab.log.schema import ARROW_SCHEMA, COLUMNS
 
 #: Rows gathered before they are written (one file per partition they fall in).
@@ -81,7 +83,7 @@ class DatasetReport:
 
 
 def write_dataset(
-    paths: str | Path | list[str | Path],
+    paths: str | Path | list[str | Path] | pd.DataFrame,
     directory: str | Path,
     format: str = "auto",
     *,
@@ -92,7 +94,14 @@ def write_dataset(
 ) -> DatasetReport:
     """Stream ``paths`` (files or directories, as :func:`smtplab.read` takes them) into the
     dataset ``directory`` (made if missing; see the module docstring). ``format``, ``year``,
-    ``day`` and ``progress`` are :func:`smtplab.read`'s."""
+    ``day`` and ``progress`` are :func:`smtplab.read`'s.
+
+    ``paths`` may also be a transcript DataFrame (a lab's, ``smtplab.simulate()``, a read):
+    its sessions are written as they are, under the names they have."""
+    if isinstance(paths, pd.DataFrame):  # a transcript in memory: its own names, as they are
+        with _DatasetWriter(Path(directory), batch_rows) as writer:
+            writer.add_frame(paths, frame_key(paths))
+        return writer.report
     with _DatasetWriter(Path(directory), batch_rows) as writer:
         skipped = read_sessions(
             paths, writer.add, writer.start_input, format, year=year, day=day, progress=progress
@@ -226,9 +235,12 @@ class _DatasetWriter:
             first = next(name for name, known in self.report.inputs.items() if known == key)
             raise IngestError(f"{path}: the same content as {first}, read already")
         self.report.inputs[str(path)] = key
+        self._start_key(key)
+        return key
+
+    def _start_key(self, key: str) -> None:
         self._written[key] = set()
         self._key = key
-        return key
 
     def _end_input(self) -> None:
         """Write what the input being read left; if it wrote files, they replace any an
@@ -254,18 +266,33 @@ class _DatasetWriter:
         """Write the rows gathered: one file per partition."""
         partitions, self._partitions = self._partitions, {}
         for (source, day), rows in sorted(partitions.items()):
-            folder = self.report.directory / f"source={source}" / f"day={day}"
-            folder.mkdir(parents=True, exist_ok=True)
-            written = self._written[self._key]
-            target = folder / f"{self._key}-{len(written):05d}.parquet"
-            hidden = folder / f".{target.name}.partial"  # readers skip hidden files
-            table = to_table(rows).select(_STORED).replace_schema_metadata(_stored_metadata())
-            pq.write_table(table, hidden)
-            os.replace(hidden, target)
-            written.add(target)
-            self.report.files.append(target)
-            self.report.rows += len(rows)
+            self._write(source, day, to_table(rows))
         self.waiting = 0
+
+    def add_frame(self, frame: pd.DataFrame, key: str) -> None:
+        """Take a whole transcript frame (its sessions keep their names), written in files
+        of about ``batch_rows`` rows, each of whole sessions."""
+        self._start_key(key)
+        frame = conform(frame)[list(COLUMNS)]
+        table = pa.Table.from_pandas(frame, preserve_index=False).cast(ARROW_SCHEMA)
+        for (source, day), rows in _frame_partitions(frame, self.batch_rows):
+            self._write(source, day, table.take(rows))
+        self.report.sessions += frame["session"].nunique()
+        self._end_input()
+
+    def _write(self, source: str, day: str, table: pa.Table) -> None:
+        """One file of the partition (``source``, ``day``)."""
+        folder = self.report.directory / f"source={source}" / f"day={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        written = self._written[self._key]
+        target = folder / f"{self._key}-{len(written):05d}.parquet"
+        hidden = folder / f".{target.name}.partial"  # readers skip hidden files
+        table = table.select(_STORED).replace_schema_metadata(_stored_metadata())
+        pq.write_table(table, hidden)
+        os.replace(hidden, target)
+        written.add(target)
+        self.report.files.append(target)
+        self.report.rows += len(table)
 
     def __enter__(self) -> _DatasetWriter:
         return self
@@ -273,6 +300,29 @@ class _DatasetWriter:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self._end_input()
+
+
+def _frame_partitions(
+    frame: pd.DataFrame, batch_rows: int
+) -> Iterator[tuple[tuple[str, str], Any]]:
+    """The rows of ``frame`` (their positions) file by file: by the partition of their
+    session (its source, and the UTC day of its first row), a session's rows together and in
+    ``seq`` order, cut into files of about ``batch_rows`` rows between sessions."""
+    session = pd.factorize(frame["session"])[0]  # numbered in order of first appearance
+    first_time = frame.groupby(session)["time"].transform("first")
+    day = first_time.dt.floor("D").dt.strftime("%Y-%m-%d").fillna(_UNKNOWN_DAY)
+    partition, names = pd.factorize(pd.MultiIndex.from_arrays([frame["source"].astype(str), day]))
+    order = np.lexsort((frame["seq"].to_numpy(), session, partition))
+    partition, session = partition[order], session[order]
+    starts = np.flatnonzero(np.r_[True, partition[1:] != partition[:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
+        # Session boundaries in this partition, and cuts at the first after each batch.
+        bounds = start + np.flatnonzero(
+            np.r_[True, session[start + 1 : end] != session[start : end - 1]]
+        )
+        cuts = np.unique(bounds[np.searchsorted(bounds, np.arange(start, end, batch_rows))])
+        for cut, until in zip(cuts, np.r_[cuts[1:], end], strict=True):
+            yield names[partition[start]], order[cut:until]
 
 
 #: The columns a file stores: all but the partition column ``source``.
@@ -283,6 +333,13 @@ _STORED = [name for name in ARROW_SCHEMA.names if name != "source"]
 def _stored_metadata() -> dict[bytes, bytes]:
     """pandas' dtypes of the stored columns, for a file read alone with pandas."""
     return pa.Schema.from_pandas(empty_frame()[_STORED], preserve_index=False).metadata
+
+
+def frame_key(frame: pd.DataFrame) -> str:
+    """A frame's key: the first 16 hex digits of the SHA-256 of its session names and size
+    (the same frame written again, in any row order, replaces its files)."""
+    names = "\n".join(sorted(map(str, pd.unique(frame["session"]))))
+    return hashlib.sha256(f"{len(frame)}\n{names}".encode()).hexdigest()[:16]
 
 
 def input_key(path: str | Path) -> str:

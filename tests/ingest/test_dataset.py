@@ -211,3 +211,27 @@ def test_reading_a_missing_or_empty_dataset(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no such transcript column"):
         write_dataset(INPUTS[0], tmp_path / "ds", year=2026)
         read_dataset(tmp_path / "ds", columns=["sesion"])
+
+
+def test_a_frame_in_memory_is_written_as_it_is_in_whole_sessions(tmp_path: Path) -> None:
+    """A lab's transcript, with sessions interleaved (shuffled rows), in small files."""
+    frame = smtplab.concat([smtplab.simulate(40), read_quietly(INPUTS[0], year=2026)])
+    shuffled = frame.sample(frac=1.0, random_state=7)
+    report = write_dataset(shuffled, tmp_path / "ds", batch_rows=100)
+    assert report.rows == len(frame) and report.sessions == frame["session"].nunique()
+    assert len(report.files) > 5
+    seen: set[str] = set()
+    for path in report.files:
+        part = pq.read_table(path, columns=["session", "seq"]).to_pandas()
+        sessions = set(part["session"].astype(str))
+        assert not sessions & seen, "a session is split between files"
+        seen |= sessions
+        assert (part.groupby("session", observed=True)["seq"].diff().dropna() > 0).all()
+    back = read_dataset(tmp_path / "ds")
+    assert {name: str(dtype) for name, dtype in back.dtypes.items()} == smtplab.log.COLUMNS
+    # (concat's categories are of pandas' "string" dtype, a read's of "str": values compared)
+    pd.testing.assert_frame_equal(
+        in_order(back), in_order(frame), check_dtype=False, check_categorical=False
+    )
+    again = write_dataset(frame, tmp_path / "ds", batch_rows=1000)  # the same frame, rewritten
+    assert len(read_dataset(tmp_path / "ds")) == len(frame) and len(again.files) < len(report.files)
