@@ -48,7 +48,13 @@ import pyarrow.parquet as pq
 
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.ingest.reader import IngestError, _open, read_sessions
-from smtplab.log.frame import conform, empty_frame, from_table, to_table
+from smtplab.log.frame import (
+    conform,
+    empty_frame,
+    from_table,
+    to_table,
+    with_sorted_dictionaries,
+)
 from smtplab.log.schema import ARROW_SCHEMA, COLUMNS
 
 #: Rows gathered before they are written (one file per partition they fall in).
@@ -203,11 +209,7 @@ def _transcript(table: pa.Table, wanted: list[str]) -> pd.DataFrame:
         at = table.schema.get_field_index("source")
         table = table.set_column(at, "source", table["source"].dictionary_encode())
     table = table.cast(pa.schema([ARROW_SCHEMA.field(name) for name in wanted]))
-    frame = from_table(table)
-    for name in wanted:  # categories sorted, as every transcript's are
-        if isinstance(frame[name].dtype, pd.CategoricalDtype):
-            frame[name] = frame[name].cat.reorder_categories(sorted(frame[name].cat.categories))
-    return frame
+    return from_table(with_sorted_dictionaries(table))  # categories sorted, as everywhere
 
 
 class _DatasetWriter:
@@ -287,7 +289,8 @@ class _DatasetWriter:
         written = self._written[self._key]
         target = folder / f"{self._key}-{len(written):05d}.parquet"
         hidden = folder / f".{target.name}.partial"  # readers skip hidden files
-        table = table.select(_STORED).replace_schema_metadata(_stored_metadata())
+        table = with_sorted_dictionaries(table.select(_STORED))  # (a frame's: every session)
+        table = table.replace_schema_metadata(_stored_metadata())
         pq.write_table(table, hidden)
         os.replace(hidden, target)
         written.add(target)

@@ -117,13 +117,29 @@ def _times(seconds: pa.Array) -> pa.Array:
 
 def _sorted_dictionary(column: pa.DictionaryArray) -> pa.DictionaryArray:
     """``column`` with its dictionary sorted (by code point, as Python and pandas sort
-    strings: UTF-8 octets sort the same)."""
+    strings: UTF-8 octets sort the same) and holding only the values its rows use."""
     dictionary = column.dictionary
-    order = pc.array_sort_indices(dictionary).to_numpy()
-    rank = np.empty(len(order), dtype=np.int32)
+    used = np.zeros(len(dictionary), dtype=bool)
+    used[pc.drop_null(column.indices).to_numpy()] = True
+    kept = np.flatnonzero(used)
+    order = kept[pc.array_sort_indices(dictionary.take(pa.array(kept))).to_numpy()]
+    rank = np.full(len(dictionary), -1, dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     indices = pc.take(pa.array(rank), column.indices)  # a missing index stays missing
-    return pa.DictionaryArray.from_arrays(indices, dictionary.take(order))
+    return pa.DictionaryArray.from_arrays(indices, dictionary.take(pa.array(order)))
+
+
+def with_sorted_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` with each dictionary column in one chunk, its dictionary sorted and holding
+    only the values used: a table read from many files (each with a dictionary of its own), or
+    taken from a bigger one, as :func:`to_table` would have made it."""
+    for at, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            column = table.column(at).unify_dictionaries().combine_chunks()
+            if isinstance(column, pa.ChunkedArray):  # (no rows: no chunk to combine)
+                column = pa.array([], field.type)
+            table = table.set_column(at, field, _sorted_dictionary(column))
+    return table
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
