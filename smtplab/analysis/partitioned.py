@@ -19,7 +19,9 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 Analysis = TypeVar("Analysis", bound=Callable[..., Any])
 
@@ -83,30 +85,41 @@ def on_rows(
 
 def _together(pieces: Sequence[Any]) -> Any:
     """Per-partition answers as one: concatenated in order, numbered afresh when they were
-    numbered from 0 (a RangeIndex), categories united (see :func:`_united`)."""
+    numbered from 0 (a RangeIndex), categories united (see :func:`_joined`)."""
     pieces = [piece for piece in pieces if len(piece)] or list(pieces[:1])
     if len(pieces) == 1:
         return pieces[0]
-    if isinstance(pieces[0], pd.DataFrame):
-        for name in pieces[0].columns:
-            if isinstance(pieces[0][name].dtype, pd.CategoricalDtype):
-                categories = _united([piece[name].dtype.categories for piece in pieces])
-                pieces = [piece.assign(**{name: piece[name].cat.set_categories(categories)})
-                          for piece in pieces]  # fmt: skip
-    elif isinstance(pieces[0].dtype, pd.CategoricalDtype):
-        categories = _united([piece.dtype.categories for piece in pieces])
-        pieces = [piece.cat.set_categories(categories) for piece in pieces]
     fresh = all(isinstance(piece.index, pd.RangeIndex) for piece in pieces)
-    return pd.concat(pieces, ignore_index=fresh)
+    if isinstance(pieces[0], pd.Series):
+        if isinstance(pieces[0].dtype, pd.CategoricalDtype):
+            index = None if fresh else pd.concat([piece.index.to_series() for piece in pieces])
+            return pd.Series(_joined(pieces), index=index, name=pieces[0].name)
+        return pd.concat(pieces, ignore_index=fresh)
+    columns = pieces[0].columns
+    categorical = [
+        name for name in columns if isinstance(pieces[0][name].dtype, pd.CategoricalDtype)
+    ]
+    joined = pd.concat([piece.drop(columns=categorical) for piece in pieces], ignore_index=fresh)
+    for name in categorical:
+        joined[name] = _joined([piece[name] for piece in pieces])
+    return joined[columns]
 
 
-def _united(categories: list[pd.Index]) -> Any:
-    """The categories of one column over all pieces: a fixed list (an outcome's, in its own
-    order) is the same in every piece and stays as it is; categories taken from the data (a
-    transcript's are sorted) are united and sorted."""
-    if all(each.equals(categories[0]) for each in categories):
-        return categories[0]
-    return sorted(set().union(*(set(each) for each in categories)))
+def _joined(columns: list[pd.Series]) -> pd.Categorical:
+    """One categorical column of all pieces' values. A fixed list of categories (an
+    outcome's, in its own order) is the same in every piece and is kept; categories taken from
+    the data (a transcript's are sorted) are united and sorted."""
+    first = columns[0].cat.categories
+    if all(column.cat.categories.equals(first) for column in columns):
+        codes = np.concatenate([column.cat.codes.to_numpy() for column in columns])
+        return pd.Categorical.from_codes(codes, dtype=columns[0].dtype)
+    kinds = {column.cat.categories.dtype for column in columns}
+    if len(kinds) == 1:
+        return union_categoricals(columns, sort_categories=True)
+    # Categories of different dtypes (an empty piece's are objects; "str" and "string"):
+    # united as values.
+    united = sorted(set().union(*(set(column.cat.categories) for column in columns)))
+    return pd.Categorical(pd.concat(columns, ignore_index=True).astype(object), categories=united)
 
 
 def _sorted_categories(frame: Any) -> Any:
