@@ -116,10 +116,23 @@ def one_line(error: BaseException, width: int = 300) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def _version() -> str:
+    """The installed version (the package's own when run from a clone without installing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("smtplab")
+    except PackageNotFoundError:
+        from smtplab import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smtplab", description="SMTP protocol workbench: run, record and explain SMTP."
     )
+    parser.add_argument("--version", action="version", version=f"smtplab {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run one in-process mail transaction, print it")
     demo.add_argument("--from", dest="sender", default="alice@example.net")
@@ -229,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.set_defaults(func=_send)
     ingest = commands.add_parser(
         "ingest",
-        help="read captures, Postfix logs, swaks or smtplib transcripts into one table",
+        aliases=["read"],  # smtplab.read in Python
+        help="read captures, Postfix logs, swaks or smtplib transcripts into one table "
+        "(also: smtplab read)",
     )
     ingest.add_argument("files", nargs="+", help="files or directories (.gz works too)")
     into = ingest.add_mutually_exclusive_group(required=True)

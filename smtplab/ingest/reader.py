@@ -301,11 +301,12 @@ def detect(path: Path, head: bytes) -> str:
         raise IngestError(
             f"{path}: a syslog file with no Postfix line in its first "
             f"{min(len(head), DETECT_WINDOW) // 1024 or 1} KB; if Postfix logs further on, "
-            "read it with format='postfix'"
+            "read it with format='postfix' (on the command line: --format postfix)"
         )
     raise IngestError(
         f"{path}: cannot tell its format from its first lines: not a pcap or pcapng capture, "
-        "Postfix log, swaks or smtplib transcript; name one with format="
+        "Postfix log, swaks or smtplib transcript; name one with format='...' "
+        "(on the command line: --format ...)"
     )
 
 

@@ -86,3 +86,31 @@ def test_serve_explains_a_maildir_that_is_a_file(tmp_path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "Not a directory" in done.stderr and "Traceback" not in done.stderr
+
+
+def smtplab(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smtplab", *arguments], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version_is_printed() -> None:
+    done = smtplab("--version")
+    assert done.returncode == 0 and done.stdout.startswith("smtplab 0.")
+
+
+def test_read_is_ingest_as_the_python_name_has_it(tmp_path) -> None:
+    from pathlib import Path
+
+    log = Path(__file__).parents[1] / "fixtures" / "postfix.log"
+    done = smtplab("read", str(log), "-o", str(tmp_path / "log.csv"))
+    assert done.returncode == 0, done.stderr
+    assert "7 sessions (7 postfix)" in done.stdout and (tmp_path / "log.csv").exists()
+
+
+def test_an_unknown_format_names_the_flag_to_use(tmp_path) -> None:
+    odd = tmp_path / "notes.txt"
+    odd.write_text("nothing SMTP here\n")
+    done = smtplab("ingest", str(odd), "-o", str(tmp_path / "out.csv"))
+    assert done.returncode == 2
+    assert "--format" in done.stderr and "Traceback" not in done.stderr
