@@ -13,6 +13,7 @@ not reply in time or does not speak SMTP; one line on stderr says which).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -52,6 +53,13 @@ def _scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def plain_text(markdown: str) -> str:
+    """A scenario's explanation (Markdown, for the notebooks) as a terminal shows it: no
+    emphasis marks or code quotes (``**transient**`` reads "transient")."""
+    text = re.sub(r"\*\*(.+?)\*\*|\*(.+?)\*", lambda found: found[1] or found[2], markdown)
+    return text.replace("`", "")
+
+
 def _scenario(args: argparse.Namespace) -> int:
     from smtplab.teaching.scenarios import SCENARIOS
 
@@ -65,7 +73,7 @@ def _scenario(args: argparse.Namespace) -> int:
     run = SCENARIOS[args.name].run()
     scenario = run.scenario
     print(f"{scenario.name}: {scenario.title}")
-    print(textwrap.fill(scenario.explanation.replace("`", ""), width=96))
+    print(textwrap.fill(plain_text(scenario.explanation), width=96))
     print(f"Read: {scenario.rfc}")
     print()
     print(format_transcript(run.transcript))

@@ -114,3 +114,10 @@ def test_an_unknown_format_names_the_flag_to_use(tmp_path) -> None:
     done = smtplab("ingest", str(odd), "-o", str(tmp_path / "out.csv"))
     assert done.returncode == 2
     assert "--format" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_scenario_explains_itself_in_plain_text_in_a_terminal() -> None:
+    done = smtplab("scenario", "greylisting")
+    assert done.returncode == 0
+    explanation = done.stdout.split("Read:")[0]
+    assert "transient" in explanation and "**" not in explanation and "`" not in explanation
