@@ -62,6 +62,9 @@ def build_site(
             notebook,
             timeout=timeout,
             kernel_name="python3",
+            # The kernel runs on this machine for this build: its warning that it talks over
+            # local TCP without encryption would be printed once per notebook, to no purpose.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
             resources={"metadata": {"path": str(path.parent)}},
             store_widget_state=True,
         )

@@ -48,6 +48,7 @@ def test_the_build_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "11-write-your-own-client.html").exists()
+    assert "without encryption" not in done.stderr  # the kernel's warning, once a notebook
     missing = subprocess.run(
         [sys.executable, "-m", "smtplab", "course", "build", str(tmp_path / "x"), "--only", "99"],
         capture_output=True,
