@@ -38,15 +38,26 @@ def build_site(
     ``only`` restricts the build to notebooks whose file name contains one of the strings.
     A notebook that fails stops the build with an error naming it and the failing cell.
     """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-    from nbconvert import HTMLExporter
-    from tqdm import tqdm
-
     source = Path(notebooks)
     if not source.is_dir():
-        raise ValueError(f"{source}: no such directory of notebooks")
+        # pip installs the package alone: the notebooks (which read tests/fixtures) live in
+        # the repository.
+        raise ValueError(
+            f"{source}: no such directory of notebooks. The course is built from a clone of "
+            "the repository (git clone, then scripts/site or smtplab course build DIR in it)"
+        )
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
+        from nbconvert import HTMLExporter
+    except ImportError as missing:
+        raise ValueError(
+            f"building the course needs {missing.name}: pip install -e '.[test]' in the clone "
+            "(or pip install nbconvert nbclient ipykernel)"
+        ) from None
+    from tqdm import tqdm
+
     paths = sorted(source.glob("[0-9]*.ipynb"))
     if only:
         paths = [p for p in paths if any(part in p.name for part in only)]

@@ -55,3 +55,16 @@ def test_the_build_command(tmp_path: Path) -> None:
         text=True,
     )
     assert missing.returncode == 1 and "no numbered notebooks" in missing.stderr
+
+
+def test_without_a_clone_or_its_tools_the_build_says_what_to_do(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """pip install alone has no notebooks (they read tests/fixtures) and may lack nbconvert."""
+    import pytest
+
+    with pytest.raises(ValueError, match="built from a clone of the repository"):
+        build_site(tmp_path / "site", tmp_path / "no-notebooks", progress=False)
+    monkeypatch.setitem(sys.modules, "nbformat", None)  # as if not installed
+    with pytest.raises(ValueError, match=r"needs nbformat: pip install"):
+        build_site(tmp_path / "site", progress=False)
