@@ -195,6 +195,8 @@ def test_check_command_writes_reports(smtplab_server, toy_server, tmp_path) -> N
     unreachable = subprocess.run([*command, "127.0.0.1:1"], capture_output=True, text=True)
     assert unreachable.returncode == 2
     assert "cannot connect to 127.0.0.1:1" in unreachable.stderr
+    assert "%|" not in unreachable.stderr  # no progress bar before the connection failed
+    assert unreachable.stderr.count("\n") == 1  # one line says it all
 
 
 def test_report_formats(smtplab_server, tmp_path) -> None:
