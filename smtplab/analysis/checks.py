@@ -36,12 +36,12 @@ from smtplab.protocol.states import GROUP_ENDERS, POSITIVE_CODES, Step
 COLUMNS = ["session", "seq", "check", "detail", "rfc"]
 
 
-def in_session_order(table: pd.DataFrame) -> pd.DataFrame:
+def by_session_and_seq(table: pd.DataFrame) -> pd.DataFrame:
     """Oddities by session name, and by ``seq`` within a session."""
     return table.sort_values(["session", "seq"], kind="stable").reset_index(drop=True)
 
 
-@per_session(then=in_session_order)
+@per_session(then=by_session_and_seq)
 def oddities(frame: pd.DataFrame) -> pd.DataFrame:
     """Every protocol oddity found in ``frame``, one row each, in session order."""
     frame = ordered(frame)
@@ -57,7 +57,7 @@ def oddities(frame: pd.DataFrame) -> pd.DataFrame:
         if any(len(f) for f in found)
         else pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
     )
-    table = in_session_order(table)
+    table = by_session_and_seq(table)
     table["check"] = table["check"].astype("category")
     return table[COLUMNS]
 

@@ -83,18 +83,13 @@ def on_rows(
     return wrap
 
 
-def _together(pieces: Sequence[Any]) -> Any:
-    """Per-partition answers as one: concatenated in order, numbered afresh when they were
+def _together(pieces: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per-partition answers (tables) as one: concatenated in order, numbered afresh when they were
     numbered from 0 (a RangeIndex), categories united (see :func:`_joined`)."""
     pieces = [piece for piece in pieces if len(piece)] or list(pieces[:1])
     if len(pieces) == 1:
         return pieces[0]
     fresh = all(isinstance(piece.index, pd.RangeIndex) for piece in pieces)
-    if isinstance(pieces[0], pd.Series):
-        if isinstance(pieces[0].dtype, pd.CategoricalDtype):
-            index = None if fresh else pd.concat([piece.index.to_series() for piece in pieces])
-            return pd.Series(_joined(pieces), index=index, name=pieces[0].name)
-        return pd.concat(pieces, ignore_index=fresh)
     columns = pieces[0].columns
     categorical = [
         name for name in columns if isinstance(pieces[0][name].dtype, pd.CategoricalDtype)
@@ -122,12 +117,8 @@ def _joined(columns: list[pd.Series]) -> pd.Categorical:
     return pd.Categorical(pd.concat(columns, ignore_index=True).astype(object), categories=united)
 
 
-def _sorted_categories(frame: Any) -> Any:
-    """``frame`` (a DataFrame or Series) with every categorical column's categories sorted."""
-    if isinstance(frame, pd.Series):
-        if isinstance(frame.dtype, pd.CategoricalDtype):
-            return frame.cat.reorder_categories(sorted(frame.cat.categories))
-        return frame
+def _sorted_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every categorical column's categories sorted."""
     for name in frame.columns:
         if isinstance(frame[name].dtype, pd.CategoricalDtype):
             ordered = sorted(frame[name].cat.categories)

@@ -45,6 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.ingest.reader import IngestError, _open, read_sessions
@@ -278,7 +279,8 @@ class _DatasetWriter:
         frame = conform(frame)[list(COLUMNS)]
         table = pa.Table.from_pandas(frame, preserve_index=False).cast(ARROW_SCHEMA)
         for (source, day), rows in _frame_partitions(frame, self.batch_rows):
-            self._write(source, day, table.take(rows))
+            # (taken from the whole frame: its dictionaries hold every session's values)
+            self._write(source, day, with_sorted_dictionaries(table.take(rows)))
         self.report.sessions += frame["session"].nunique()
         self._end_input()
 
@@ -289,8 +291,7 @@ class _DatasetWriter:
         written = self._written[self._key]
         target = folder / f"{self._key}-{len(written):05d}.parquet"
         hidden = folder / f".{target.name}.partial"  # readers skip hidden files
-        table = with_sorted_dictionaries(table.select(_STORED))  # (a frame's: every session)
-        table = table.replace_schema_metadata(_stored_metadata())
+        table = table.select(_STORED).replace_schema_metadata(_stored_metadata())
         pq.write_table(table, hidden)
         os.replace(hidden, target)
         written.add(target)
@@ -352,7 +353,7 @@ def input_key(path: str | Path) -> str:
     path = Path(path)
     if not stat.S_ISREG(path.stat().st_mode):
         return uuid.uuid4().hex[:16]
-    with _open(path, _NoBar(), CaptureProblems()) as stream:  # type: ignore[arg-type]
+    with _open(path, tqdm(disable=True), CaptureProblems()) as stream:
         return hashlib.sha256(stream.read(_KEY_OCTETS)).hexdigest()[:16]
 
 
@@ -361,10 +362,3 @@ def _day(time: float | None) -> str:
     if time is None or not abs(time) < 9.2e9:  # missing, NaN, or no time a frame can hold
         return _UNKNOWN_DAY
     return dt.datetime.fromtimestamp(time, dt.UTC).date().isoformat()
-
-
-class _NoBar:
-    """A progress bar that shows nothing (reading an input's key)."""
-
-    def update(self, count: int) -> None:
-        pass
