@@ -1,5 +1,6 @@
 """A newcomer's path: the package built as a wheel, installed alone into a clean venv, and every
-command of the ``smtplab`` CLI that the README documents run once from it, outside the clone.
+command of the ``smtplab`` CLI that the README and ``docs/`` document run once from it, outside
+the clone.
 
 Installing needs the package index (as ``pip install`` does); without it the test is skipped,
 saying so.
@@ -19,7 +20,7 @@ from smtplab.cli.commands import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
-#: Every command the README documents, each run below.
+#: Every command the README and docs/ document, each run below.
 COMMANDS = {"demo", "scenarios", "scenario", "serve", "send", "check", "ingest", "read", "course"}
 
 

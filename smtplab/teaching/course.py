@@ -3,16 +3,23 @@
 ``smtplab course build site/`` (or :func:`build_site`) runs each notebook in ``notebooks/`` top
 to bottom in a fresh kernel, in its own directory as the test suite does, and writes one HTML
 page per notebook — figures embedded, widget state saved so widgets show their last view — and
-``index.html`` listing them in teaching order with what each one teaches. The result is plain
-files: publish the directory as it is. The notebooks themselves stay stored without outputs.
+``index.html`` listing them in teaching order with what each one teaches, then the guide's
+pages (``docs/``, see :mod:`smtplab.teaching.guide`). Every page is titled by its first heading
+and has links to the previous and next pages and to the index. The result is plain files:
+publish the directory as it is. The notebooks themselves stay stored without outputs.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smtplab.teaching.guide import GuidePage
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -67,6 +74,7 @@ def build_site(
     out.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter(template_name="lab")
     pages = []
+    bodies = {}
     for path in tqdm(paths, desc="notebooks", unit="notebook", disable=not progress):
         notebook = nbformat.read(path, as_version=4)
         client = NotebookClient(
@@ -83,13 +91,59 @@ def build_site(
             client.execute()
         except CellExecutionError as error:
             raise RuntimeError(f"{path.name} failed; the course was not built:\n{error}") from None
-        body, _ = exporter.from_notebook_node(notebook)
         page = Page(path, path.with_suffix(".html").name, *_heading(notebook))
-        (out / page.html).write_text(body, encoding="utf-8")
+        bodies[page.html], _ = exporter.from_notebook_node(notebook)
         pages.append(page)
+
+    from smtplab.teaching.guide import guide_pages, page_html, render_guide
+
+    readme = source.parent / "README.md"
+    guide = guide_pages(readme) if readme.is_file() else []
+    links = {readme.resolve(): "index.html"}
+    links.update({page.notebook.resolve(): page.html for page in pages})
+    links.update({page.source: page.html for page in guide})
+    guide_bodies = render_guide(guide, out, links)
+    order = [(p.html, p.title) for p in pages] + [(p.html, p.title) for p in guide]
+    for number, (name, title) in enumerate(order):
+        navigation = _navigation(order, number)
+        if name in bodies:
+            body = _titled_and_navigable(bodies[name], title, navigation)
+        else:
+            body = page_html(title, guide_bodies[name], navigation)
+        (out / name).write_text(body, encoding="utf-8")
     index = out / "index.html"
-    index.write_text(_index(pages), encoding="utf-8")
+    index.write_text(_index(pages, guide), encoding="utf-8")
     return index
+
+
+def _titled_and_navigable(document: str, title: str, navigation: str) -> str:
+    """nbconvert's page with the notebook's own title (it says "Notebook") and the navigation
+    at the top of its body."""
+    document = re.sub(
+        r"<title>.*?</title>", f"<title>{html.escape(title)}</title>", document, count=1, flags=re.S
+    )
+    body = re.search(r"<body[^>]*>", document)
+    if body is None:
+        return document
+    return document[: body.end()] + navigation + document[body.end() :]
+
+
+def _navigation(order: list[tuple[str, str]], number: int) -> str:
+    """Links to the previous page, the index and the next page (styled inline: nbconvert's
+    pages have their own style sheet)."""
+
+    def link(position: int, arrow: str) -> str:
+        if not 0 <= position < len(order):
+            return "<span></span>"
+        name, title = order[position]
+        text = f"{arrow} {html.escape(title)}" if arrow == "←" else f"{html.escape(title)} {arrow}"
+        return f'<a href="{html.escape(name)}">{text}</a>'
+
+    return (
+        '<nav class="site" style="display:flex;justify-content:space-between;gap:1em;'
+        'padding:.5em 1em;font-family:sans-serif;font-size:.95em">'
+        f'{link(number - 1, "←")}<a href="index.html">Index</a>{link(number + 1, "→")}</nav>'
+    )
 
 
 def _heading(notebook: object) -> tuple[str, str]:
@@ -102,19 +156,24 @@ def _heading(notebook: object) -> tuple[str, str]:
     return title, " · ".join(bullets)
 
 
-def _index(pages: list[Page]) -> str:
-    items = "".join(
-        f'<li><a href="{html.escape(p.html)}">{html.escape(p.title)}</a>'
-        f"<p>{html.escape(_plain(p.summary))}</p></li>"
-        for p in pages
-    )
+def _index(pages: list[Page], guide: list[GuidePage]) -> str:
+    def item(name: str, title: str, summary: str) -> str:
+        return (
+            f'<li><a href="{html.escape(name)}">{html.escape(title)}</a>'
+            f"<p>{html.escape(_plain(summary))}</p></li>"
+        )
+
+    items = "".join(item(p.html, p.title, p.summary) for p in pages)
+    guide_items = "".join(item(p.html, p.title, p.summary) for p in guide)
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>smtplab: the SMTP course</title>"
         "<style>body{font-family:sans-serif;max-width:52em;margin:2em auto;line-height:1.4}"
         "li{margin-bottom:1em} p{margin:.2em 0;color:#444}</style></head><body>"
         "<h1>SMTP, hands on</h1><p>Notebooks made with smtplab, executed; each page shows every "
         "command and reply, the figures, and the exercises with their checks.</p>"
-        f"<ol>{items}</ol></body></html>"
+        f"<ol>{items}</ol>"
+        + (f"<h2>The guide</h2><ul>{guide_items}</ul>" if guide else "")
+        + "</body></html>"
     )
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from smtplab.teaching.course import NOTEBOOKS, build_site, notebook_titles
+from smtplab.teaching.guide import guide_pages, render_guide
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_notebooks_are_numbered_in_teaching_order_and_say_what_they_teach() -> None:
@@ -23,11 +27,17 @@ def test_notebooks_are_numbered_in_teaching_order_and_say_what_they_teach() -> N
 def test_the_site_builds_with_figures_embedded(tmp_path: Path) -> None:
     index = build_site(tmp_path / "site", only=["01-"], progress=False)
     page = tmp_path / "site" / "01-first-transaction.html"
-    assert index.read_text().count("<li>") == 1
-    assert 'href="01-first-transaction.html"' in index.read_text()
+    index_page = index.read_text()
+    assert index_page.count("<li>") == 1 + len(guide_pages())  # the notebook, then the guide
+    assert 'href="01-first-transaction.html"' in index_page
+    assert 'href="guide-server.html"' in index_page
     body = page.read_text()
     assert "data:image/png;base64" in body  # the sequence diagram, executed and embedded
     assert "250 2.1.5" in body  # outputs are there
+    assert "<title>1. Your first SMTP transaction</title>" in body  # not nbconvert's "Notebook"
+    navigation = re.search(r'<nav class="site".*?</nav>', body)
+    assert navigation and 'href="index.html"' in navigation[0]
+    assert 'href="guide-server.html"' in navigation[0]  # the next page: the guide's first
 
 
 def test_the_build_command(tmp_path: Path) -> None:
@@ -68,3 +78,24 @@ def test_without_a_clone_or_its_tools_the_build_says_what_to_do(
     monkeypatch.setitem(sys.modules, "nbformat", None)  # as if not installed
     with pytest.raises(ValueError, match=r"needs nbformat: pip install"):
         build_site(tmp_path / "site", progress=False)
+
+
+def test_the_guide_becomes_pages_of_the_site_with_their_links_mended(tmp_path: Path) -> None:
+    guide = guide_pages()
+    assert {page.source.name for page in guide} == {p.name for p in (ROOT / "docs").glob("*.md")}
+    links = {(ROOT / "README.md").resolve(): "index.html"}
+    links.update({page.source: page.html for page in guide})
+    bodies = render_guide(guide, tmp_path, links)
+    written = {page.html for page in guide} | {"index.html"}
+    for page in guide:
+        body = bodies[page.html]
+        assert body.startswith(f"<h1>{page.title}</h1>"), page.html  # titled as the README says
+        for target in re.findall(r'(?:href|src)="([^"]+)"', body):
+            if target.startswith(("http", "#")):
+                continue
+            name = target.split("#", 1)[0]
+            assert name in written or (tmp_path / name).is_file(), (page.html, target)
+        assert ".md" not in "".join(re.findall(r'href="([^"]+)"', body)), page.html
+    assert (tmp_path / "images" / "sequence-basic.png").is_file()
+    schema = bodies["guide-schema.html"]
+    assert "<table>" in schema and "<code>session</code>" in schema
