@@ -13,7 +13,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import os
 import re
+import shlex
+import subprocess
+import sys
 import tempfile
 import tokenize
 from dataclasses import dataclass
@@ -150,6 +154,46 @@ def test_the_checker_catches_a_wrong_promise_and_an_unchecked_one() -> None:
     unchecked = Example(ROOT / "README.md", 1, "x = 1\nx  # 250 OK\n")
     with pytest.raises(AssertionError, match="reads like a result"):
         run(unchecked, {})
+
+
+SHELL = re.compile(r"^```\n\$ (smtplab [^\n]*)\n(.*?)^```", re.S | re.M)
+ADDRESS = re.compile(r"\b\d+\.\d+\.\d+\.\d+:\d+\b")
+SHOWN = [
+    pytest.param(command, shown, id=f"{page.relative_to(ROOT)}: {command}")
+    for page in PAGES
+    for command, shown in SHELL.findall(page.read_text(encoding="utf-8"))
+]
+
+
+@pytest.mark.parametrize(("command", "shown"), SHOWN)
+def test_every_smtplab_command_shown_prints_what_it_shows(
+    command: str, shown: str, tmp_path: Path
+) -> None:
+    """``$ smtplab ...`` and its output: run, and compared (``...``: anything; without it, to
+    the character). A command that talks to a server at HOST:PORT meets a private Postfix."""
+    arguments = shlex.split(command)[1:]
+    with contextlib.ExitStack() as stack:
+        if any(ADDRESS.fullmatch(argument) for argument in arguments):
+            from smtplab.private_postfix import PrivatePostfix, unavailable
+
+            if reason := unavailable():
+                pytest.skip(f"needs a private Postfix: {reason}")
+            postfix = stack.enter_context(PrivatePostfix())
+            arguments = [ADDRESS.sub(postfix.address, argument) for argument in arguments]
+            shown = ADDRESS.sub(postfix.address, shown)
+        printed = subprocess.run(
+            [sys.executable, "-m", "smtplab", *arguments],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            env={**os.environ, "COLUMNS": "100"},
+        ).stdout  # fmt: skip
+    if "..." in shown:
+        assert matches(shown, printed), printed
+    else:
+        assert printed == shown
+
+
+def test_the_readme_shows_smtplab_demo() -> None:
+    assert any(command == "smtplab demo" for command, _ in (p.values for p in SHOWN))
 
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

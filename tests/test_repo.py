@@ -49,15 +49,6 @@ def test_core_imports_no_io_or_pandas() -> None:
         assert "print(" not in text, path.name
 
 
-def test_the_readme_shows_what_smtplab_demo_prints() -> None:
-    readme = (ROOT / "README.md").read_text()
-    shown = readme.split("```\n$ smtplab demo\n", 1)[1].split("```", 1)[0]
-    printed = subprocess.run(
-        [sys.executable, "-m", "smtplab", "demo"], capture_output=True, text=True, check=True
-    ).stdout
-    assert shown == printed
-
-
 # What would reach a Postfix of the machine's own: a connection to port 25, its settings
 # changed or read (postconf without -c), the instance started, stopped or reloaded
 # (postfix without -c), its mail spool read. Tests, notebooks, benchmarks, the fixture
