@@ -61,7 +61,8 @@ from smtplab.ingest.tcp_streams import (
     tcp_segment,
 )
 from smtplab.log.recorder import Recorder
-from smtplab.log.wire import SMTP_VERBS, WireRecorder
+from smtplab.log.wire import WireRecorder
+from smtplab.protocol.commands import COMMAND_VERBS
 
 Address = tuple[bytes, int]  # IP address octets, port
 _REPLY_START = re.compile(rb"[2-5][0-9][0-9](?:[ \-\r]|$)")
@@ -367,7 +368,7 @@ class CaptureReader:
         if connection.client in blind:
             pass
         elif said is not None and (b" " in said or b"\r" in said or len(said) >= 8):
-            if said.split(None, 1)[0].upper().decode("ascii", "replace") not in SMTP_VERBS:
+            if said.split(None, 1)[0].upper().decode("ascii", "replace") not in COMMAND_VERBS:
                 return self._not_smtp(connection)
         elif not ended:
             return False  # the client has not said enough yet

@@ -22,9 +22,9 @@ from __future__ import annotations
 from smtplab.log.limits import PREVIEW_OCTETS
 from smtplab.log.recorder import VERB, Recorder
 from smtplab.protocol.events import Reply
-from smtplab.protocol.observer import BARE_LF_NOTE, MAX_LINE, SMTP_VERBS, Observer
+from smtplab.protocol.observer import BARE_LF_NOTE, MAX_LINE, Observer
 
-__all__ = ["BARE_LF_NOTE", "MAX_LINE", "SMTP_VERBS", "WireRecorder"]
+__all__ = ["BARE_LF_NOTE", "MAX_LINE", "WireRecorder"]
 
 #: Octets of a message's or chunk's start that are kept: all a row's preview looks at, and one
 #: more, which tells it that the block goes on.

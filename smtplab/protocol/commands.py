@@ -59,6 +59,13 @@ KNOWN_UNIMPLEMENTED = frozenset(
     {"SEND", "SOML", "SAML", "TURN", "ETRN", "ATRN", "BDAT", "STARTTLS", "AUTH", "XCLIENT"}
 )
 
+#: Every command word of RFC 5321 and the extensions a client may use, known or not to this
+#: engine: what a command line may start with.
+COMMAND_VERBS = KNOWN_UNIMPLEMENTED | frozenset(
+    {"EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
+     "HELP", "XFORWARD"}
+)  # fmt: skip
+
 #: ESMTP parameters and the EHLO keyword that must be advertised for each (RFC 5321 4.1.1.11).
 MAIL_PARAMETERS = {
     "SIZE": "SIZE",  # RFC 1870
@@ -102,10 +109,18 @@ def redact_command(verb: str, argument: str) -> tuple[str, str]:
     return verb, hide_credentials(verb, argument)
 
 
+def command_verb(word: str) -> str:
+    """The verb of a command line as it is recorded: upper-cased when it is an SMTP command
+    (verbs are case-insensitive, RFC 5321 2.4), else as sent, so that a message line sent as a
+    command (``Subject: hi`` after a refused DATA) reads as it was written."""
+    upper = word.upper()
+    return upper if upper in COMMAND_VERBS else word
+
+
 def split_command(line: str) -> tuple[str, str]:
-    """``"mail FROM:<a@b>"`` -> ``("MAIL", "FROM:<a@b>")``."""
+    """``"mail FROM:<a@b>"`` -> ``("MAIL", "FROM:<a@b>")``; see :func:`command_verb`."""
     verb, _, argument = line.partition(" ")
-    return verb.upper(), argument
+    return command_verb(verb), argument
 
 
 def decode_line(raw: bytes) -> tuple[str, bool]:
@@ -130,8 +145,7 @@ def parse_command(
     ``utf8`` whether the current transaction's MAIL carried SMTPUTF8, which allows UTF-8 in
     every forward-path of the transaction (RFC 6531 3.4).
     """
-    verb, _, argument = line.partition(" ")  # split_command, inlined: once per command
-    verb = verb.upper()
+    verb, argument = split_command(line)
     error: Reply | None
     if verb in ("EHLO", "HELO"):
         domain = argument.strip()

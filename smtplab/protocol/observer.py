@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 from smtplab.protocol.blocks import STEP, Block, DotStuffed
 from smtplab.protocol.chunking import parse_bdat
-from smtplab.protocol.commands import redact_command
+from smtplab.protocol.commands import COMMAND_VERBS, redact_command, split_command
 from smtplab.protocol.errors import RemoteProtocolError
 from smtplab.protocol.events import (
     AuthResponse,
@@ -62,11 +62,6 @@ from smtplab.protocol.states import Step
 
 #: The note after a command line that ended in a bare LF.
 BARE_LF_NOTE = "the line above ended in a bare LF, not CRLF (RFC 5321 2.3.8)"
-#: What a client may say first in an SMTP session (RFC 5321 and its extensions).
-SMTP_VERBS = frozenset(
-    ["EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
-     "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "XCLIENT", "XFORWARD"]
-)  # fmt: skip
 #: A command line is at most 512 octets (RFC 5321 4.5.3.1.4); of a longer one, the observer
 #: keeps the first and last octets up to this many (its middle is dropped as it arrives).
 MAX_LINE = 2048
@@ -200,15 +195,15 @@ class Observer:
             events.append(AuthResponse(text, None))
         else:
             self._sasl_may_follow = False
-            verb, _, argument = text.partition(" ")
-            chunk = parse_bdat(argument) if verb.upper() == "BDAT" else None
+            verb, argument = split_command(text)
+            chunk = parse_bdat(argument) if verb == "BDAT" else None
             if chunk is not None:
                 self._chunk = (argument, chunk[0])
                 self._chunk_bare = bare
                 self._chunk_block, self._chunk_left = Block(self.keep), chunk[0]
                 return True
-            events.append(Command(verb.upper(), argument))
-            if redact_command(verb.upper(), argument)[0] == "AUTH":  # as its row will say
+            events.append(Command(verb, argument))
+            if redact_command(verb, argument)[0] == "AUTH":  # as its row will say
                 # Until AUTH is answered with anything but 334, lines are SASL responses,
                 # even pipelined ones (over-hiding a pipelined command is the safe side).
                 self._in_auth = self._sasl_may_follow = True
@@ -344,8 +339,8 @@ class Observer:
 
 
 def starts_with_verb(line: bytes) -> bool:
-    """Whether ``line`` starts with a word an SMTP client says first (:data:`SMTP_VERBS`)."""
-    return _first_word(line) in SMTP_VERBS
+    """Whether ``line`` starts with a word an SMTP client says first (a command verb)."""
+    return _first_word(line) in COMMAND_VERBS
 
 
 def _clip(text: str, limit: int) -> str:

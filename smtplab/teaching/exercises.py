@@ -121,7 +121,8 @@ def _session_findings(session: str, rows: pd.DataFrame) -> list[Finding]:
             Finding(
                 session,
                 last,
-                "the session ended without QUIT (RFC 5321 4.1.1.10: a client SHOULD end with QUIT)",
+                "the session ended without QUIT (RFC 5321 4.1.1.10: a client MUST NOT close "
+                "the channel before it has sent QUIT)",
             )
         )
     return found
@@ -187,21 +188,49 @@ def check_delivery(
     frame: pd.DataFrame, recipients: str | Iterable[str], sender: str | None = None
 ) -> Feedback:
     """Whether one message in ``frame`` was delivered to every one of ``recipients`` (from
-    ``sender``, if given); if not, what stood in the way, from :func:`review`."""
+    ``sender``, if given); if not, which recipients it did reach, which it did not and why,
+    then what :func:`review` finds in ``frame``. Pass the student's own sessions only
+    (:func:`latest_session`) when the transcript holds earlier ones too."""
     wanted = [recipients] if isinstance(recipients, str) else list(recipients)
-    wanted_keys = {address.lower() for address in wanted}
     table = transactions(frame)
-    delivered = table[table["outcome"] == "delivered"]
     if sender is not None:
-        delivered = delivered[delivered["mail_from"].str.lower() == sender.lower()]
+        table = table[table["mail_from"].str.lower() == sender.lower()]
+    delivered = table[table["outcome"] == "delivered"]
     for row in delivered.itertuples(index=False):
         got = {address.lower() for address in row.recipients}
-        if wanted_keys <= got:
+        if {address.lower() for address in wanted} <= got:
             reply = f"{row.code} {row.enhanced}" if isinstance(row.enhanced, str) else f"{row.code}"
             return Feedback(True, f"delivered to {', '.join(wanted)} ({row.session}: {reply})")
-    reasons = str(review(frame)) if len(frame) else "the transcript is empty: no session ran"
-    missing = ", ".join(wanted)
-    return Feedback(False, f"no message was delivered to {missing}.\n{reasons}")
+    if not len(frame):
+        return Feedback(False, "the transcript is empty: no session ran")
+    reached = {address.lower() for row in delivered.itertuples() for address in row.recipients}
+    named = {a.lower() for column in ("recipients", "rejected") for r in table[column] for a in r}
+    missed = [address for address in wanted if address.lower() not in reached]
+    why = [
+        f"{address}: no RCPT TO:<{address}> was accepted"
+        if address.lower() in named
+        else f"{address}: no RCPT TO:<{address}> was sent"
+        for address in missed
+    ]
+    if not missed:  # each got a message, but not one and the same
+        verdict = f"{', '.join(wanted)} each got a message, but no one message reached them all"
+    elif len(missed) < len(wanted):
+        reached_here = [address for address in wanted if address not in missed]
+        verdict = f"delivered to {', '.join(reached_here)}, but not to {', '.join(missed)}"
+    else:
+        verdict = f"no message was delivered to {', '.join(missed)}"
+    findings = review(frame)
+    details = [*why, *(() if findings.clean else [str(findings)])]
+    return Feedback(False, "\n".join([verdict + ".", *details]))
+
+
+def latest_session(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the session that started last: a student's latest attempt, when a server's
+    transcript holds every session the notebook ran."""
+    if not len(frame):
+        return frame
+    starts = frame.groupby("session", observed=True)["time"].min().sort_values(kind="stable")
+    return frame[frame["session"] == starts.index[-1]]
 
 
 def check_answer(answer: Any, expected: Any, why: str) -> Feedback:

@@ -171,4 +171,4 @@ def test_auth_is_recognised_by_the_rule_its_row_is_redacted_by() -> None:
 
     for first in (b"AUTH\x1fLOGIN\r\n", "AUTH\u00a0LOGIN\r\n".encode()):
         assert exchange(first)[1] == AuthResponse("YWxpY2U=", None), first
-    assert exchange(b"\tAUTH LOGIN\r\n")[1:] == [Command("YWXPY2U=", ""), Command("NOOP", "")]
+    assert exchange(b"\tAUTH LOGIN\r\n")[1:] == [Command("YWxpY2U=", ""), Command("NOOP", "")]

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 import smtplab
-from smtplab.teaching.exercises import check_answer, check_delivery, review
+from smtplab.teaching.exercises import check_answer, check_delivery, latest_session, review
 
 
 def test_review_explains_each_mistake_with_its_rfc_section() -> None:
@@ -28,7 +28,8 @@ def test_review_explains_each_mistake_with_its_rfc_section() -> None:
         "(RFC 3463 3.2)",
         'DATA was refused: 554 5.5.1 "No valid recipients" (permanent) — Invalid command '
         "(RFC 3463 3.6)",
-        "the session ended without QUIT (RFC 5321 4.1.1.10: a client SHOULD end with QUIT)",
+        "the session ended without QUIT (RFC 5321 4.1.1.10: a client MUST NOT close the channel "
+        "before it has sent QUIT)",
     ]
 
 
@@ -52,12 +53,55 @@ def test_check_delivery() -> None:
     assert check_delivery(lab.transcript(), "bob@example.org").ok
     missed = check_delivery(lab.transcript(), ["bob@example.org", "nobody@example.org"])
     assert not missed.ok
-    assert "no message was delivered to bob@example.org, nobody@example.org" in missed.message
+    # bob got it: the verdict says so, and names what kept nobody out
+    assert missed.message.startswith("delivered to bob@example.org, but not to nobody@example.org.")
+    assert "nobody@example.org: no RCPT TO:<nobody@example.org> was accepted" in missed.message
     assert "550 5.1.1" in missed.message
     with pytest.raises(AssertionError, match=r"550 5\.1\.1"):
         missed.require()
     assert not check_delivery(lab.transcript(), "bob@example.org", sender="eve@example.net").ok
     assert str(check_delivery(lab.transcript().iloc[:0], "bob@example.org")).startswith("✘")
+
+
+def test_a_client_that_forgets_a_recipient_is_told_which_and_only_about_its_own_session() -> None:
+    """Notebook 11's exercise: an earlier naive session is in the same server transcript."""
+    lab = smtplab.Lab()
+    naive = lab.connect()
+    naive.ehlo()
+    naive.send("RCPT TO:<bob@example.org>")  # the notebook's naive client: 503
+    naive.close()
+    lab.send("alice@example.net", ["carol@example.org"])  # the student's: forgot bob
+    feedback = check_delivery(
+        latest_session(lab.transcript()), ["bob@example.org", "carol@example.org"]
+    )
+    assert not feedback.ok
+    assert feedback.message.splitlines() == [
+        "delivered to carol@example.org, but not to bob@example.org.",
+        "bob@example.org: no RCPT TO:<bob@example.org> was sent",
+    ]  # nothing of the naive session's 503
+    both = lab.send("alice@example.net", ["bob@example.org"])
+    assert both.accepted == ["bob@example.org"]
+    split = check_delivery(lab.transcript(), ["bob@example.org", "carol@example.org"])
+    assert split.message.startswith(
+        "bob@example.org, carol@example.org each got a message, but no one message reached them"
+    )
+
+
+def test_a_message_line_sent_as_a_command_is_shown_as_it_was_written() -> None:
+    """After a refused DATA the message's lines arrive as commands: the verb of a line that is
+    no SMTP command keeps its case (known verbs are upper-cased: they are case-insensitive)."""
+    lab = smtplab.Lab()
+    session = lab.connect()
+    session.send("ehlo student.example")
+    session.send("DATA")  # 503: no transaction
+    session.send("Subject: hello")
+    session.send("Hello Bob.")
+    frame = lab.transcript()
+    commands = frame[frame["kind"] == "command"]
+    assert commands["verb"].tolist() == ["EHLO", "DATA", "Subject:", "Hello"]
+    said = str(review(frame))
+    assert 'the line "Subject: hello" is no command' in said
+    assert 'the line "Hello Bob." is no command' in said
 
 
 def test_check_answer() -> None:
