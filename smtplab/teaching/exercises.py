@@ -224,6 +224,47 @@ def check_delivery(
     return Feedback(False, "\n".join([verdict + ".", *details]))
 
 
+def check_server(
+    address: str,
+    must_pass: Iterable[str],
+    *,
+    baseline: pd.DataFrame | None = None,
+    quiet: float = 0.3,
+) -> Feedback:
+    """Grade a student's server at ``address`` with every conformance probe.
+
+    It passes when each probe of ``must_pass`` passes and, given ``baseline`` (the table of an
+    earlier :func:`smtplab.check`, of the server before the student's change), no probe that
+    passed there fails now: a fix that breaks what worked (answering DATA with 250, reading
+    the message as commands) is caught by the probes of the transaction, not only by those
+    the exercise names.
+    """
+    from smtplab.conformance import check
+
+    table = check(address, quiet=quiet).table.set_index("probe")
+    wanted = list(must_pass)
+    failing = [name for name in wanted if table.at[name, "status"] != "pass"]
+    broken: list[str] = []
+    if baseline is not None:
+        before = baseline.set_index("probe")["status"]
+        broken = [
+            name
+            for name in table.index
+            if before.get(name) == "pass" and table.at[name, "status"] != "pass"
+        ]
+    if not failing and not broken:
+        return Feedback(True, f"{', '.join(wanted)} pass, and every probe that passed still does")
+
+    def said(name: str) -> str:
+        row = table.loc[name]
+        return f"{name} ({row['rfc']}): {row['status']}: {row['detail']}"
+
+    lines = [f"not yet: {len(failing)} of the exercise's probes and {len(broken)} others fail."]
+    lines += [said(name) for name in failing]
+    lines += [f"{said(name)} (it passed before your change)" for name in broken]
+    return Feedback(False, "\n".join(lines))
+
+
 def latest_session(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of the session that started last: a student's latest attempt, when a server's
     transcript holds every session the notebook ran."""

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import socket
+import socketserver
+import threading
 
 import pytest
 
 import smtplab
-from smtplab.teaching.exercises import check_answer, check_delivery, latest_session, review
+from smtplab.teaching.exercises import (
+    check_answer,
+    check_delivery,
+    check_server,
+    latest_session,
+    review,
+)
 
 
 def test_review_explains_each_mistake_with_its_rfc_section() -> None:
@@ -138,3 +146,67 @@ def test_a_students_socket_client_is_graded_from_the_server_transcript() -> None
         transcript = server.transcript()
     assert check_delivery(transcript, "bob@example.org", sender="alice@example.net").ok
     assert review(transcript).clean
+
+
+class _Toy(socketserver.StreamRequestHandler):
+    """Notebook 10's toy: 250 to everything, a message read up to a line that is a dot."""
+
+    careful_with_data = True  # False: the mistake of a first fix, 250 to DATA itself
+    keeps_sequence = False
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 toy.example ESMTP\r\n")
+        mail = rcpt = False
+        for line in self.rfile:
+            verb = line.split(b" ")[0].strip().upper()
+            if verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            if self.keeps_sequence:
+                if verb in (b"EHLO", b"HELO", b"RSET"):
+                    mail = rcpt = False
+                elif verb == b"MAIL":
+                    mail = True
+                elif (verb == b"RCPT" and not mail) or (verb == b"DATA" and not rcpt):
+                    self.wfile.write(b"503 5.5.1 bad sequence of commands\r\n")
+                    continue
+            if verb == b"RCPT":
+                rcpt = True
+            if verb == b"DATA" and self.careful_with_data:
+                self.wfile.write(b"354 go ahead\r\n")
+                for text in self.rfile:
+                    if text.strip() == b".":
+                        break
+                mail = rcpt = False
+                self.wfile.write(b"250 queued\r\n")
+                continue
+            self.wfile.write(b"250 ok\r\n")
+
+
+def _serve(handler: type[socketserver.StreamRequestHandler]) -> socketserver.TCPServer:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_servers_fix_is_graded_by_every_probe_against_what_passed_before() -> None:
+    """Notebook 10, exercise 1: the sequence probes must pass and nothing that passed may fail;
+    a fix that answers DATA with 250 (and reads the message as commands) is caught."""
+    sequence = ["rset", "rcpt-before-mail", "data-before-rcpt", "ehlo-resets"]
+    fixed = type("Fixed", (_Toy,), {"keeps_sequence": True})
+    hasty = type("Hasty", (_Toy,), {"keeps_sequence": True, "careful_with_data": False})
+    servers = [_serve(handler) for handler in (_Toy, fixed, hasty)]
+    try:
+        toy, good, bad = (f"127.0.0.1:{s.server_address[1]}" for s in servers)
+        baseline = smtplab.check(toy, quiet=0.2).table
+        assert not check_server(toy, sequence, baseline=baseline).ok  # the exercise's probes
+        assert check_server(good, sequence, baseline=baseline).ok
+        hasty_feedback = check_server(bad, sequence, baseline=baseline)
+        assert not hasty_feedback.ok
+        assert "transaction (RFC 5321 3.3): fail" in hasty_feedback.message
+        assert "(it passed before your change)" in hasty_feedback.message
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
