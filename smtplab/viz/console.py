@@ -9,6 +9,8 @@ and the server stays silent until then. A scenario picks the server's behaviour 
 
 from __future__ import annotations
 
+import warnings
+
 import ipywidgets as widgets
 import pandas as pd
 
@@ -37,7 +39,7 @@ class Console(widgets.VBox):
         self.line = widgets.Text(
             placeholder="EHLO client.example.net, then Enter",
             description="client:",
-            continuous_update=False,
+            continuous_update=True,  # the box's value is always what is typed
             layout=widgets.Layout(width="70%"),
         )
         self.send = widgets.Button(description="send", tooltip="send the line (even an empty one)")
@@ -45,9 +47,13 @@ class Console(widgets.VBox):
         self.replies = widgets.HTML()
         self.diagram = widgets.Image(format="png")
         self.table = widgets.HTML()
-        # Enter sends (the box's value changes on Enter); an empty line, which a message
-        # may need, changes nothing: the send button sends it.
-        self.line.observe(self._entered, names="value")
+        # Enter or the button sends the line, once, an empty one too (a message needs them).
+        # Not "observe the value with continuous_update=False", which ipywidgets suggests
+        # instead of on_submit: that value also changes when the box loses focus, so a click
+        # on the button sent the line on blur and then an empty line on the click.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.line.on_submit(lambda box: self._typed())
         self.send.on_click(lambda button: self._typed())
         self.restart.on_click(lambda button: self.new_session())
         self.scenario.observe(lambda change: self.new_session(), names="value")
@@ -106,10 +112,6 @@ class Console(widgets.VBox):
     def transcript(self) -> pd.DataFrame:
         """Every session typed so far, as a transcript frame."""
         return self.lab.transcript()
-
-    def _entered(self, change: dict) -> None:  # type: ignore[type-arg]
-        if change["new"]:  # not the box being cleared after a send
-            self._typed()
 
     def _typed(self) -> None:
         line, self.line.value = self.line.value, ""

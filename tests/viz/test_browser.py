@@ -1,15 +1,17 @@
-"""JupyterLab in a real browser: the captured-traffic notebook runs, its widgets render and
-respond to clicks.
+"""JupyterLab in a real browser: notebooks run, their widgets render and respond to clicks
+and keys.
 
 Headless Chromium (Debian's ``chromium``, driven by Playwright without downloading a browser)
-opens JupyterLab on a copy of the notebooks, runs every cell of the notebook with the session
-explorer and the dashboard, picks another session in the explorer's list and clicks the
-dashboard's "5xx" button, and checks that each widget answers through the kernel. Skipped,
-saying why, where chromium or Playwright is missing; ``.ci/run`` installs both.
+opens JupyterLab on a copy of the notebooks and runs every cell of a notebook. In the
+captured-traffic notebook it picks another session in the explorer's list and clicks the
+dashboard's "5xx" button; in notebook 8 it types a transaction into the SMTP console, with
+Enter and with the send button. Each widget must answer through the kernel. Skipped, saying
+why, where chromium or Playwright is missing; ``.ci/run`` installs both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -19,12 +21,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NOTEBOOK = "07-captured-traffic.ipynb"
 
 playwright = pytest.importorskip("playwright.sync_api", reason="needs Playwright (pip)")
 pytestmark = pytest.mark.skipif(
@@ -81,19 +83,22 @@ def lab(tmp_path_factory) -> Iterator[str]:
                         f"JupyterLab did not start: {server.stderr.read().decode()[-2000:]}"
                     )  # type: ignore[union-attr]
                 time.sleep(0.5)
-        yield f"{url}/lab/tree/{NOTEBOOK}?token={token}"
+        # A workspace per notebook: JupyterLab would otherwise reopen the last test's tab.
+        yield f"{url}/lab/workspaces/{{workspace}}/tree/{{notebook}}?token={token}"
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def test_the_explorer_and_dashboard_work_in_jupyterlab(lab, tmp_path) -> None:
+@contextlib.contextmanager
+def notebook_run(lab: str, notebook: str, tmp_path: Path) -> Iterator[Any]:
+    """A browser page with ``notebook`` open in JupyterLab and every cell run."""
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         page.set_default_timeout(120_000)
         try:
-            page.goto(lab)
+            page.goto(lab.format(workspace=notebook[:2], notebook=notebook))
             page.wait_for_selector(".jp-Notebook .jp-Cell")
             # A fresh settings directory may ask which kernel to start: the notebook's own.
             choose = page.get_by_role("button", name="Select", exact=True)
@@ -105,23 +110,7 @@ def test_the_explorer_and_dashboard_work_in_jupyterlab(lab, tmp_path) -> None:
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_text("Run All Cells", exact=True).click()
-
-            # The explorer: a dropdown of sessions and, under it, the session's summary.
-            picker = page.locator(".widget-dropdown select").first
-            picker.wait_for(state="attached")
-            picker.scroll_into_view_if_needed()
-            heading = page.locator(".widget-html").filter(has_text="smtp-9:").first
-            heading.wait_for()
-            picker.select_option(index=1)  # smtp-2, the pipelined session
-            page.locator(".widget-html").filter(has_text="smtp-2:").first.wait_for()
-
-            # The dashboard: the "5xx" toggle was set by the notebook; click "all", then "5xx".
-            status = page.locator(".widget-html").filter(has_text="sessions,")
-            status.filter(has_text="5 of 9 sessions").first.wait_for()
-            page.get_by_role("button", name="all", exact=True).click()
-            status.filter(has_text="9 of 9 sessions").first.wait_for()
-            page.get_by_role("button", name="5xx", exact=True).click()
-            status.filter(has_text="5 of 9 sessions").first.wait_for()
+            yield page
             page.wait_for_timeout(1_000)  # let the redrawn figure arrive before the picture
             page.screenshot(path=str(tmp_path / "jupyterlab.png"), full_page=True)
         except Exception:  # keep a picture of what the browser showed, for the report
@@ -129,3 +118,66 @@ def test_the_explorer_and_dashboard_work_in_jupyterlab(lab, tmp_path) -> None:
             raise
         finally:
             browser.close()
+
+
+def test_the_explorer_and_dashboard_work_in_jupyterlab(lab, tmp_path) -> None:
+    with notebook_run(lab, "07-captured-traffic.ipynb", tmp_path) as page:
+        # The explorer: a dropdown of sessions and, under it, the session's summary.
+        picker = page.locator(".widget-dropdown select").first
+        picker.wait_for(state="attached")
+        picker.scroll_into_view_if_needed()
+        heading = page.locator(".widget-html").filter(has_text="smtp-9:").first
+        heading.wait_for()
+        picker.select_option(index=1)  # smtp-2, the pipelined session
+        page.locator(".widget-html").filter(has_text="smtp-2:").first.wait_for()
+
+        # The dashboard: the "5xx" toggle was set by the notebook; click "all", then "5xx".
+        status = page.locator(".widget-html").filter(has_text="sessions,")
+        status.filter(has_text="5 of 9 sessions").first.wait_for()
+        page.get_by_role("button", name="all", exact=True).click()
+        status.filter(has_text="9 of 9 sessions").first.wait_for()
+        page.get_by_role("button", name="5xx", exact=True).click()
+        status.filter(has_text="5 of 9 sessions").first.wait_for()
+
+
+def test_the_console_sends_each_line_once_from_the_button_and_from_enter(lab, tmp_path) -> None:
+    """The send button takes the focus from the text box: the line must go once, with no
+    empty line after it (a 500), and the history must keep the order typed."""
+    with notebook_run(lab, "08-reply-codes-and-sessions.ipynb", tmp_path) as page:
+        box = page.get_by_placeholder("EHLO client.example.net, then Enter")
+        box.wait_for()
+        box.scroll_into_view_if_needed()
+        history = page.locator(".widget-html").filter(has_text="C: MAIL FROM:<ann@partner.example>")
+        history.first.wait_for()  # the notebook's own two lines
+        box.fill("RCPT TO:<bob@example.org>")
+        page.get_by_role("button", name="send", exact=True).click()
+        history.filter(has_text="S: 250 2.1.5").first.wait_for()
+        # Then line by line, as a person types: each line once its predecessor is echoed.
+        # (Playwright types faster than the kernel answers; ipywidgets sends Enter at once but
+        # holds a keystroke's value while the kernel is busy, so a line typed and entered in
+        # the same millisecond would reach the kernel after its Enter.)
+        for line in ["DATA", "Subject: typed in a browser", "", "Hello Bob.", "."]:
+            before = history.first.inner_text()
+            box.fill(line)
+            page.wait_for_timeout(200)
+            box.press("Enter")
+            for _ in range(600):  # until the console shows the line sent
+                if history.first.inner_text() != before:
+                    break
+                page.wait_for_timeout(100)
+        history.filter(has_text="S: 250 2.0.0").first.wait_for()
+        said = history.first.inner_text()
+        assert "500" not in said, said  # no empty line sent behind a click
+        lines = [line for line in said.splitlines() if line.startswith(("C: ", "S: "))]
+        assert lines[-9:] == [
+            "C: RCPT TO:<bob@example.org>",
+            "S: 250 2.1.5 Recipient <bob@example.org> OK",
+            "C: DATA",
+            "S: 354 End data with <CR><LF>.<CR><LF>",
+            "C: Subject: typed in a browser",
+            "C: ",
+            "C: Hello Bob.",
+            "C: .",
+            lines[-1],
+        ], lines
+        assert lines[-1].startswith("S: 250 2.0.0 OK: queued as")

@@ -100,14 +100,42 @@ def test_console_runs_a_transaction_typed_line_by_line() -> None:
     assert console.transcript["session"].nunique() == 2
 
 
+def press_enter(box) -> None:
+    """What the browser sends when Enter is pressed in a Text box (a custom "submit")."""
+    box._handle_string_msg(None, {"event": "submit"}, [])
+
+
+def test_console_sends_each_line_once_by_enter_or_by_the_button() -> None:
+    console = Console()
+    assert console.scenario.value == "basic"  # a first try delivers: no greylisting
+    console.line.value = "EHLO student.example"  # keystrokes: nothing is sent yet
+    assert "C: EHLO" not in console.replies.value
+    press_enter(console.line)
+    assert console.line.value == ""
+    console.line.value = "MAIL FROM:<alice@example.net>"  # typed; then the button, which
+    console.send.click()  # takes the focus from the box: the line goes once, no empty line
+    history = [line for line in console.history if line.startswith(("C: ", "S: "))]
+    assert history == [
+        "S: 220 mx.example.org ESMTP smtplab",
+        "C: EHLO student.example",
+        history[2],  # the EHLO reply, many lines
+        "C: MAIL FROM:<alice@example.net>",
+        "S: 250 2.1.0 Sender <alice@example.net> OK",
+    ]
+    assert history[2].startswith("S: 250-mx.example.org")
+    assert "500" not in console.replies.value
+
+
 def test_console_keystrokes_and_scenarios() -> None:
     console = Console("greylisting")
     console.line.value = "EHLO student.example"  # typed, then Enter
+    press_enter(console.line)
     assert console.line.value == ""
     assert "C: EHLO student.example" in console.replies.value
     console.submit("MAIL FROM:<alice@example.net>")
     assert console.submit("RCPT TO:<bob@example.org>")[0].code == 451
     console.line.value = "line\nbreak"
+    press_enter(console.line)
     assert "(not sent: type one line at a time)" in console.replies.value
 
     console.send.click()  # the button sends the box as it is: here an empty line
