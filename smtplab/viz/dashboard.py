@@ -54,6 +54,7 @@ class Dashboard(widgets.VBox):
         self.status = widgets.HTML()
         self.figure = widgets.Image(format="png")
         self.table = widgets.HTML()
+        self.last_figure: Figure  # what the picture shows, to save or inspect
         for control in (self.time, self.clients, self.classes):
             control.observe(lambda change: self.update(), names="value")
         super().__init__(
@@ -106,9 +107,12 @@ class Dashboard(widgets.VBox):
             plot_codes_by_command(rows, ax=left)
         else:
             left.text(0.5, 0.5, "no replies selected", ha="center", transform=left.transAxes)
-        plot_sessions_over_time(rows, ax=right)
+        # Outcomes from the session table, made of every row: with one reply class shown,
+        # the rows alone would call a delivered session with one 550 "rejected".
+        plot_sessions_over_time(rows, ax=right, summary=chosen)
         figure.tight_layout()
         self.figure.value = png(figure)
+        self.last_figure = figure
         columns = ["source", "client", "start", "duration", "commands", "errors", "outcome"]
         self.table.value = table_html(chosen[[*columns, "fingerprint"]], max_rows=25, index=True)
 

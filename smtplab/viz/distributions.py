@@ -63,14 +63,20 @@ def plot_codes_by_command(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 def plot_sessions_over_time(
-    frame: pd.DataFrame, freq: str | None = None, ax: Axes | None = None
+    frame: pd.DataFrame,
+    freq: str | None = None,
+    ax: Axes | None = None,
+    *,
+    summary: pd.DataFrame | None = None,
 ) -> Axes:
     """Sessions started per time bin, stacked by outcome (delivered, rejected, ...).
 
     ``freq`` is a pandas frequency (``"1min"``, ``"1h"``); by default one that gives about 40
-    bins over the frame's time span.
+    bins over the frame's time span. ``summary`` is ``sessions(frame)`` when it is at hand:
+    a view that shows some rows of its sessions (the dashboard's "5xx") passes the table made
+    from all of them, since a session's outcome depends on every reply it got.
     """
-    table = sessions(frame)
+    table = sessions(frame) if summary is None else summary
     table = table[table["start"].notna()]
     ax = new_axes(ax, (8.0, 3.4))
     if table.empty:

@@ -171,6 +171,20 @@ def test_dashboard_filters(capture) -> None:
     assert "no replies selected" not in dashboard.table.value
 
 
+def test_the_dashboards_plot_and_table_agree_on_each_sessions_outcome(capture) -> None:
+    """With "5xx" chosen, only the 550s of the selected sessions are shown; their outcomes
+    (the legend's colours) still come from every reply, as the table's do."""
+    dashboard = Dashboard(capture)
+    dashboard.classes.value = "5xx"
+    table = dashboard.selected_sessions()
+    assert "delivered" in set(table["outcome"])  # a 550 for one recipient, 250 for another
+    over_time = dashboard.last_figure.axes[1]
+    legend = {text.get_text() for text in over_time.get_legend().get_texts()}
+    assert legend == set(table["outcome"])
+    drawn = sum(patch.get_height() for patch in over_time.patches)
+    assert drawn == len(table)
+
+
 def test_dashboard_on_a_transcript_without_times() -> None:
     dashboard = Dashboard(smtplab.read(FIXTURES / "swaks.txt"))
     assert dashboard.time.disabled
