@@ -178,7 +178,10 @@ _SCENARIOS = [
         "A user has moved: 551 User not local; please try <address>, and the client retries",
         "`551` **refuses** the recipient but names where to send instead. The server does "
         "not forward; a client may try the new address itself, as this one does "
-        "(`follow_redirects=True`): the second RCPT is accepted.",
+        "(`follow_redirects=True`). Here the second RCPT goes to the same server and is "
+        "accepted because this server hosts `new.example` too; where the new address is "
+        "elsewhere, the same server refuses it as relaying (`550 5.7.1`), and a client "
+        "delivers to the new domain's MX instead (RFC 5321 5.1).",
         "RFC 5321 3.4, 4.2.2",
         lambda: {
             "policy": Mailboxes(

@@ -34,6 +34,19 @@ def test_551_is_followed_only_when_asked() -> None:
     assert lab.messages[0].recipients == ("erin@new.example",)
 
 
+def test_a_551_to_a_domain_the_server_does_not_host_is_refused_as_relaying_when_followed() -> None:
+    """Following a 551 asks the same server; where it does not host the new address (the
+    usual case: the client should go to that domain's MX), the second RCPT is relaying."""
+    lab = smtplab.Lab(Mailboxes(moved={"erin": "erin@new.example"}))
+    result = lab.send("alice@example.net", "erin@example.org", follow_redirects=True)
+    assert result.redirected == {"erin@example.org": "erin@new.example"}
+    assert not result.delivered
+    refused = result.refused["erin@example.org"]
+    assert (refused.code, refused.enhanced) == (550, "5.7.1")
+    explanation = smtplab.scenario("redirect-551").explanation
+    assert "hosts `new.example` too" in explanation and "MX" in explanation
+
+
 def test_retries_pass_greylisting_in_virtual_time_with_doubling_delays() -> None:
     lab = smtplab.Lab(Mailboxes(greylist=500))
     result = lab.send("alice@example.net", "bob@example.org", retries=3, retry_delay=300)
