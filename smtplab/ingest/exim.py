@@ -82,7 +82,7 @@ _HOST = (
 _H_FIELD = re.compile(rf"H={_HOST}")
 _FROM_HOST = re.compile(rf"from {_HOST}")
 _INTERFACE = re.compile(r" I=\[(?P<ip>[^\]\s]+)\](?::(?P<port>\d+))?")
-_SENDER_FIELD = re.compile(r" F=<(?P<sender>[^>]*)>")
+_SENDER_FIELD = re.compile(r" F=<(?P<sender>[^>]{0,1024})>")  # bounded, as _HOST
 _REFUSAL = re.compile(
     r"(?P<temporarily>temporarily )?rejected (?P<what>RCPT|MAIL|VRFY|EXPN|ETRN|AUTH|DATA"
     r"|after DATA|EHLO or HELO|connection)(?: (?:<(?P<address>[^>]*)>|\S+))?(?::\s?(?P<why>.*))?$"
@@ -108,6 +108,10 @@ _NO_CONNECTION = (
     "Exim logged no connection here (its log_selector lacks smtp_connection): when it "
     "opened and the greeting are not known"
 )
+
+
+class EximFormatError(ValueError):
+    """Not an Exim log: no line of the file is one (the message names the file and line)."""
 
 
 class _Session:
@@ -153,6 +157,8 @@ class EximReader:
         """The rows of every session in ``lines``, session by session in the order they
         connected."""
         continued = False  # the line before was an Exim line: continuations may follow it
+        exim_lines = 0
+        first_bad: tuple[int, str] | None = None
         for number, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
             match = EXIM_LINE.match(line)
@@ -160,8 +166,10 @@ class EximReader:
                 if not line.strip() or (continued and _CONTINUATION.match(line)):
                     continue
                 self.problems.add("not an Exim log line", f"{self.name} line {number}")
+                first_bad = first_bad or (number, line)
                 continued = False
                 continue
+            exim_lines += 1
             try:
                 time = self._time(*match.group("date", "clock", "fraction", "zone"))
             except ValueError:
@@ -170,6 +178,12 @@ class EximReader:
                 continue
             continued = True
             self._line(time, match["message"])
+        if not exim_lines and first_bad is not None:
+            number, line = first_bad
+            raise EximFormatError(
+                f"{self.name} line {number}: not an Exim log line ({line[:60]!r}), nor is any "
+                "other: an Exim mainlog or rejectlog line starts 'YYYY-MM-DD HH:MM:SS '"
+            )
         for session in self._open.values():
             if session.logged:
                 session.recorder.note(None, "the log ends before this connection's end")

@@ -52,7 +52,7 @@ from typing import IO, Any, NamedTuple
 from tqdm.auto import tqdm
 
 from smtplab.ingest.capture import CaptureReader
-from smtplab.ingest.exim import EXIM_EVENT, EximReader
+from smtplab.ingest.exim import EXIM_EVENT, EximFormatError, EximReader
 from smtplab.ingest.packets import CaptureError, CaptureProblems, is_capture
 from smtplab.ingest.postfix import ANY_PROGRAM_LINE, RFC3339_LINE, SYSLOG_LINE, PostfixReader
 from smtplab.ingest.transcripts import (
@@ -273,7 +273,10 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
         if kind == "swaks":
             rows = read_swaks(text, str(path), prefix, problems)
         elif kind == "exim":
-            rows = EximReader(str(path), prefix, problems).read(text)
+            try:
+                rows = EximReader(str(path), prefix, problems).read(text)
+            except EximFormatError as error:
+                raise IngestError(str(error)) from None
         else:
             rows = read_smtplib(text, str(path), prefix, problems, day)
         if ended is not None:  # a client's transcript is small: its sessions go on at its end
