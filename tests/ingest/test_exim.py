@@ -267,3 +267,25 @@ def test_a_line_past_the_line_bound_is_skipped_as_for_the_other_readers(tmp_path
         frame["session"].nunique()
         == read_quietly(FIXTURES / "exim-mainlog-all.log")["session"].nunique()
     )
+
+
+# -- the analysis reads an Exim log as it reads a Postfix log ----------------------------------
+
+
+def test_sessions_and_steps_of_an_exim_log_say_what_exim_logged() -> None:
+    from smtplab.analysis import sessions, steps
+
+    name = "exim-mainlog-all.log"
+    frame = read_quietly(FIXTURES / name)
+    table = sessions(frame)
+    # A message received: accepted commands have no reply row, yet count as accepted.
+    assert table["messages"].sum() == logged(name, r" <= \S+ H=")
+    assert table["errors"].sum() == logged(name, r" rejected ")
+    assert (table["outcome"] == "no mail").sum() == logged(
+        name, r"no MAIL in SMTP connection .* C="
+    )
+    assert "ehlo=1 quit=1 commands=2" in set(table["fingerprint"])
+    status = steps(frame).set_index(["verb", "argument"])["status"]
+    assert status.loc[("RCPT", "TO:<grey@example.org>")] == "temporary"
+    assert status.loc[("RCPT", "TO:<someone@elsewhere.example>")] == "permanent"
+    assert status.loc[("RCPT", "TO:<carol@example.org>")].eq("accepted").all()
