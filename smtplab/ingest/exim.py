@@ -104,6 +104,10 @@ _ENDINGS = (
 _VERBS = {"RCPT": ("RCPT", "TO"), "MAIL": ("MAIL", "FROM"), "VRFY": ("VRFY", ""),
           "EXPN": ("EXPN", ""), "ETRN": ("ETRN", ""), "AUTH": ("AUTH", ""),
           "DATA": ("DATA", "")}  # fmt: skip
+#: ``A=authenticator:id`` (``+authenticator``, in the default log_selector): who logged in.
+#: Not a password, but no row carries an AUTH identity in clear: the id becomes ``***``.
+_AUTH_FIELD = re.compile(r"( A=[^\s:]+):\S+")
+_HIDDEN = r"\1:***"
 _NO_CONNECTION = (
     "Exim logged no connection here (its log_selector lacks smtp_connection): when it "
     "opened and the greeting are not known"
@@ -260,7 +264,7 @@ class EximReader:
                 recorder.command(time, "RCPT", f"TO:<{recipient}>", expects_reply=False)
         chunked = "K" in tokens[1:]  # Exim: "K" after the host, the message came in BDAT
         recorder.command(time, "BDAT" if chunked else "DATA", "", expects_reply=False)
-        recorder.note(time, f"{message_id} {rest}")
+        recorder.note(time, f"{message_id} {_AUTH_FIELD.sub(_HIDDEN, rest)}")
         session.transaction_over()
         self._by_message[message_id] = recorder
         if not session.logged:

@@ -289,3 +289,14 @@ def test_sessions_and_steps_of_an_exim_log_say_what_exim_logged() -> None:
     assert status.loc[("RCPT", "TO:<grey@example.org>")] == "temporary"
     assert status.loc[("RCPT", "TO:<someone@elsewhere.example>")] == "permanent"
     assert status.loc[("RCPT", "TO:<carol@example.org>")].eq("accepted").all()
+
+
+def test_an_auth_identity_exim_logged_is_not_kept_in_clear(tmp_path) -> None:
+    log = tmp_path / "mainlog"
+    log.write_text(
+        "2026-12-05 22:04:04 1xZxrL-00056I-1o <= a@example.net H=(x) [192.0.2.1] P=esmtpsa "
+        "A=dovecot_plain:alice.secret S=512\n"
+    )
+    frame = read_quietly(log)
+    text = " ".join(frame["text"].dropna())
+    assert "A=dovecot_plain:***" in text and "alice.secret" not in text
