@@ -31,7 +31,9 @@ A session's rows carry what the log knows and nothing more:
 * for each message received over SMTP (``<=``), its MAIL (``FROM:<sender>``), a RCPT for each
   recipient when the line lists them (``received_recipients``, in ``+all``), and DATA (BDAT
   when the line says ``K``), at the ``<=`` time and with no replies (accepted, codes not
-  logged); and a ``note`` with the ``<=`` line's message id and fields;
+  logged); and a ``note`` with the ``<=`` line's message id and fields (``S=`` size, ``P=``
+  protocol, ``id=``, ``T=`` subject ..., an ``A=`` login's id hidden). A message that came
+  under TLS (``P=esmtps``, ``X=cipher``) gets a ``tls`` row before it, with no time;
 * a ``note`` for each later line of that message (``=>``, ``->``, ``**``, ``==``,
   ``Completed``, host errors), and of the bounces it caused (``<= <> R=ID``), whatever the
   time between them;
@@ -112,6 +114,20 @@ _NO_CONNECTION = (
     "Exim logged no connection here (its log_selector lacks smtp_connection): when it "
     "opened and the greeting are not known"
 )
+
+
+def _tls_fields(tokens: list[str]) -> list[str]:
+    return [token for token in tokens if token.startswith(("P=", "X="))]
+
+
+def _encrypted(tokens: list[str]) -> bool:
+    """Whether a ``<=`` line says the message came under TLS: a cipher (``X=``,
+    ``tls_cipher``) or a protocol name with Exim's ``s`` for TLS (``esmtps``, ``esmtpsa``,
+    ``smtps``; spec, "received_protocol")."""
+    for token in _tls_fields(tokens):
+        if token.startswith("X=") or token.removesuffix("a").endswith("s"):
+            return True
+    return False
 
 
 class EximFormatError(ValueError):
@@ -256,6 +272,8 @@ class EximReader:
         recorder = session.recorder
         tokens = _TOKEN.findall(rest[3:])
         sender = tokens[0] if tokens else ""
+        if not recorder.tls and _encrypted(tokens):  # when TLS started: not logged
+            recorder.tls_started(None, "TLS (Exim: " + " ".join(_tls_fields(tokens)) + ")")
         session.mail(time, "" if sender == "<>" else sender)
         tail = rest[rest.rfind('"') + 1 :]  # after the subject (T="..."), which may be anything
         listed = _RECIPIENTS.match(tail, max(tail.find(" from <"), 0))

@@ -185,6 +185,8 @@ def test_the_plus_all_log_agrees_with_the_capture_connection_by_connection(captu
         # client already gone.
         refused = wire[(wire["code"] >= 400) & (wire["code"] != 421)]
         assert len(refused) == len(refusals(ours))
+        # STARTTLS in the capture; P=esmtps and X= in the log.
+        assert (ours["kind"] == "tls").any() == (theirs["kind"] == "tls").any()
         if (theirs["kind"] == "tls").any():
             continue  # the capture is blind after STARTTLS: the rest is Exim's word only
         # Each message the log says was received got a 250 after its final dot.
