@@ -302,3 +302,13 @@ def test_an_auth_identity_exim_logged_is_not_kept_in_clear(tmp_path) -> None:
     frame = read_quietly(log)
     text = " ".join(frame["text"].dropna())
     assert "A=dovecot_plain:***" in text and "alice.secret" not in text
+
+
+def test_a_message_of_the_default_log_is_delivered_though_its_recipients_are_not_listed() -> None:
+    from smtplab.analysis import transactions
+
+    name = "exim-mainlog.log"
+    table = transactions(read_quietly(FIXTURES / name))
+    # The default log_selector lists no recipients on <= lines; the accepted DATA says one was.
+    assert (table["outcome"] == "delivered").sum() == logged(name, r" <= \S+ H=")
+    assert (table["accepted"] == 0).all()  # which, and how many: not known
