@@ -92,7 +92,8 @@ def sessions(frame: pd.DataFrame) -> pd.DataFrame:
             "end": end.array,
             "duration": (end - start).dt.total_seconds().to_numpy(),
             "replies": np.bincount(codes[is_reply], minlength=count),
-            "errors": np.bincount(codes[is_reply & (code >= 400)], minlength=count),
+            # A reply whose code a log left out is a refusal (Exim logs only those so).
+            "errors": np.bincount(codes[is_reply & ~(code < 400)], minlength=count),
             "tls": np.bincount(codes[frame["tls"].to_numpy(bool, na_value=False)], minlength=count)
             > 0,
         },

@@ -14,7 +14,9 @@ row, ``command`` rows, ``data`` rows for a message's content) and ``reply`` rows
 
 A Postfix log records only the commands it refused; the others, known from its ``disconnect``
 counts, have no reply row, yet the server did accept them. For such sources (:data:`REFUSALS_ONLY`)
-a step without a reply counts as ``accepted``.
+a step without a reply counts as ``accepted``. Exim's log is such a source too, and it logs a
+refusal without its reply code (the reply row's ``code`` is missing): its words say which,
+``temporarily rejected`` a ``temporary`` refusal, any other a ``permanent`` one.
 
 Pairing is vectorised: a step is found by the key ``(session, seq)`` with one binary search
 over all steps, so a million-row transcript is paired in a fraction of a second. Rows need not
@@ -41,7 +43,7 @@ import pyarrow.compute as pc
 from smtplab.analysis.partitioned import in_session_order, per_session
 
 #: Sources that log only refused commands: a step without a reply was accepted.
-REFUSALS_ONLY = frozenset({"postfix"})
+REFUSALS_ONLY = frozenset({"postfix", "exim"})
 
 STATUSES = ("accepted", "temporary", "permanent", "unanswered")
 STEP_KINDS = ("connect", "command", "data")
@@ -183,7 +185,14 @@ def steps(frame: pd.DataFrame) -> pd.DataFrame:
     status[code < 400] = STATUSES.index("accepted")  # NaN compares False
     status[(code >= 400) & (code < 500)] = STATUSES.index("temporary")
     status[code >= 500] = STATUSES.index("permanent")
-    status[np.isnan(code) & implied] = STATUSES.index("accepted")
+    answered = reply_of_step >= 0
+    status[np.isnan(code) & implied & ~answered] = STATUSES.index("accepted")
+    uncoded = np.isnan(code) & answered  # a log's refusal without its code (Exim)
+    if uncoded.any():
+        words = table["text"].astype("string").str.startswith("temporarily")
+        temporary = words.fillna(False).to_numpy(bool)
+        status[uncoded & temporary] = STATUSES.index("temporary")
+        status[uncoded & ~temporary] = STATUSES.index("permanent")
     if implied.any():
         _logged_refusals(frame, codes, table, codes[step_rows], status)
     table["status"] = pd.Categorical.from_codes(status, categories=list(STATUSES))

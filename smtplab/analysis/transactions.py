@@ -199,11 +199,15 @@ def _decide(
         return (row >= 0) & flags[row]
 
     got_message = message >= 0
+    # A log of refusals may not say which recipients were accepted (Exim's default
+    # log_selector lists none); an accepted DATA says one was (RFC 5321 3.3: DATA with no
+    # valid recipient is refused).
+    recipient_implied = at(implied, data) & (status(data) == _ACCEPTED)
     rules = [  # (holds, the deciding row, what it means), in order
         (status(mail) == _UNANSWERED, mail, _ABORTED),
         (status(mail) != _ACCEPTED, mail, _REFUSED_AT_MAIL),
-        ((rcpt_ok < 0) & (rcpt_refused >= 0), rcpt_refused, _REFUSED_AT_RCPT),
-        (rcpt_ok < 0, mail, _ABORTED),
+        ((rcpt_ok < 0) & (rcpt_refused >= 0) & ~recipient_implied, rcpt_refused, _REFUSED_AT_RCPT),
+        ((rcpt_ok < 0) & ~recipient_implied, mail, _ABORTED),
         (_refused(status(data)), data, _REFUSED_AT_DATA),
         (got_message & (status(message) == _ACCEPTED) & at(complete, message), message, _DELIVERED),
         (got_message & _refused(status(message)), message, _REFUSED_AT_DATA),

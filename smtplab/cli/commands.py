@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser(
         "ingest",
         aliases=["read"],  # smtplab.read in Python
-        help="read captures, Postfix logs, swaks or smtplib transcripts into one table "
+        help="read captures, Postfix or Exim logs, swaks or smtplib transcripts into one table "
         "(also: smtplab read)",
     )
     ingest.add_argument("files", nargs="+", help="files or directories (.gz works too)")

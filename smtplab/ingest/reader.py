@@ -1,7 +1,9 @@
 """One door for every captured format: ``smtplab.read(path)`` gives a transcript DataFrame.
 
 The format is told from the content, not the name: a pcap or pcapng header, Postfix's syslog
-lines, swaks's line markers, smtplib's ``send:``/``reply:`` lines, looked for in the first
+lines, Exim's log lines (``mainlog``, ``rejectlog``: a ``<=``, ``=>``, ``**``, ``==``,
+``Completed``, a refusal or a connection after Exim's timestamp), swaks's line markers,
+smtplib's ``send:``/``reply:`` lines, looked for in the first
 64 KB (:data:`DETECT_WINDOW`), as a shared ``mail.log`` may start with many lines of other
 programs before Postfix's first. A syslog file with no Postfix line in that window is refused
 with an :class:`IngestError` that says so, rather than read as an empty transcript: an empty
@@ -50,6 +52,7 @@ from typing import IO, Any, NamedTuple
 from tqdm.auto import tqdm
 
 from smtplab.ingest.capture import CaptureReader
+from smtplab.ingest.exim import EXIM_EVENT, EximFormatError, EximReader
 from smtplab.ingest.packets import CaptureError, CaptureProblems, is_capture
 from smtplab.ingest.postfix import ANY_PROGRAM_LINE, RFC3339_LINE, SYSLOG_LINE, PostfixReader
 from smtplab.ingest.transcripts import (
@@ -61,7 +64,7 @@ from smtplab.ingest.transcripts import (
 )
 from smtplab.log.frame import to_frame
 
-FORMATS = ("pcap", "postfix", "swaks", "smtplib")
+FORMATS = ("pcap", "postfix", "exim", "swaks", "smtplib")
 #: How much of a file's start :func:`detect` looks at, in octets (the binary test: 4 KB).
 DETECT_WINDOW = 64 * 1024
 _BINARY_WINDOW = 4096
@@ -94,7 +97,9 @@ def read(
 ) -> Any:
     """Read captures, logs or transcripts into one transcript DataFrame.
 
-    ``format`` is ``auto`` (told from each file's content) or one of :data:`FORMATS`.
+    ``format`` is ``auto`` (told from each file's content) or one of :data:`FORMATS`:
+    ``pcap`` (pcap or pcapng), ``postfix`` (its syslog lines), ``exim`` (its ``mainlog`` or
+    ``rejectlog``), ``swaks`` (its output), ``smtplib`` (``set_debuglevel`` output).
     ``year`` is the year of classic syslog timestamps, which have none (default: the file's
     modification year); ``day`` the date of ``smtplib`` debug level 2 times of day (default:
     none, and the time column stays missing). ``progress`` shows a bar (default: for inputs
@@ -267,9 +272,15 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
             return reader.read(text)
         if kind == "swaks":
             rows = read_swaks(text, str(path), prefix, problems)
+        elif kind == "exim":
+            try:
+                rows = EximReader(str(path), prefix, problems).read(text)
+            except EximFormatError as error:
+                raise IngestError(str(error)) from None
         else:
             rows = read_smtplib(text, str(path), prefix, problems, day)
         if ended is not None:  # a client's transcript is small: its sessions go on at its end
+            # (an Exim log too: a message's lines may come long after its session's end)
             for _, session in groupby(rows, key=itemgetter(0)):
                 ended(list(session))
             return []
@@ -285,7 +296,7 @@ def detect(path: Path, head: bytes) -> str:
     if b"\0" in start or (start and sum(b < 9 or 13 < b < 32 for b in start) > len(start) // 20):
         raise IngestError(
             f"{path}: a binary file that is not a pcap or pcapng capture; "
-            "smtplab reads captures, Postfix logs, swaks and smtplib transcripts"
+            "smtplab reads captures, Postfix and Exim logs, swaks and smtplib transcripts"
         )
     syslog = False  # a syslog line of some program seen
     for line in head.decode("utf-8", "replace").splitlines():
@@ -293,6 +304,8 @@ def detect(path: Path, head: bytes) -> str:
             return "swaks"
         if SMTPLIB_LINE.match(line):
             return "smtplib"
+        if EXIM_EVENT.match(line):
+            return "exim"
         match = SYSLOG_LINE.match(line) or RFC3339_LINE.match(line)
         if match and match["program"].startswith("postfix"):
             return "postfix"
@@ -305,7 +318,7 @@ def detect(path: Path, head: bytes) -> str:
         )
     raise IngestError(
         f"{path}: cannot tell its format from its first lines: not a pcap or pcapng capture, "
-        "Postfix log, swaks or smtplib transcript; name one with format='...' "
+        "Postfix or Exim log, swaks or smtplib transcript; name one with format='...' "
         "(on the command line: --format ...)"
     )
 

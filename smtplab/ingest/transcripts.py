@@ -47,12 +47,21 @@ class _Conversation:
     """One session rebuilt from a client's transcript lines."""
 
     def __init__(
-        self, session: str, source: str, server: str | None, time: float | None, auto_tls: bool
+        self,
+        session: str,
+        source: str,
+        server: str | None,
+        time: float | None,
+        auto_tls: bool,
+        greeted: bool = False,
     ) -> None:
         self.auto_tls = auto_tls  # the transcript does not say when TLS starts: a 220 does
         self.recorder = Recorder(session, source, client=None, server=server)
         self.wire = WireRecorder(self.recorder)
-        self.wire.connected(time)  # None: when is unknown
+        if greeted:  # the greeting came before the transcript starts: no reply awaited
+            self.recorder.connect(time, expects_reply=False)
+        else:
+            self.wire.connected(time)  # None: when is unknown
 
     def sent(self, data: bytes, time: float | None) -> None:
         self.wire.sent(data, time)
@@ -62,6 +71,18 @@ class _Conversation:
         last = self.recorder.tuples[-1]
         if self.auto_tls and last[4] == "reply" and last[5] == "STARTTLS" and last[7] == 220:
             self.recorder.tls_started(time, "TLS started (STARTTLS)")
+
+    def quitted(self) -> bool:
+        """The last row is the server's 221 to QUIT: the connection is over (the server
+        closes it, RFC 5321 4.1.1.10), and a later conversation line is another session's."""
+        last = self.recorder.tuples[-1]
+        return last[4] == "reply" and last[5] == "QUIT" and last[7] == 221
+
+
+_AFTER_CONNECT = (
+    "smtplib's debug output starts after the connection was made: the greeting "
+    "(and any command before the first one shown) is not in the transcript"
+)
 
 
 def read_swaks(lines: Iterable[str], name: str, prefix: str, problems: CaptureProblems) -> list:
@@ -152,10 +173,9 @@ def read_smtplib(
                 current = _Conversation(session, "smtplib", server, time, auto_tls=True)
                 conversations.append(current)
             continue  # the other "connect:" line repeats the greeting
-        if current is None:
-            problems.add("a conversation line outside any session", f"{name} line {number}")
-            continue
         if kind == "data" or value.startswith("retcode"):
+            if current is None:
+                problems.add("a conversation line outside any session", f"{name} line {number}")
             continue  # smtplib's summaries of what it already printed
         payload = _literal(value)
         if isinstance(payload, str):
@@ -163,6 +183,18 @@ def read_smtplib(
         if not isinstance(payload, bytes):
             problems.add(f"unreadable {kind} value", f"{name} line {number}")
             continue
+        if current is None or current.quitted():
+            # No "connect:" line: debugging was switched on after connecting, the usual way
+            # (SMTP(host, port), then set_debuglevel). A session all the same, its server
+            # unknown; what came before (the greeting, maybe EHLO) is not in the transcript.
+            # A transcript that starts at a reply starts at the greeting, as a cut one may.
+            session = f"{prefix}-{len(conversations) + 1}"
+            current = _Conversation(
+                session, "smtplib", None, None, auto_tls=True, greeted=kind == "send"
+            )
+            if kind == "send":
+                current.recorder.note(None, _AFTER_CONNECT, sender="client")
+            conversations.append(current)
         if kind == "send":
             current.sent(payload, time)
         else:

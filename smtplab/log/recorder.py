@@ -239,6 +239,22 @@ class Recorder:
 
     def reply(self, time: float | None, reply: Reply, verb: str | None = None) -> int:
         """A reply from the server, paired with the oldest unit still awaiting one."""
+        return self._reply(time, reply.code, reply.enhanced, reply.text, verb)
+
+    def uncoded_reply(self, time: float | None, text: str | None, verb: str | None = None) -> int:
+        """A reply that a server's log reports without its code (Exim logs that it rejected
+        a command, and why, not the reply it sent): paired as :meth:`reply` pairs it, its
+        ``code`` and ``enhanced`` left missing rather than guessed."""
+        return self._reply(time, None, None, text, verb)
+
+    def _reply(
+        self,
+        time: float | None,
+        code: int | None,
+        enhanced: str | None,
+        text: str | None,
+        verb: str | None,
+    ) -> int:
         reply_to = latency = None
         if self._awaiting:
             reply_to, asked = self._awaiting.popleft()
@@ -256,9 +272,9 @@ class Recorder:
             "server",
             "reply",
             verb=verb or Step.UNSOLICITED,
-            code=reply.code,
-            enhanced=reply.enhanced,
-            text=reply.text,  # cut by _add: a hostile server's endless reply keeps its start
+            code=code,
+            enhanced=enhanced,
+            text=text,  # cut by _add: a hostile server's endless reply keeps its start
             reply_to=reply_to,
             latency=latency,
         )

@@ -281,7 +281,8 @@ def test_every_row_the_server_records_is_bounded(
 # -- the readers: broken files get the documented error, never a deep traceback --------------
 
 FIXTURE_NAMES = ["smtp.pcap", "smtp.pcapng", "bare-lf.pcapng", "postfix.log", "swaks.txt",
-                 "smtplib-debug1.txt", "smtplib-debug2.txt"]  # fmt: skip
+                 "smtplib-debug1.txt", "smtplib-debug2.txt", "exim-mainlog-all.log",
+                 "exim-rejectlog.log"]  # fmt: skip
 SUFFIXES = [".log", ".pcap", ".pcapng", ".txt", ".gz"]
 
 
@@ -311,6 +312,12 @@ log_pieces = st.one_of(
             b"<-  250 OK\n",
             b"send: 'EHLO x\\r\\n'\n",
             b"reply: b'250 OK\\r\\n'\n",
+            b"2026-12-05 22:04:03.979 [19673] SMTP connection from [127.0.0.1]:5 I=[127.0.0.1]:25"
+            b" (TCP/IP connection count = 1)\n",
+            b"2026-12-05 22:04:04 H=(x) [127.0.0.1]:5 F=<a@b> rejected RCPT <c@d>: no\n",
+            b"2026-12-05 22:04:04 1xZxrL-00056I-1o <= a@b H=(x) [127.0.0.1]:5 P=esmtp S=5\n",
+            b"2026-12-05 22:04:05 1xZxrL-00056I-1o ** c@d R=r: failed\n",
+            b"2026-12-05 22:04:06 no MAIL in SMTP connection from [127.0.0.1]:5 C=EHLO,QUIT\n",
             b"\xa1\xb2\xc3\xd4",
             b"\n\r\n\x00",
             b"\x1f\x8b\x08\x00",

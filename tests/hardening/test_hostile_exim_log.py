@@ -1,0 +1,83 @@
+"""A hostile Exim log: lines built to make a careless parser backtrack for ever, binary junk,
+lines past the line bound. The reader must finish, keep every row bounded, skip and count what
+is no Exim line in one warning, and never raise anything but IngestError.
+
+A client chooses much of what Exim logs about it (its HELO name, its addresses), so the lines
+below put the parser's delimiters (``H=(``, ``from (``, `` F=<``, quotes) thousands of times on
+one line, unclosed. The reader's patterns bound each field they scan (smtplab/ingest/exim.py),
+so each such line costs a bounded scan per delimiter; no clock is read here."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from pathlib import Path
+
+import pytest
+
+import smtplab
+from smtplab.ingest.reader import MAX_LINE
+from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+STAMP = "2026-12-05 22:04:04"
+NEAR_BOUND = MAX_LINE - 200  # long lines the reader still reads whole
+
+
+def hostile_lines() -> list[str]:
+    fill = NEAR_BOUND
+    return [
+        f"{STAMP} H=" + "H=(" * (fill // 3) + "\n",  # no ")" ever closes the HELO name
+        f"{STAMP} H=(x) [127.0.0.1]:1" + " F=<" * (fill // 4) + " rejected RCPT <a@b>\n",
+        f"{STAMP} 1xZxrL-00056I-1o <= a@b" + " H=(" * (fill // 4) + "\n",
+        f'{STAMP} 1xZxrL-00056I-1o <= a@b H=(x) [127.0.0.1]:1 T="'
+        + '\\"' * (fill // 2)
+        + " from <a@b> for c@d\n",  # a quote that never closes
+        f"{STAMP} 1xZxrL-00056I-1o <= a@b H=(x) [127.0.0.1]:1 "
+        + " from <a@b> for" * (fill // 16)
+        + "\n",
+        f"{STAMP} SMTP connection from " + "from (" * (fill // 6) + "\n",
+        f"{STAMP} no MAIL in SMTP connection from [127.0.0.1]:1 C=" + "EHLO," * (fill // 5) + "\n",
+        f"{STAMP} H=(x) [127.0.0.1]:1 rejected RCPT <" + "a" * fill + ">: " + "b" * 100 + "\n",
+        "P Received: " + ":" * fill + "\n",  # a header block's line, long
+        "x" * fill + "\n",  # no timestamp: skipped
+    ]
+
+
+def test_a_hostile_exim_log_is_read_with_bounded_rows_and_one_warning(tmp_path) -> None:
+    junk = random.Random(18)
+    binary = bytes(junk.randrange(256) for _ in range(20_000)).replace(b"\0", b"\1")
+    log = tmp_path / "mainlog"
+    with log.open("wb") as out:
+        out.write((FIXTURES / "exim-mainlog-all.log").read_bytes())  # detection sees Exim
+        for line in hostile_lines():
+            out.write(line.encode())
+        out.write(binary + b"\n")
+        out.write(f"{STAMP} H=(".encode() + b"y" * (MAX_LINE * 2) + b"\n")  # past the bound
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = smtplab.read(log)
+    ours = [w for w in caught if issubclass(w.category, smtplab.IngestWarning)]
+    assert len(ours) == 1  # one warning for the file
+    counts = frame.attrs["skipped"][str(log)]["counts"]
+    assert counts[f"line longer than {MAX_LINE} characters"] == 1
+    assert counts["not an Exim log line"] >= 2  # the untimed line and the binary junk
+    for column, bound in (("text", MAX_TEXT), ("argument", MAX_ARGUMENT)):
+        lengths = frame[column].dropna().str.len()
+        assert (lengths <= bound + 1).all(), column  # cut, with its "…"
+    # The fixture's sessions are all there, the hostile lines' beside them.
+    assert frame["session"].nunique() >= 15
+
+
+@pytest.mark.parametrize("line", hostile_lines()[:7])
+def test_each_hostile_line_alone_reads_or_is_refused_by_name(line: str, tmp_path) -> None:
+    log = tmp_path / "mainlog"
+    log.write_text(line)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", smtplab.IngestWarning)
+        try:
+            frame = smtplab.read(log, format="exim")
+        except smtplab.IngestError as error:
+            assert "mainlog" in str(error)
+            return
+    assert (frame["text"].dropna().str.len() <= MAX_TEXT + 1).all()
