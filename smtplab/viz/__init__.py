@@ -15,6 +15,7 @@ from smtplab.viz.distributions import (
 from smtplab.viz.explorer import SessionExplorer, StepPlayer
 from smtplab.viz.sequence import sequence_diagram
 from smtplab.viz.states import path_of, state_diagram
+from smtplab.viz.tables import readable_tables, table_html
 
 __all__ = [
     "Console",
@@ -26,6 +27,8 @@ __all__ = [
     "plot_codes_by_command",
     "plot_latencies",
     "plot_sessions_over_time",
+    "readable_tables",
     "sequence_diagram",
     "state_diagram",
+    "table_html",
 ]

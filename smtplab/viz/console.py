@@ -18,8 +18,9 @@ from smtplab.client.session import Session
 from smtplab.protocol.events import Reply
 from smtplab.teaching.lab import Lab
 from smtplab.teaching.scenarios import scenario, scenarios
-from smtplab.viz.render import figure_png, known, table_html, text_html
+from smtplab.viz.render import figure_png, known, text_html
 from smtplab.viz.sequence import diagram_size, sequence_diagram
+from smtplab.viz.tables import table_html
 
 DEFAULT = "basic"
 MAX_ROWS = 40

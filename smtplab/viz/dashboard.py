@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 from smtplab.analysis.codes import CLASSES, reply_classes
 from smtplab.analysis.sessions import sessions
 from smtplab.viz.distributions import plot_codes_by_command, plot_sessions_over_time
-from smtplab.viz.render import table_html, text_html
+from smtplab.viz.render import text_html
 from smtplab.viz.style import png
+from smtplab.viz.tables import table_html
 
 TIME_STEPS = 50  # positions on the time slider
 

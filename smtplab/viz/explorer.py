@@ -14,9 +14,10 @@ import pandas as pd
 from smtplab.analysis.sessions import sessions
 from smtplab.analysis.steps import in_protocol_order, steps
 from smtplab.protocol.codes import describe_command, explain
-from smtplab.viz.render import figure_png, known, table_html, text_html
+from smtplab.viz.render import figure_png, known, text_html
 from smtplab.viz.sequence import diagram_size, sequence_diagram, session_rows
 from smtplab.viz.states import path_of
+from smtplab.viz.tables import table_html
 
 ROW_COLUMNS = ["seq", "time", "sender", "kind", "verb", "argument", "code", "enhanced", "text"]
 MAX_DIAGRAM_ROWS = 60

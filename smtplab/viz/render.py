@@ -35,18 +35,6 @@ def known(value: Any) -> bool:
     return isinstance(value, str) or (value is not None and not pd.isna(value))
 
 
-def table_html(frame: pd.DataFrame, max_rows: int = 30, index: bool = False) -> str:
-    """A compact HTML table (escaped) of the first ``max_rows`` rows."""
-    shown = frame.head(max_rows)
-    more = len(frame) - len(shown)
-    with pd.option_context("display.max_colwidth", 60):
-        text = shown.to_html(index=index, border=0, na_rep="", escape=True)
-    text = text.replace('class="dataframe"', 'class="dataframe" style="font-size: 12px"')
-    if more > 0:
-        text += f"<p><i>… {more:,} more rows</i></p>"
-    return text
-
-
 def text_html(text: str) -> str:
     """Plain text, escaped, in a preformatted block."""
     return f"<pre style='white-space: pre-wrap; margin: 0'>{html.escape(text)}</pre>"

@@ -24,11 +24,11 @@ def test_notebooks_are_numbered_in_teaching_order_and_say_what_they_teach() -> N
         assert "## Exercises" in text, path.name
 
 
-def test_the_site_builds_with_figures_embedded(tmp_path: Path) -> None:
-    index = build_site(tmp_path / "site", only=["01-"], progress=False)
+def test_the_site_builds_with_figures_embedded_and_readable_tables(tmp_path: Path) -> None:
+    index = build_site(tmp_path / "site", only=["01-", "02-", "03-"], progress=False)
     page = tmp_path / "site" / "01-first-transaction.html"
     index_page = index.read_text()
-    assert index_page.count("<li>") == 1 + len(guide_pages())  # the notebook, then the guide
+    assert index_page.count("<li>") == 3 + len(guide_pages())  # the notebooks, then the guide
     assert 'href="01-first-transaction.html"' in index_page
     assert 'href="guide-server.html"' in index_page
     body = page.read_text()
@@ -37,7 +37,14 @@ def test_the_site_builds_with_figures_embedded(tmp_path: Path) -> None:
     assert "<title>1. Your first SMTP transaction</title>" in body  # not nbconvert's "Notebook"
     navigation = re.search(r'<nav class="site".*?</nav>', body)
     assert navigation and 'href="index.html"' in navigation[0]
-    assert 'href="guide-server.html"' in navigation[0]  # the next page: the guide's first
+    assert 'href="02-anatomy-of-a-reply.html"' in navigation[0]  # the next page
+    for name in ("01-first-transaction", "02-anatomy-of-a-reply", "03-forwarding-and-errors"):
+        body = (tmp_path / "site" / f"{name}.html").read_text()
+        tables = re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)
+        assert tables, name
+        # Missing values blank, nothing cut short by pandas (its cut ends in "...").
+        assert not {"NaN", "&lt;NA&gt;", "NaT", "nan"} & set(tables), name
+        assert not [cell for cell in tables if cell.endswith("...")], name
 
 
 def test_the_build_command(tmp_path: Path) -> None:
