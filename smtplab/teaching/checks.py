@@ -1,0 +1,126 @@
+"""Exercise checks that never give the answer away.
+
+A check cell says ``check("02-1", answer)``: exercise 1 of notebook 2, the student's answer.
+The right answer is not in the cell, nor in this package: each exercise keeps a SHA-256 digest
+of it (in a canonical form: text without regard to case or spacing, sets in any order), a
+one-line hint that says where to look, and the RFC section to read. So:
+
+* a right answer is told so, with why it is right;
+* a wrong one gets the hint and the section, raised as :class:`NotYet`, which a notebook shows
+  as that one line, not as a traceback (IPython's ``_render_traceback_``), and which stops
+  "Run All" there, as a failed check should (nbval fails the instructor edition on it too);
+* ``answer = ...`` (the student edition's placeholder) is "not answered yet", without an error.
+
+A determined student can of course try answers against a digest; the point is that the check
+cell shows no answer, and the feedback never prints one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from smtplab.teaching.exercises import Feedback, NotYet
+
+
+@dataclass(frozen=True)
+class Exercise:
+    key: str  # "02-1": notebook 2, exercise 1
+    digest: str  # of the right answer's canonical form (see digest())
+    hint: str  # where to look: never the answer
+    rfc: str  # the section to read
+    why: str  # said once the answer is right
+
+
+def canonical(answer: Any) -> str:
+    """One text for every way of writing the same answer."""
+    if isinstance(answer, str):
+        return " ".join(answer.lower().split())
+    if isinstance(answer, bool) or answer is None:
+        return str(answer).lower()
+    if isinstance(answer, int | float) and float(answer).is_integer():
+        return str(int(answer))
+    if isinstance(answer, list | tuple):
+        return "[" + ",".join(canonical(item) for item in answer) + "]"
+    if isinstance(answer, set | frozenset):
+        return "{" + ",".join(sorted(canonical(item) for item in answer)) + "}"
+    if isinstance(answer, dict):
+        pairs = sorted(f"{canonical(k)}:{canonical(v)}" for k, v in answer.items())
+        return "{" + ",".join(pairs) + "}"
+    return canonical(str(answer))
+
+
+def digest(key: str, answer: Any) -> str:
+    """What an exercise keeps of its right answer."""
+    return hashlib.sha256(f"smtplab-exercise:{key}:{canonical(answer)}".encode()).hexdigest()
+
+
+def check(key: str, answer: Any) -> Feedback:
+    """Grade ``answer`` to exercise ``key``; see the module's docstring."""
+    exercise = EXERCISES.get(key)
+    if exercise is None:
+        raise KeyError(f"no exercise {key!r}; exercises: {', '.join(sorted(EXERCISES))}")
+    if answer is Ellipsis:
+        return Feedback(False, f"exercise {key} is not answered yet: replace the ... with it")
+    if digest(key, answer) == exercise.digest:
+        return Feedback(True, f"right: {exercise.why}")
+    raise NotYet(f"not yet: {exercise.hint} ({exercise.rfc})")
+
+
+EXERCISES = {
+    exercise.key: exercise
+    for exercise in [
+        Exercise(
+            "01-1",
+            "c363ad84001a24d5604826d13d5cd4d10fc479b71977d7865bff6313c76eb89a",
+            "which of the three is a mailbox of the lab's server? Each RCPT is answered alone",
+            "RFC 5321 3.3",
+            "only the unknown mailbox is refused (550 5.1.1); the others get 250 and the message",
+        ),
+        Exercise(
+            "01-2",
+            "a7308db15c35e94881c7a370bdb46ce6dcf117441b500d760280e50c5405b82a",
+            "a transaction is open after the first MAIL: look the code up with smtplab.explain",
+            "RFC 5321 4.1.4",
+            "503 5.5.1: bad sequence, MAIL inside a transaction (RSET first to start over)",
+        ),
+        Exercise(
+            "01-3",
+            "201f861560581f02ba789d1a94b7fda872ccfff392c8d3bf53ece368a74f9b6b",
+            "the server cannot take DATA without a recipient: find the two codes the section "
+            "allows",
+            "RFC 5321 4.1.1.4",
+            "554 (no valid recipients), which the section allows beside 503",
+        ),
+        Exercise(
+            "01-4",
+            "99c7c97efbfc94c8db102903dd4e27317b8fe813a4a1b6e90fae6f2611baceba",
+            "message() dot-stuffs the line and the server removes the stuffing: compare the "
+            "stored content with what you wrote",
+            "RFC 5321 4.5.2",
+            "the dot survives: stuffed on the wire, unstuffed by the server",
+        ),
+        Exercise(
+            "02-1",
+            "ddbd0d5daabb94f30adb6146d0ca97e4c595da21ff05e4dc8bc43f05dae00ce9",
+            "the first digit gives the class, the second the category: use the two tables",
+            "RFC 5321 4.2.1",
+            "421 is transient (4) and about the connection (2): the server is closing it",
+        ),
+        Exercise(
+            "02-2",
+            "68056ddebf1113656ba9ab7ba0a0e6a6211bbecbe3938991d269b791c0179a67",
+            "the enhanced code's subject 2 is the mailbox; its class digit says whether to retry",
+            "RFC 3463 3.3",
+            "4.2.2, mailbox full: class 4, so retry later",
+        ),
+        Exercise(
+            "02-3",
+            "bf44cbfe4fa38078b27293e9e7fd527f6e6a89217587dcf9e751fd76e011c60a",
+            "every line of a multi-line reply carries the code; only the last has a space after it",
+            "RFC 5321 4.2.1",
+            "three lines, all 214",
+        ),
+    ]
+}
