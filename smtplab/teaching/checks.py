@@ -122,5 +122,72 @@ EXERCISES = {
             "RFC 5321 4.2.1",
             "three lines, all 214",
         ),
+        Exercise(
+            "03-1",
+            "14044ce2c52e3ab0d0e8c7c44c9af2a5f8bb797596c9bfd0384da170588f8eac",
+            "the client waits retry_delay, then twice as long each time; the greylist lets a retry"
+            " through once 600 s have passed",
+            "RFC 5321 4.5.4.1",
+            "5 tries, at 0, 60, 180, 420 and 900 s: the first at or after 600 s gets through",
+        ),
+        Exercise(
+            "03-2",
+            "c47f3a03819a1ae9949f2e9533479399099dacbb729e9d51867058b668699280",
+            "look at lab.messages; then at the class of a reply that came after the final dot",
+            "RFC 5321 3.8, 4.2.5",
+            "421 after the dot: nothing was stored, and a transient failure means send it again",
+        ),
+        Exercise(
+            "03-3",
+            "01154d198063894198365e1ceaf90ab45d984b76595b0862b856b14a3a88b914",
+            "an alias maps a local part to a mailbox (Mailboxes(aliases=...)); VRFY answers with "
+            "the mailbox it resolves to",
+            "RFC 5321 3.5.1, 3.5.3",
+            "250 and the mailbox the alias leads to",
+        ),
+        Exercise(
+            "04-1",
+            "ec268d0f6661c407e2385dfd187834b41d08a2cab9e73128b480a15511301a5c",
+            "the EHLO reply's SIZE keyword is the limit in octets: try MAIL FROM with SIZE= at it "
+            "and one above",
+            "RFC 1870 4, 6.1",
+            "SIZE at the limit gets 250; one octet more gets 552 5.3.4",
+        ),
+        Exercise(
+            "04-2",
+            "a6248bf506e048dc0873560517952777f07e3d3916ce20eb55a83f4e2ba8e015",
+            "each pipelined command still gets its own reply, in order; count the commands in the "
+            "group",
+            "RFC 2920 3.1",
+            "4: MAIL, two RCPTs and DATA, one reply each",
+        ),
+        Exercise(
+            "04-3",
+            "13b4a06b5050e0ed02b2d43e3bfea1d57d9f498e9ab9fbc0c4291c5813ba1a36",
+            "the server answers a BDAT chunk once its octets are in",
+            "RFC 3030 2",
+            "3, one per chunk; the reply to the LAST one accepts the message",
+        ),
+        Exercise(
+            "05-1",
+            "4e3c138c2c56f90ff6b1556d8846af8b2e22f41dd7bc7cb020e9e49c0a3f1590",
+            "find the reply to AUTH in the transcript; smtplab.explain names its enhanced code",
+            "RFC 4954 6",
+            "538 5.7.11: encryption required for the requested authentication mechanism",
+        ),
+        Exercise(
+            "05-2",
+            "22a9acd083cb43ac00f9b7cb4115f8f770acaec2035537034eb3933cb66c9dc0",
+            "look at session.extensions after the new EHLO",
+            "RFC 3207 4.2",
+            "not offered again: a server must not offer STARTTLS once TLS has started",
+        ),
+        Exercise(
+            "05-3",
+            "49ee7f297bcb54fb8306b5a7c57312aeb8da41fa10521b696a99b9edc1eb3d6d",
+            "a 334's text is base64: decode it with base64.b64decode",
+            "RFC 4954 4",
+            "'Password:', AUTH LOGIN's second challenge",
+        ),
     ]
 }
