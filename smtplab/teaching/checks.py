@@ -189,5 +189,86 @@ EXERCISES = {
             "RFC 4954 4",
             "'Password:', AUTH LOGIN's second challenge",
         ),
+        Exercise(
+            "06-1",
+            "de16521e654ad7a40ceca652e7d9ed2a49a3bc27c37f7397693b8a031c8d8ba4",
+            "smtplib raises when no recipient was accepted, with each refusal's code in the "
+            "exception's recipients",
+            "RFC 5321 4.2.1; Python's smtplib documentation",
+            "SMTPRecipientsRefused carrying 451: greylisting's transient refusal",
+        ),
+        Exercise(
+            "06-2",
+            "58fb7be2ae85ca7832acf68792dd12c7c6f01040bc2bd40211d66cdde3aa0caa",
+            "each command of the group gets its own reply, in the order sent; one of the "
+            "recipients does not exist",
+            "RFC 2920 3.1",
+            "MAIL, RCPT, RCPT, DATA answered in order; DATA ends the group because its 354 decides"
+            " what the client sends next",
+        ),
+        Exercise(
+            "07-1",
+            "5c5cfd822ff659cfb634223c734ead8965074653cb72084024cdeeeddd2cb1dd",
+            "BDAT commands are rows whose verb is BDAT and kind is command: find their session and"
+            " count them",
+            "RFC 3030 2",
+            "one session sent it in three chunks, the last one marked LAST",
+        ),
+        Exercise(
+            "07-2",
+            "26c71772a32899841c2ce7620ab1b8121e7c98ae961bd1287b5aa4df1e797bc6",
+            "the log's command rows of that session, in order; a client says EHLO again after "
+            "STARTTLS",
+            "RFC 3207 4.2",
+            "Postfix counted the whole session, the part after STARTTLS too, which the capture "
+            "could not read",
+        ),
+        Exercise(
+            "08-1",
+            "af73fc206b97c6179a730ca24accd3950ee4d1c4ed290580ab80b301d3eb4bea",
+            "divide the 4xx count by the sum of all classes, times 100",
+            "RFC 5321 4.2.1",
+            "transient failures are a small share of replies, as greylisting and full mailboxes "
+            "make them",
+        ),
+        Exercise(
+            "08-2",
+            "6e46bfba6930de150ad0e6dd38273191015ffdaf7bff454c70593a66a59e6796",
+            "group the RCPT steps with a 5xx reply by their argument; the enhanced code says why",
+            "RFC 3463 3.8; RFC 5321 3.6.2",
+            "an address in someone else's domain: relaying denied, 5.7.1",
+        ),
+        Exercise(
+            "08-3",
+            "280a0e1a542d5beeb70bcd599e497b6d46732c69ac39ba35a058f6e653559b65",
+            "in that session every RCPT was refused: what may a server answer DATA with no valid "
+            "recipient?",
+            "RFC 5321 4.1.1.4",
+            "554 5.5.1, no valid recipients: the client sent DATA although every RCPT was refused",
+        ),
+        Exercise(
+            "09-1",
+            "4777eac7fe8c4b99985ee04665980a3f5cdb1a072d9a08c2d49d1cb96eb07877",
+            "count lab.messages; the refusal's enhanced code is in its reply",
+            "RFC 3463 3.7; RFC 5321 2.3.8",
+            "nothing stored; 5.6.0, other or undefined media error: the content broke the line "
+            "rules",
+        ),
+        Exercise(
+            "09-2",
+            "7be01986335982f024f6a544dd0b9d48503f8224e1f4be9223e845b13a53babd",
+            "the failed probes are the false ends it took: report.table's status column; Python's "
+            "line reader splits lines at LF only",
+            "RFC 5321 4.1.1.4, 4.5.2",
+            "the three variants with a bare LF; a bare CR never ends a line for Python's reader, "
+            "so the CR variants stayed content",
+        ),
+        Exercise(
+            "09-3",
+            "57181dd22c5dec2d35dd25890c44ca369481307c8f9459005194457e84bad32b",
+            "results['normalize'] holds the lab and the replies to the attack",
+            "RFC 5321 4.1.1.4",
+            "one reply, one message: normalize makes a bare LF a line end, never the end of data",
+        ),
     ]
 }

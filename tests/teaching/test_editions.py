@@ -34,6 +34,16 @@ RIGHT = {
     "05-1": (538, "5.7.11"),
     "05-2": False,
     "05-3": "Password:",
+    "06-1": ("SMTPRecipientsRefused", 451),
+    "06-2": ["250", "250", "550", "354"],
+    "07-1": ("smtp-9", 3),
+    "07-2": ["EHLO", "EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "QUIT"],
+    "08-1": 8.7,
+    "08-2": ("friend@elsewhere.example", "5.7.1"),
+    "08-3": (554, "5.5.1"),
+    "09-1": (0, "5.6.0"),
+    "09-2": {"smuggling-lf-dot-lf", "smuggling-lf-dot-crlf", "smuggling-crlf-dot-lf"},
+    "09-3": 1,
 }
 #: What a right answer would show if printed: feedback must contain none of it.
 GIVEAWAYS = {
@@ -53,6 +63,16 @@ GIVEAWAYS = {
     "05-1": ["538", "5.7.11"],
     "05-2": ["not offered again", "False"],
     "05-3": ["Password"],
+    "06-1": ["SMTPRecipientsRefused", "451"],
+    "06-2": ["550", "354"],
+    "07-1": ["smtp-9", "three"],
+    "07-2": ["EHLO, EHLO", "'EHLO'"],
+    "08-1": ["8.7"],
+    "08-2": ["friend@", "5.7.1"],
+    "08-3": ["554", "5.5.1"],
+    "09-1": ["5.6.0"],
+    "09-2": ["lf-dot-lf", "crlf-dot-lf"],
+    "09-3": ["one reply"],
 }
 CONVERTED = sorted({f"{key[:2]}-" for key in RIGHT})  # notebooks whose exercises all check so
 
