@@ -270,5 +270,38 @@ EXERCISES = {
             "RFC 5321 4.1.1.4",
             "one reply, one message: normalize makes a bare LF a line end, never the end of data",
         ),
+        Exercise(
+            "10-3",
+            "b1833824fc397f57b0a8877437a79ac8290f77701a15ccd59aee7925559ef5af",
+            "the report's table has a status column; a warning is what the RFC allows but is worth"
+            " knowing",
+            "RFC 5321 2.3.8, 4.1.2",
+            "a bare LF taken as a line end, and MAIL FROM without angle brackets accepted: "
+            "lenient, and allowed",
+        ),
+        Exercise(
+            "11-2",
+            "746e0228d650d624bd34aef529cc8627a8cbbdb55677994a2fd53a843067c5ac",
+            "read one whole reply per command of the group; review lists only mistakes",
+            "RFC 2920 3.1",
+            "four replies, in order, and nothing to complain about: grouping after the EHLO reply "
+            "offered PIPELINING is allowed",
+        ),
+        Exercise(
+            "11-3",
+            "70955f87c3f0a52c6fc0064e0194a361494ca81dec1c2d1d3b0fbbe3a546bf48",
+            "with no valid recipient there is nothing to send the message to: which codes may DATA"
+            " get then?",
+            "RFC 5321 4.1.1.4",
+            "554 5.5.1, no valid recipients",
+        ),
+        Exercise(
+            "12-1",
+            "f707be55a343f44705d2264f861587de7b180788165da1dd7b58e94b67f8b436",
+            "count the reply rows whose verb is RCPT and whose code is 500 or more, then "
+            ".compute()",
+            "RFC 5321 4.2.1",
+            "the same count pandas gives from the whole dataset",
+        ),
     ]
 }

@@ -250,6 +250,8 @@ def check_server(
     """
     from smtplab.conformance import check
 
+    if address is Ellipsis:  # the student edition's placeholder
+        return Feedback(False, "not answered yet: start your server and give its address")
     table = check(address, quiet=quiet).table.set_index("probe")
     wanted = list(must_pass)
     failing = [name for name in wanted if table.at[name, "status"] != "pass"]
