@@ -297,7 +297,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="the notebooks with their solutions",
     )
     build.set_defaults(func=_course_build)
+    grade = course_commands.add_parser(
+        "grade",
+        help="run students' notebooks and write one row per student and exercise",
+        description="Each SUBMISSION is a folder named for a student, holding the course "
+        "notebooks they worked in, or one notebook (the student is its folder's name). Each "
+        "runs in a fresh kernel; each exercise's check says right, wrong, unanswered or error.",
+    )
+    grade.add_argument("submissions", nargs="+", metavar="SUBMISSION")
+    grade.add_argument("-o", "--output", required=True, help="grades.csv: student x exercise")
+    grade.add_argument(
+        "--wide", metavar="FILE", help="also one row per student, a column per exercise "
+        "(otter-grader's final_grades.csv layout)",
+    )  # fmt: skip
+    grade.add_argument("--timeout", type=int, default=120, help="seconds a cell may take (120)")
+    grade.set_defaults(func=_course_grade)
     return parser
+
+
+def _course_grade(args: argparse.Namespace) -> int:
+    from smtplab.teaching.grading import grade, wide
+
+    try:
+        grades = grade(args.submissions, timeout=args.timeout)
+    except ValueError as error:
+        print(f"smtplab course grade: {error}", file=sys.stderr)
+        return 2
+    grades.to_csv(args.output, index=False)
+    if args.wide:
+        wide(grades).to_csv(args.wide, index=False)
+    right = int(grades["points"].sum())
+    students = grades["student"].nunique()
+    print(f"{students} student(s), {len(grades)} graded exercises, {right} right -> {args.output}")
+    return 0
 
 
 def _course_build(args: argparse.Namespace) -> int:
