@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from smtplab.teaching.editions import write_edition
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -46,11 +49,12 @@ def lab(tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", home / "notebooks")
     shutil.copytree(ROOT / "tests" / "fixtures", home / "tests" / "fixtures")
+    write_edition(home / "student", "student")  # what a class is handed
     port, token = _free_port(), "smtplab-browser-test"
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
         "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={home / 'notebooks'}", "--allow-root",
+        f"--ServerApp.root_dir={home}", "--allow-root",
     ]  # fmt: skip
     # Every cell rendered, not only those in view (JupyterLab 4 windows long notebooks), and
     # no "news" pop-up over the page.
@@ -98,7 +102,7 @@ def notebook_run(lab: str, notebook: str, tmp_path: Path) -> Iterator[Any]:
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         page.set_default_timeout(120_000)
         try:
-            page.goto(lab.format(workspace=notebook[:2], notebook=notebook))
+            page.goto(lab.format(workspace=re.sub(r"\W", "-", notebook), notebook=notebook))
             page.wait_for_selector(".jp-Notebook .jp-Cell")
             # A fresh settings directory may ask which kernel to start: the notebook's own.
             choose = page.get_by_role("button", name="Select", exact=True)
@@ -121,7 +125,7 @@ def notebook_run(lab: str, notebook: str, tmp_path: Path) -> Iterator[Any]:
 
 
 def test_the_explorer_and_dashboard_work_in_jupyterlab(lab, tmp_path) -> None:
-    with notebook_run(lab, "07-captured-traffic.ipynb", tmp_path) as page:
+    with notebook_run(lab, "notebooks/07-captured-traffic.ipynb", tmp_path) as page:
         # The explorer: a dropdown of sessions and, under it, the session's summary.
         picker = page.locator(".widget-dropdown select").first
         picker.wait_for(state="attached")
@@ -143,7 +147,7 @@ def test_the_explorer_and_dashboard_work_in_jupyterlab(lab, tmp_path) -> None:
 def test_the_console_sends_each_line_once_from_the_button_and_from_enter(lab, tmp_path) -> None:
     """The send button takes the focus from the text box: the line must go once, with no
     empty line after it (a 500), and the history must keep the order typed."""
-    with notebook_run(lab, "08-reply-codes-and-sessions.ipynb", tmp_path) as page:
+    with notebook_run(lab, "notebooks/08-reply-codes-and-sessions.ipynb", tmp_path) as page:
         box = page.get_by_placeholder("EHLO client.example.net, then Enter")
         box.wait_for()
         box.scroll_into_view_if_needed()
@@ -230,3 +234,24 @@ def test_the_course_site_shows_its_widgets_from_a_disk_with_no_network(site, tmp
         width, height = shot.size
         colours = shot.convert("RGB").getcolors(maxcolors=width * height) or []
     assert height > 300 and len(colours) > 50, (shot.size, len(colours))
+
+
+def test_a_wrong_answer_in_the_student_edition_gets_one_line_of_hint(lab, tmp_path) -> None:
+    """A student types a wrong answer into notebook 2's first answer cell and runs it and its
+    check: the check says 'not yet' with a hint and the RFC section, in one line, with no
+    traceback and nothing of the answer."""
+    with notebook_run(lab, "student/notebooks/02-anatomy-of-a-reply.ipynb", tmp_path) as page:
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for()
+        answer = page.locator(".jp-CodeCell").filter(has_text="# Exercise 1: (class name")
+        answer.scroll_into_view_if_needed()
+        answer.locator(".cm-content").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type('answer = ("permanent negative", "syntax")')
+        page.keyboard.press("Shift+Enter")  # the answer cell, then its check
+        page.keyboard.press("Shift+Enter")
+        feedback = page.locator(".jp-OutputArea-output").filter(has_text="not yet:")
+        feedback.first.wait_for()
+        said = feedback.first.inner_text()
+        assert said.strip().startswith("✘ not yet: ") and "(RFC 5321 4.2.1)" in said, said
+        assert "Traceback" not in said and "transient negative" not in said, said
+        assert len(said.strip().splitlines()) == 1, said
