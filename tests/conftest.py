@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,19 @@ from smtplab.protocol import Reply, ServerConfig
 from smtplab.protocol.replies import ReplyParser
 from smtplab.server import Mailboxes, MemoryStore, ServerSession
 from smtplab.transport import VirtualClock
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """smtplab's cache (the lab's TLS certificate, the course site's widget renderer) in a
+    folder of this run's own, for the tests and the programs they start: never the home's."""
+    before = os.environ.get("SMTPLAB_CACHE")
+    os.environ["SMTPLAB_CACHE"] = str(tmp_path_factory.mktemp("smtplab-cache"))
+    yield
+    if before is None:
+        del os.environ["SMTPLAB_CACHE"]
+    else:
+        os.environ["SMTPLAB_CACHE"] = before
 
 
 class Harness:

@@ -273,11 +273,28 @@ def build_parser() -> argparse.ArgumentParser:
     course = commands.add_parser("course", help="the notebook course: build it as a web site")
     course_commands = course.add_subparsers(dest="course_command", required=True)
     build = course_commands.add_parser(
-        "build", help="execute every notebook and write a static HTML site with an index"
+        "build",
+        help="execute every notebook and write a static HTML site with an index; or, with "
+        "--student or --instructor, write that edition's notebooks to hand out",
     )
-    build.add_argument("output", help="the directory to write the site into")
+    build.add_argument("output", help="the directory to write the site (or edition) into")
     build.add_argument(
         "--only", action="append", metavar="TEXT", help="only notebooks whose name contains TEXT"
+    )
+    edition = build.add_mutually_exclusive_group()
+    edition.add_argument(
+        "--student",
+        dest="edition",
+        action="store_const",
+        const="student",
+        help="the notebooks with every solution replaced by an 'answer = ...' placeholder",
+    )
+    edition.add_argument(
+        "--instructor",
+        dest="edition",
+        action="store_const",
+        const="instructor",
+        help="the notebooks with their solutions",
     )
     build.set_defaults(func=_course_build)
     return parser
@@ -285,8 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _course_build(args: argparse.Namespace) -> int:
     from smtplab.teaching.course import build_site
+    from smtplab.teaching.editions import write_edition
 
     try:
+        if args.edition:
+            written = write_edition(args.output, args.edition)
+            where = Path(args.output) / "notebooks"
+            print(f"the {args.edition} edition: {len(written)} notebooks in {where}/")
+            return 0
         index = build_site(args.output, only=args.only)
     except (ValueError, RuntimeError) as error:
         print(f"smtplab course build: {error}", file=sys.stderr)

@@ -5,8 +5,10 @@ to bottom in a fresh kernel, in its own directory as the test suite does, and wr
 page per notebook — figures embedded, widget state saved so widgets show their last view — and
 ``index.html`` listing them in teaching order with what each one teaches, then the guide's
 pages (``docs/``, see :mod:`smtplab.teaching.guide`). Every page is titled by its first heading
-and has links to the previous and next pages and to the index. The result is plain files:
-publish the directory as it is. The notebooks themselves stay stored without outputs.
+and has links to the previous and next pages and to the index. The widget renderer comes with
+the site (:mod:`smtplab.teaching.site_assets`), so pages work from a disk with no network. The
+result is plain files: publish the directory as it is, or open index.html. The notebooks
+themselves stay stored without outputs.
 """
 
 from __future__ import annotations
@@ -72,7 +74,18 @@ def build_site(
         raise ValueError(f"{source}: no numbered notebooks to build")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(template_name="lab")
+    from smtplab.teaching import site_assets
+
+    site_assets.copy_widget_assets(out)  # widgets render from the site itself, offline too
+    (out / site_assets.FOLDER / "mathjax-none.js").write_text(
+        "// The course has no formulas: MathJax is not shipped.\n", encoding="utf-8"
+    )
+    exporter = HTMLExporter(
+        template_name="lab",
+        require_js_url=site_assets.REQUIRE_JS,
+        widget_renderer_url=site_assets.WIDGET_RENDERER,
+        mathjax_url=f"{site_assets.FOLDER}/mathjax-none.js",
+    )
     pages = []
     bodies = {}
     for path in tqdm(paths, desc="notebooks", unit="notebook", disable=not progress):
@@ -125,7 +138,10 @@ def _titled_and_navigable(document: str, title: str, navigation: str) -> str:
     body = re.search(r"<body[^>]*>", document)
     if body is None:
         return document
-    return document[: body.end()] + navigation + document[body.end() :]
+    document = document[: body.end()] + navigation + document[body.end() :]
+    from smtplab.teaching.site_assets import ASSETS_PATH_SCRIPT
+
+    return document.replace("</head>", ASSETS_PATH_SCRIPT + "</head>", 1)
 
 
 def _navigation(order: list[tuple[str, str]], number: int) -> str:

@@ -161,6 +161,15 @@ def _wire(row: Any) -> str:
     return " ".join(parts) or "nothing"
 
 
+class NotYet(AssertionError):
+    """A check that failed: a notebook shows its message alone, not a traceback into smtplab
+    (IPython calls ``_render_traceback_``), and the cell stops there, as a failed check should."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"✘ {line}" if number == 0 else f"  {line}"
+                for number, line in enumerate(str(self).splitlines())]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Feedback:
     """A graded task: did it succeed, and why (not)."""
@@ -169,9 +178,9 @@ class Feedback:
     message: str
 
     def require(self) -> Feedback:
-        """Raise AssertionError with the message unless the task succeeded."""
+        """Raise :class:`NotYet` (an AssertionError) with the message unless the task succeeded."""
         if not self.ok:
-            raise AssertionError(self.message)
+            raise NotYet(self.message)
         return self
 
     def __str__(self) -> str:

@@ -44,7 +44,8 @@ class Console(widgets.VBox):
             layout=widgets.Layout(width="70%"),
         )
         self.send = widgets.Button(description="send", tooltip="send the line (even an empty one)")
-        self.restart = widgets.Button(description="new session", icon="refresh")
+        self.restart = widgets.Button(description="new session")  # no icon: a page opened from
+        # a disk cannot load the icon font (browsers ask fonts for CORS, which file: lacks)
         self.replies = widgets.HTML()
         self.diagram = widgets.Image(format="png")
         self.table = widgets.HTML()

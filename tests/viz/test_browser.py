@@ -181,3 +181,52 @@ def test_the_console_sends_each_line_once_from_the_button_and_from_enter(lab, tm
             lines[-1],
         ], lines
         assert lines[-1].startswith("S: 250 2.0.0 OK: queued as")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The course site of notebook 8 (the step player and the console), built as users do."""
+    from smtplab.teaching.course import build_site
+
+    out = tmp_path_factory.mktemp("site")
+    build_site(out, only=["08-"], progress=False)
+    return out
+
+
+def test_the_course_site_shows_its_widgets_from_a_disk_with_no_network(site, tmp_path) -> None:
+    """Opened as a file with the network off, a page draws its widgets from the site's own
+    copy of the renderer, and asks nothing of any other host."""
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(offline=True, viewport={"width": 1300, "height": 1000})
+        page = context.new_page()
+        outside: list[str] = []
+        page.on(
+            "request",
+            lambda request: (
+                outside.append(request.url)
+                if not request.url.startswith(("file:", "data:", "blob:"))
+                else None
+            ),
+        )
+        try:
+            page.goto((site / "08-reply-codes-and-sessions.html").as_uri())
+            box = page.get_by_placeholder("EHLO client.example.net, then Enter")
+            box.wait_for(timeout=60_000)  # the console's text box: widgets were drawn
+            box.scroll_into_view_if_needed()
+            history = page.locator(".widget-html").filter(has_text="C: MAIL FROM:<ann@")
+            history.first.wait_for()  # with the state the notebook left them in
+            assert page.locator(".widget-slider").count() >= 1  # the step player
+            console = page.locator(".widget-vbox").filter(has=box).first
+            picture = tmp_path / "console-offline.png"
+            console.screenshot(path=str(picture))
+            page.screenshot(path=str(tmp_path / "site-offline.png"), full_page=True)
+        finally:
+            browser.close()
+    assert outside == []
+    from PIL import Image
+
+    with Image.open(picture) as shot:  # drawn, not blank: text, a diagram, many colours
+        width, height = shot.size
+        colours = shot.convert("RGB").getcolors(maxcolors=width * height) or []
+    assert height > 300 and len(colours) > 50, (shot.size, len(colours))
