@@ -44,6 +44,9 @@ RIGHT = {
     "09-1": (0, "5.6.0"),
     "09-2": {"smuggling-lf-dot-lf", "smuggling-lf-dot-crlf", "smuggling-crlf-dot-lf"},
     "09-3": 1,
+    "13-1": [220, 250, 250, 250, 354, 250, 221],
+    "13-2": None,
+    "13-3": {"RCPT TO:<bob@example.org>", "QUIT"},
 }
 #: What a right answer would show if printed: feedback must contain none of it.
 GIVEAWAYS = {
@@ -73,6 +76,9 @@ GIVEAWAYS = {
     "09-1": ["5.6.0"],
     "09-2": ["lf-dot-lf", "crlf-dot-lf"],
     "09-3": ["one reply"],
+    "13-1": ["220", "221", "354"],
+    "13-2": ["None", "no recipient"],
+    "13-3": ["RCPT TO", "QUIT", "Q ends", "R renegotiates"],
 }
 CONVERTED = sorted({f"{key[:2]}-" for key in RIGHT})  # notebooks whose exercises all check so
 
