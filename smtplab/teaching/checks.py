@@ -303,5 +303,32 @@ EXERCISES = {
             "RFC 5321 4.2.1",
             "the same count pandas gives from the whole dataset",
         ),
+        Exercise(
+            "13-1",
+            "dd95d4fc4f670453f43e3d56f4507de99b6af2b119f219895cf4108389cfd324",
+            "type the steps of notebook 1 with nc -C, one reply per line you end with Enter "
+            "(the message's lines get one between them all), and list every code your screen "
+            "shows",
+            "RFC 5321 3.3, 4.1.1.4",
+            "a greeting, one reply per command, one for the whole message, and the closing 221",
+        ),
+        Exercise(
+            "13-2",
+            "5423b54a394ca43502208e294ebbb4426cf5a853761819b587febbd33e5adb4f",
+            "a capture sees only what crossed the wire in clear: look at the rows after the "
+            "tls row",
+            "RFC 3207 4",
+            "after the handshake every command travels encrypted: the capture cannot say, the "
+            "server's transcript can",
+        ),
+        Exercise(
+            "13-3",
+            "1678c32c61a51780a39f3e0778dff68b46c348a09ba955285ee35a740a239f2d",
+            "some capital letters at the start of a line are commands to s_client itself: "
+            "find them in its manual, or leave out -quiet and watch the server's transcript",
+            "openssl-s_client(1), CONNECTED COMMANDS; RFC 5321 2.4",
+            "Q ends the connection and R renegotiates, so those two lines are never sent; "
+            "lower-case quit and rcpt to: would be, as SMTP verbs are case-insensitive",
+        ),
     ]
 }

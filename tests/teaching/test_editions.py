@@ -48,6 +48,9 @@ RIGHT = {
     "11-2": (4, True),
     "11-3": (554, "5.5.1"),
     "12-1": 15000,
+    "13-1": [220, 250, 250, 250, 354, 250, 221],
+    "13-2": None,
+    "13-3": {"RCPT TO:<bob@example.org>", "QUIT"},
 }
 #: What a right answer would show if printed: feedback must contain none of it.
 GIVEAWAYS = {
@@ -81,6 +84,9 @@ GIVEAWAYS = {
     "11-2": ["4", "True"],
     "11-3": ["554", "5.5.1"],
     "12-1": ["15000", "15,000"],
+    "13-1": ["220", "221", "354"],
+    "13-2": ["None", "no recipient"],
+    "13-3": ["RCPT TO", "QUIT", "Q ends", "R renegotiates"],
 }
 #: Exercises that are a task, checked by what it did (a server probed, a message delivered).
 TASKS = {"10-1", "10-2", "11-1"}
