@@ -1,0 +1,249 @@
+"""One row per message: who sent it, what became of each recipient, how long it took, and
+every hop it went through.
+
+A message is what a client handed over in one transaction, followed from there: the hops of
+:mod:`smtplab.analysis.hops` (a Postfix queue id, an Exim message id, a live session's
+delivered transaction) are chained where one names the next, ``status=sent (250 2.0.0 Ok:
+queued as NEWID)`` or Exim's ``C="250 ... queued as NEWID"``: a content filter's way back into
+the same Postfix, a relay to another host whose log is read too, or a captured session and the
+log of the server it talked to. A hop is followed for each recipient the next hop names the
+same way (an address rewritten on the way ends the chain there, and its next hop shows as a
+message of its own). Where a queue id was used twice among the frame's sessions, the next hop
+is the one received nearest in time. A message is listed once, under the id it had first.
+
+Each recipient's final status is its last attempt at the last hop (``sent``, ``bounced``,
+``deferred``, ``expired``, ...); its delay is the sum over the hops of each hop's delay at its
+last attempt (Postfix ``delay=``, Exim ``QT=``: retries are not counted twice). A recipient that
+did not end ``sent`` gets a bounce class from its reply (:func:`bounce_class`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from smtplab.analysis.hops import hops
+
+#: How many hops a message is followed through at most (a queue id reused in a loop ends so).
+MOST_HOPS = 20
+OUTCOMES = ("delivered", "partly bounced", "bounced", "deferred", "queued")
+BOUNCE_CLASSES = ("recipient", "policy", "infrastructure", "other")
+_POLICY_WORDS = (
+    r"block|listed|blacklist|spam|policy|reputation|denied|relaying|not permitted|prohibited"
+    r"|\brbl\b|dnsbl|\bspf\b|dmarc|dkim|rejected by|content rejected|virus"
+)
+_RECIPIENT_WORDS = (
+    r"user unknown|unknown user|no such (?:user|mailbox|recipient)|does not exist|unrouteable"
+    r"|mailbox (?:is )?(?:unavailable|closed|full|disabled|not found)|invalid recipient"
+    r"|over quota|quota exceeded|address rejected: user|recipient unknown|not found"
+)
+_INFRASTRUCTURE_WORDS = (
+    r"timed out|timeout|connection refused|connection reset|lost connection|no route"
+    r"|unreachable|host not found|name service|temporar|try again|retry time|defer"
+    r"|too many connections|service unavailable|server error|loops back"
+)
+
+
+def bounce_class(code: pd.Series, enhanced: pd.Series, text: pd.Series) -> pd.Categorical:
+    """The class of each refusal or failure (one of :data:`BOUNCE_CLASSES`), from its enhanced
+    code first (RFC 3463: ``X.1.*`` addressing and ``X.2.*`` mailbox status are the recipient's,
+    ``X.7.*`` security or policy, ``X.3``-``X.6`` the mail system, network, protocol or
+    content), then the words of its reply (``blocked``, ``listed``, ``denied`` ...: policy;
+    ``user unknown``, ``mailbox full`` ...: recipient; ``timed out``, ``connection refused``
+    ...: infrastructure), then the code (421 and any other 4xx: infrastructure, transient;
+    554: policy; 550-553: recipient); ``other`` when none says."""
+    subject = enhanced.astype("string").str.extract(r"^[245]\.(\d{1,3})\.", expand=False)
+    words = text.astype("string").str.lower().fillna("")
+    number = pd.to_numeric(code, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    choices = [
+        subject.isin(["1", "2"]).to_numpy(dtype=bool, na_value=False),
+        (subject == "7").to_numpy(dtype=bool, na_value=False),
+        subject.isin(["3", "4", "5", "6"]).to_numpy(dtype=bool, na_value=False),
+        words.str.contains(_POLICY_WORDS).to_numpy(dtype=bool, na_value=False),
+        words.str.contains(_RECIPIENT_WORDS).to_numpy(dtype=bool, na_value=False),
+        words.str.contains(_INFRASTRUCTURE_WORDS).to_numpy(dtype=bool, na_value=False),
+        (number >= 400) & (number < 500),
+        number == 554,
+        (number >= 550) & (number <= 553),
+    ]
+    classes = [0, 1, 2, 1, 0, 2, 2, 1, 0]
+    index = np.select(choices, classes, default=BOUNCE_CLASSES.index("other"))
+    return pd.Categorical.from_codes(index, categories=list(BOUNCE_CLASSES))
+
+
+def messages(frame: pd.DataFrame, recipients: bool = False) -> pd.DataFrame:
+    """One row per message in ``frame`` (a transcript frame, pandas or Dask), in the order
+    they were received (see the module docstring).
+
+    Columns: ``message`` (its first id: queue id, Exim message id, or a live session's
+    ``queued as`` id, else ``SESSION#N``), ``session`` and ``source`` where it was received,
+    ``received``, ``sender``, ``size``, ``recipients`` (a list), ``status`` and ``relay``
+    (dicts: each recipient's final status and the host or transport of its last hop),
+    ``outcome`` (``delivered``: every recipient sent; ``partly bounced``; ``bounced``;
+    ``deferred``: one still waits; ``queued``: no delivery logged yet), ``delay`` (seconds,
+    the slowest recipient's), ``attempts`` (the most tries a recipient took at one hop),
+    ``bounce_class`` and the ``code``, ``enhanced`` and ``reply`` of the first recipient that
+    was not sent (else of the last that was), ``hops`` (the ids it went through) and ``hosts``
+    (where each hop handed it: Postfix ``relay=``, Exim ``H=`` or transport).
+
+    ``recipients=True``: one row per message and recipient instead, with ``recipient``,
+    ``status``, ``time`` (of its last attempt), ``relay``, ``delay``, ``delays`` (Postfix's
+    ``a/b/c/d`` at the last hop), ``transmission`` (Postfix's ``d``, Exim's ``DT=``),
+    ``attempts``, ``code``, ``enhanced``, ``reply``, ``bounce_class``, ``hops`` and ``hosts``.
+    """
+    chains = _chains(hops(frame))
+    return chains if recipients else _per_message(chains)
+
+
+def _links(table: pd.DataFrame) -> np.ndarray:
+    """For each hop row, the row of the same recipient at the next hop, or -1."""
+    link = np.full(len(table), -1, dtype=np.int64)
+    rows = table.reset_index(drop=True)
+    asking = rows[rows["next"].notna()][["session", "next", "time", "recipient"]]
+    if asking.empty:
+        return link
+    records = rows.drop_duplicates(["session", "queue"])[["session", "queue", "received"]]
+    pairs = asking.reset_index(names="row").merge(
+        records.rename(columns={"session": "to_session"}), left_on="next", right_on="queue"
+    )
+    pairs = pairs[pairs["session"] != pairs["to_session"]]
+    pairs = pairs.assign(gap=(pairs["received"] - pairs["time"]).abs())
+    pairs = pairs.sort_values(["row", "gap", "to_session"], kind="stable").drop_duplicates("row")
+    targets = rows[["session", "queue", "recipient"]].reset_index(names="target")
+    pairs = pairs.merge(
+        targets,
+        left_on=["to_session", "next", "recipient"],
+        right_on=["session", "queue", "recipient"],
+        suffixes=("", "_target"),
+    )
+    link[pairs["row"].to_numpy()] = pairs["target"].to_numpy()
+    return link
+
+
+def _chains(table: pd.DataFrame) -> pd.DataFrame:
+    """Each message's recipients followed hop by hop to their last hop."""
+    table = table.reset_index(drop=True)
+    link = _links(table)
+    reached = np.zeros(len(table), dtype=bool)
+    reached[link[link >= 0]] = True
+    # A message is a root where no hop leads to it, for any of its recipients.
+    key = table["session"].astype(str) + "\0" + table["queue"].astype(str)
+    entered = set(key[reached])
+    roots = np.flatnonzero(~key.isin(entered).to_numpy())
+    paths = [[row] for row in roots]
+    current = roots.copy()
+    active = np.arange(len(roots))
+    for _ in range(MOST_HOPS):  # each round moves every unfinished chain one hop on
+        onward = link[current[active]] if len(active) else np.array([], dtype=np.int64)
+        moving = onward >= 0
+        if not moving.any():
+            break
+        active = active[moving]
+        current[active] = onward[moving]
+        for position, row in zip(active.tolist(), onward[moving].tolist(), strict=True):
+            paths[position].append(row)
+    first, last = table.iloc[roots], table.iloc[current]
+    queue, relay = table["queue"].to_numpy(), table["relay"].to_numpy()
+    delay, attempts = table["delay"].to_numpy(dtype="float64"), table["attempts"]
+    attempts = attempts.to_numpy(dtype="float64", na_value=np.nan)
+    chains = pd.DataFrame({
+        "message": first["queue"].to_numpy(), "session": first["session"].to_numpy(),
+        "source": first["source"].to_numpy(), "received": first["received"].to_numpy(),
+        "sender": first["sender"].to_numpy(), "size": first["size"].to_numpy(),
+    })  # fmt: skip
+    for name in ("recipient", "status", "time", "relay"):
+        chains[name] = last[name].to_numpy()
+    chains["delay"] = [_total(delay[path]) for path in paths]
+    for name in ("delays", "transmission"):
+        chains[name] = last[name].to_numpy()
+    chains["attempts"] = pd.array(
+        [np.nanmax(attempts[path]) if np.isfinite(attempts[path]).any() else None
+         for path in paths], dtype="Int64",
+    )  # fmt: skip
+    for name in ("code", "enhanced", "reply"):
+        chains[name] = last[name].to_numpy()
+    chains["code"] = pd.array(pd.to_numeric(chains["code"]), dtype="Int16")
+    failed = chains["status"].notna() & (chains["status"] != "sent")
+    classes = bounce_class(chains["code"], chains["enhanced"], chains["reply"])
+    failing = pd.Series(classes).where(failed.to_numpy(dtype=bool, na_value=False))
+    chains["bounce_class"] = pd.Categorical(failing, categories=list(BOUNCE_CLASSES))
+    chains["hops"] = [_distinct(queue[path]) for path in paths]
+    chains["hosts"] = [[host for host in relay[path] if isinstance(host, str)] for path in paths]
+    chains["size"] = chains["size"].astype("Int64")
+    for name in ("sender", "recipient", "status", "relay", "delays", "enhanced", "reply"):
+        chains[name] = chains[name].astype("string")
+    chains["session"] = chains["session"].astype("category")
+    chains["source"] = chains["source"].astype("category")
+    chains["received"] = pd.to_datetime(chains["received"], utc=True)
+    chains["time"] = pd.to_datetime(chains["time"], utc=True)
+    return chains.sort_values(["received", "message", "session"], kind="stable", ignore_index=True)
+
+
+def _total(delays: np.ndarray) -> float:
+    known = delays[np.isfinite(delays)]
+    return float(known.sum()) if len(known) else float("nan")
+
+
+def _distinct(values: np.ndarray) -> list[str]:
+    return list(dict.fromkeys(str(value) for value in values))
+
+
+def _per_message(chains: pd.DataFrame) -> pd.DataFrame:
+    """The recipients' rows of each message as one row."""
+    group = chains.groupby(["session", "message"], sort=False, observed=True)
+    status = chains["status"]
+    keys = [chains["session"], chains["message"]]
+    flags = pd.DataFrame(
+        {
+            "any": status.notna(),
+            "sent": status == "sent",
+            "deferred": status == "deferred",
+        }
+    ).fillna(False)
+    counts = flags.groupby(keys, sort=False, observed=True).sum()
+    outcome = np.select(
+        [counts["any"] == 0, counts["deferred"] > 0, counts["sent"] == counts["any"],
+         counts["sent"] > 0],
+        [4, 3, 0, 1], default=2,
+    )  # fmt: skip
+    table = group.agg(
+        source=("source", "first"), received=("received", "first"), sender=("sender", "first"),
+        size=("size", "first"), delay=("delay", "max"), attempts=("attempts", "max"),
+    )  # fmt: skip
+    lists = group[["recipient", "status", "relay", "hops", "hosts"]].agg(list)
+    table["recipients"] = [[r for r in rs if isinstance(r, str)] for rs in lists["recipient"]]
+    table["status"] = [
+        _by_recipient(r, s) for r, s in zip(lists["recipient"], lists["status"], strict=True)
+    ]
+    table["relay"] = [
+        _by_recipient(r, s) for r, s in zip(lists["recipient"], lists["relay"], strict=True)
+    ]
+    table["outcome"] = pd.Categorical.from_codes(outcome, categories=list(OUTCOMES))
+    # The decisive recipient: the first that was not sent, else the last.
+    sent = chains["status"].eq("sent").fillna(False).to_numpy(dtype=bool)
+    position = np.arange(len(chains))
+    ranked = chains.assign(_sent=sent, _key=np.where(sent, -position, position))
+    decisive = (
+        ranked.sort_values(["_sent", "_key"], kind="stable")
+        .drop_duplicates(["session", "message"])
+        .set_index(["session", "message"])
+    )
+    for name in ("bounce_class", "code", "enhanced", "reply"):
+        table[name] = decisive[name].reindex(table.index)
+    table["hops"] = [_distinct(np.concatenate([np.asarray(h, dtype=object) for h in hs]))
+                     for hs in lists["hops"]]  # fmt: skip
+    table["hosts"] = [
+        list(dict.fromkeys(h for hosts in hs for h in hosts)) for hs in lists["hosts"]
+    ]
+    table = table.reset_index()
+    columns = ["message", "session", "source", "received", "sender", "size", "recipients",
+               "status", "relay", "outcome", "delay", "attempts", "bounce_class", "code",
+               "enhanced", "reply", "hops", "hosts"]  # fmt: skip
+    return table[columns].sort_values(
+        ["received", "message", "session"], kind="stable", ignore_index=True
+    )
+
+
+def _by_recipient(recipients: list[object], values: list[object]) -> dict[str, object]:
+    return {r: (None if v is pd.NA else v) for r, v in zip(recipients, values, strict=True)
+            if isinstance(r, str)}  # fmt: skip
