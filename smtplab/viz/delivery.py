@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from smtplab.analysis.messages import messages
 from smtplab.viz.style import CLASS_COLOURS, new_axes
@@ -37,12 +38,14 @@ def plot_delivery_delays(frame: pd.DataFrame, ax: Axes | None = None, bins: int 
             fontsize=8,
         )
         share = ax.twinx()
-        share.step(known, np.arange(1, len(known) + 1) / len(known), where="post", color="0.3")
+        steps = np.arange(len(known) + 1) / len(known)  # 0 before the quickest, then up
+        share.step(np.r_[known[0], known], steps, where="post", color="0.3")
         share.set_ylim(0, 1.05)
         share.set_ylabel("share of messages (ECDF)")
         share.spines[["top"]].set_visible(False)
     ax.set_xlabel("delivery delay (s)")
     ax.set_ylabel("messages")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, fontsize=10, loc="left")
     ax.spines[["top", "right"]].set_visible(False)
     return ax
