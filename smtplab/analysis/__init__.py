@@ -7,12 +7,13 @@ server's transcript) and returns a new pandas object; none changes its input.
 
 from smtplab.analysis.checks import oddities
 from smtplab.analysis.codes import code_distribution, latencies, reply_classes
-from smtplab.analysis.messages import messages
+from smtplab.analysis.messages import bounce_class, messages
 from smtplab.analysis.sessions import sessions
 from smtplab.analysis.steps import steps
 from smtplab.analysis.transactions import transactions
 
 __all__ = [
+    "bounce_class",
     "code_distribution",
     "latencies",
     "messages",

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 import smtplab
-from smtplab.analysis import messages, transactions
-from smtplab.analysis.messages import bounce_class
+from smtplab.analysis import bounce_class, messages, transactions
+from smtplab.analysis.hops import _seconds
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 MX1, MX2 = FIXTURES / "postfix-hops-mx1.log", FIXTURES / "postfix-hops-mx2.log"
@@ -265,3 +265,11 @@ def test_frames_of_every_kind_shuffled_or_not_and_older_notes() -> None:
     older = messages(frames["postfix.log"])
     assert len(older) == 7 and older["outcome"].eq("delivered").all()
     pd.testing.assert_frame_equal(messages(frames["mixed, shuffled"]), messages(frames["mixed"]))
+
+
+def test_exims_times_are_read_in_seconds() -> None:
+    lines = pd.Series(["=> a QT=1m2s DT=0.004s", "== b DT=1h2m3s", "** c QT=2d", "-> d"])
+    assert _seconds(lines, "QT").tolist()[:3] == [62.0, pytest.approx(float("nan"), nan_ok=True),
+                                                 2 * 86400.0]  # fmt: skip
+    assert _seconds(lines, "DT").tolist()[:2] == [0.004, 3723.0]
+    assert _seconds(lines, "DT").isna().tolist() == [False, False, True, True]
