@@ -189,59 +189,55 @@ def _distinct(values: np.ndarray) -> list[str]:
 
 
 def _per_message(chains: pd.DataFrame) -> pd.DataFrame:
-    """The recipients' rows of each message as one row."""
-    group = chains.groupby(["session", "message"], sort=False, observed=True)
+    """The recipients' rows of each message as one row. ``chains`` is sorted by message (see
+    :func:`_chains`), so each message's rows are one run: cut at the runs' starts."""
+    session = chains["session"].astype(str).to_numpy(dtype=object)
+    message = chains["message"].to_numpy(dtype=object)
+    if len(chains) == 0:
+        starts = np.array([], dtype=np.int64)
+    else:
+        new = np.r_[True, (session[1:] != session[:-1]) | (message[1:] != message[:-1])]
+        starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(chains)].astype(np.int64)
     status = chains["status"]
-    keys = [chains["session"], chains["message"]]
-    flags = pd.DataFrame(
-        {
-            "any": status.notna(),
-            "sent": status == "sent",
-            "deferred": status == "deferred",
-        }
-    ).fillna(False)
-    counts = flags.groupby(keys, sort=False, observed=True).sum()
+    known = status.notna().to_numpy()
+    sent = status.eq("sent").to_numpy(dtype=bool, na_value=False)
+    deferred = status.eq("deferred").to_numpy(dtype=bool, na_value=False)
+
+    def per_run(values: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+        return reduce.reduceat(values, starts) if len(starts) else values[:0]
+
+    flags = {"any": known, "sent": sent, "deferred": deferred}
+    counts = {name: per_run(flag.astype(np.int64), np.add) for name, flag in flags.items()}
     outcome = np.select(
         [counts["any"] == 0, counts["deferred"] > 0, counts["sent"] == counts["any"],
          counts["sent"] > 0],
         [4, 3, 0, 1], default=2,
     )  # fmt: skip
-    table = group.agg(
-        source=("source", "first"), received=("received", "first"), sender=("sender", "first"),
-        size=("size", "first"), delay=("delay", "max"), attempts=("attempts", "max"),
-    )  # fmt: skip
-    lists = group[["recipient", "status", "relay", "hops", "hosts"]].agg(list)
-    table["recipients"] = [[r for r in rs if isinstance(r, str)] for rs in lists["recipient"]]
-    table["status"] = [
-        _by_recipient(r, s) for r, s in zip(lists["recipient"], lists["status"], strict=True)
-    ]
-    table["relay"] = [
-        _by_recipient(r, s) for r, s in zip(lists["recipient"], lists["relay"], strict=True)
-    ]
+    first = chains.iloc[starts].reset_index(drop=True)
+    table = first[["message", "session", "source", "received", "sender", "size"]].copy()
+    recipients = chains["recipient"].astype(object).tolist()
+    statuses = chains["status"].astype(object).tolist()
+    relays = chains["relay"].astype(object).tolist()
+    runs = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    table["recipients"] = [[r for r in recipients[a:b] if isinstance(r, str)] for a, b in runs]
+    table["status"] = [_by_recipient(recipients[a:b], statuses[a:b]) for a, b in runs]
+    table["relay"] = [_by_recipient(recipients[a:b], relays[a:b]) for a, b in runs]
     table["outcome"] = pd.Categorical.from_codes(outcome, categories=list(OUTCOMES))
+    delay = chains["delay"].to_numpy(dtype="float64")
+    table["delay"] = per_run(delay, np.fmax)  # fmax: the largest known, NaN if none is
+    attempts = chains["attempts"].to_numpy(dtype="float64", na_value=np.nan)
+    table["attempts"] = pd.array(per_run(attempts, np.fmax), dtype="Int64")
     # The decisive recipient: the first that was not sent, else the last.
-    sent = chains["status"].eq("sent").fillna(False).to_numpy(dtype=bool)
-    position = np.arange(len(chains))
-    ranked = chains.assign(_sent=sent, _key=np.where(sent, -position, position))
-    decisive = (
-        ranked.sort_values(["_sent", "_key"], kind="stable")
-        .drop_duplicates(["session", "message"])
-        .set_index(["session", "message"])
-    )
+    position = np.arange(len(chains), dtype=np.int64)
+    unsent = per_run(np.where(sent, len(chains), position), np.minimum)
+    decisive = np.where(unsent < ends, unsent, ends - 1)
     for name in ("bounce_class", "code", "enhanced", "reply"):
-        table[name] = decisive[name].reindex(table.index)
-    table["hops"] = [_distinct(np.concatenate([np.asarray(h, dtype=object) for h in hs]))
-                     for hs in lists["hops"]]  # fmt: skip
-    table["hosts"] = [
-        list(dict.fromkeys(h for hosts in hs for h in hosts)) for hs in lists["hosts"]
-    ]
-    table = table.reset_index()
-    columns = ["message", "session", "source", "received", "sender", "size", "recipients",
-               "status", "relay", "outcome", "delay", "attempts", "bounce_class", "code",
-               "enhanced", "reply", "hops", "hosts"]  # fmt: skip
-    return table[columns].sort_values(
-        ["received", "message", "session"], kind="stable", ignore_index=True
-    )
+        table[name] = chains[name].iloc[decisive].reset_index(drop=True)
+    hops, hosts = chains["hops"].tolist(), chains["hosts"].tolist()
+    table["hops"] = [list(dict.fromkeys(h for row in hops[a:b] for h in row)) for a, b in runs]
+    table["hosts"] = [list(dict.fromkeys(h for row in hosts[a:b] for h in row)) for a, b in runs]
+    return table
 
 
 def _by_recipient(recipients: list[object], values: list[object]) -> dict[str, object]:
