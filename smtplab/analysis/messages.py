@@ -130,22 +130,24 @@ def _chains(table: pd.DataFrame) -> pd.DataFrame:
     key = table["session"].astype(str) + "\0" + table["queue"].astype(str)
     entered = set(key[reached])
     roots = np.flatnonzero(~key.isin(entered).to_numpy())
-    paths = [[row] for row in roots]
-    current = roots.copy()
-    active = np.arange(len(roots))
+    # Each chain's rows, hop after hop: (owner: the chain's number, row), gathered by rounds.
+    owners, steps = [np.arange(len(roots))], [roots]
+    current, active = roots.copy(), np.arange(len(roots))
     for _ in range(MOST_HOPS):  # each round moves every unfinished chain one hop on
-        onward = link[current[active]] if len(active) else np.array([], dtype=np.int64)
+        onward = link[current[active]]
         moving = onward >= 0
         if not moving.any():
             break
         active = active[moving]
         current[active] = onward[moving]
-        for position, row in zip(active.tolist(), onward[moving].tolist(), strict=True):
-            paths[position].append(row)
+        owners.append(active)
+        steps.append(onward[moving])
+    owner, row = np.concatenate(owners), np.concatenate(steps)
+    order = np.argsort(owner, kind="stable")  # by chain, each in the order of its hops
+    owner, row = owner[order], row[order]
+    bounds = np.flatnonzero(np.diff(owner)) + 1
+    count = len(roots)
     first, last = table.iloc[roots], table.iloc[current]
-    queue, relay = table["queue"].to_numpy(), table["relay"].to_numpy()
-    delay, attempts = table["delay"].to_numpy(dtype="float64"), table["attempts"]
-    attempts = attempts.to_numpy(dtype="float64", na_value=np.nan)
     chains = pd.DataFrame({
         "message": first["queue"].to_numpy(), "session": first["session"].to_numpy(),
         "source": first["source"].to_numpy(), "received": first["received"].to_numpy(),
@@ -153,13 +155,24 @@ def _chains(table: pd.DataFrame) -> pd.DataFrame:
     })  # fmt: skip
     for name in ("recipient", "status", "time", "relay"):
         chains[name] = last[name].to_numpy()
-    chains["delay"] = [_total(delay[path]) for path in paths]
+    # The delay: each hop's at its last attempt, summed (NaN where no hop logged one).
+    delay = table["delay"].to_numpy(dtype="float64")[row]
+    logged = np.isfinite(delay)
+    total = np.bincount(owner, weights=np.where(logged, delay, 0.0), minlength=count)
+    total = total.astype("float64")  # (an empty bincount is of integers)
+    total[np.bincount(owner, weights=logged, minlength=count) == 0] = np.nan
+    chains["delay"] = total
     for name in ("delays", "transmission"):
         chains[name] = last[name].to_numpy()
-    chains["attempts"] = pd.array(
-        [np.nanmax(attempts[path]) if np.isfinite(attempts[path]).any() else None
-         for path in paths], dtype="Int64",
-    )  # fmt: skip
+    attempts = np.full(count, np.nan)
+    np.fmax.at(attempts, owner, table["attempts"].to_numpy(dtype="float64", na_value=np.nan)[row])
+    chains["attempts"] = pd.array(attempts, dtype="Int64")
+    queues = np.split(table["queue"].to_numpy(dtype=object)[row], bounds)
+    relays = np.split(table["relay"].to_numpy(dtype=object)[row], bounds)
+    chains["hops"] = [list(dict.fromkeys(hop.tolist())) for hop in queues] if count else []
+    chains["hosts"] = (
+        [[h for h in hosts.tolist() if isinstance(h, str)] for hosts in relays] if count else []
+    )
     for name in ("code", "enhanced", "reply"):
         chains[name] = last[name].to_numpy()
     chains["code"] = pd.array(pd.to_numeric(chains["code"]), dtype="Int16")
@@ -167,8 +180,6 @@ def _chains(table: pd.DataFrame) -> pd.DataFrame:
     classes = bounce_class(chains["code"], chains["enhanced"], chains["reply"])
     failing = pd.Series(classes).where(failed.to_numpy(dtype=bool, na_value=False))
     chains["bounce_class"] = pd.Categorical(failing, categories=list(BOUNCE_CLASSES))
-    chains["hops"] = [_distinct(queue[path]) for path in paths]
-    chains["hosts"] = [[host for host in relay[path] if isinstance(host, str)] for path in paths]
     chains["size"] = chains["size"].astype("Int64")
     for name in ("sender", "recipient", "status", "relay", "delays", "enhanced", "reply"):
         chains[name] = chains[name].astype("string")
@@ -177,15 +188,6 @@ def _chains(table: pd.DataFrame) -> pd.DataFrame:
     chains["received"] = pd.to_datetime(chains["received"], utc=True)
     chains["time"] = pd.to_datetime(chains["time"], utc=True)
     return chains.sort_values(["received", "message", "session"], kind="stable", ignore_index=True)
-
-
-def _total(delays: np.ndarray) -> float:
-    known = delays[np.isfinite(delays)]
-    return float(known.sum()) if len(known) else float("nan")
-
-
-def _distinct(values: np.ndarray) -> list[str]:
-    return list(dict.fromkeys(str(value) for value in values))
 
 
 def _per_message(chains: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +200,7 @@ def _per_message(chains: pd.DataFrame) -> pd.DataFrame:
     else:
         new = np.r_[True, (session[1:] != session[:-1]) | (message[1:] != message[:-1])]
         starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], len(chains)].astype(np.int64)
+    ends = np.r_[starts[1:], len(chains)].astype(np.int64) if len(starts) else starts
     status = chains["status"]
     known = status.notna().to_numpy()
     sent = status.eq("sent").to_numpy(dtype=bool, na_value=False)

@@ -265,6 +265,9 @@ def test_frames_of_every_kind_shuffled_or_not_and_older_notes() -> None:
     older = messages(frames["postfix.log"])
     assert len(older) == 7 and older["outcome"].eq("delivered").all()
     pd.testing.assert_frame_equal(messages(frames["mixed, shuffled"]), messages(frames["mixed"]))
+    nothing = frames["mixed"].iloc[:0]
+    assert messages(nothing).empty and messages(nothing, recipients=True).empty
+    assert list(messages(nothing).columns) == list(messages(frames["mixed"]).columns)
 
 
 def test_exims_times_are_read_in_seconds() -> None:
@@ -273,3 +276,27 @@ def test_exims_times_are_read_in_seconds() -> None:
                                                  2 * 86400.0]  # fmt: skip
     assert _seconds(lines, "DT").tolist()[:2] == [0.004, 3723.0]
     assert _seconds(lines, "DT").isna().tolist() == [False, False, True, True]
+
+
+def test_the_work_grows_with_the_messages_and_no_faster() -> None:
+    """Each message's lists and dicts are built in Python, one pass over its recipients' rows:
+    the Python lines run grow with the recipients, never with recipients times messages
+    (counted, as tests/analysis/test_linear.py counts them; no timing)."""
+    import gzip
+    import pickle
+
+    from tests.analysis.test_linear import lines_run
+
+    with gzip.open(RECORDED, "rb") as recorded:
+        mixed = pickle.load(recorded)["frames"]["mixed"]
+    messages(mixed)  # once before counting: first-use work
+    counted = {}
+    for copies in (1, 4, 16):
+        frame = smtplab.concat([mixed] * copies)
+        rows = int(messages(frame)["recipients"].map(len).sum())
+        counted[copies] = (rows, lines_run(messages, frame)["smtplab"])
+    (rows_1, lines_1), (rows_4, lines_4), (rows_16, lines_16) = counted.values()
+    assert rows_16 > 10 * rows_1
+    per_row_early = (lines_4 - lines_1) / (rows_4 - rows_1)
+    per_row_late = (lines_16 - lines_4) / (rows_16 - rows_4)
+    assert per_row_late < 100 and per_row_late < 1.5 * per_row_early, counted
