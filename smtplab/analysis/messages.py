@@ -126,10 +126,9 @@ def _chains(table: pd.DataFrame) -> pd.DataFrame:
     link = _links(table)
     reached = np.zeros(len(table), dtype=bool)
     reached[link[link >= 0]] = True
-    # A message is a root where no hop leads to it, for any of its recipients.
-    key = table["session"].astype(str) + "\0" + table["queue"].astype(str)
-    entered = set(key[reached])
-    roots = np.flatnonzero(~key.isin(entered).to_numpy())
+    # A chain starts at each row no hop leads to: a message's first hop, or a recipient that
+    # a next hop names differently (its rows there start a message of their own).
+    roots = np.flatnonzero(~reached)
     # Each chain's rows, hop after hop: (owner: the chain's number, row), gathered by rounds.
     owners, steps = [np.arange(len(roots))], [roots]
     current, active = roots.copy(), np.arange(len(roots))

@@ -300,3 +300,24 @@ def test_the_work_grows_with_the_messages_and_no_faster() -> None:
     per_row_early = (lines_4 - lines_1) / (rows_4 - rows_1)
     per_row_late = (lines_16 - lines_4) / (rows_16 - rows_4)
     assert per_row_late < 100 and per_row_late < 1.5 * per_row_early, counted
+
+
+def test_a_recipient_rewritten_at_the_next_hop_ends_its_chain_there(tmp_path) -> None:
+    # As if mx2 had an alias root -> admin: its delivery line names the new address (to=) and
+    # the old one (orig_to=). The chain is followed by address, so it ends at mx1's hand-off,
+    # and mx2's queue id shows as a message of its own; nothing is lost.
+    text = MX2.read_text()
+    aliased = text.replace(
+        "E441423EA5B: to=<root@mx2.example>,",
+        "E441423EA5B: to=<admin@mx2.example>, orig_to=<root@mx2.example>,",
+    )
+    assert aliased != text
+    (tmp_path / "mx2.log").write_text(aliased)
+    table = messages(smtplab.read([MX1, tmp_path / "mx2.log"], year=2026))
+    first = table[table["message"] == "D555323EA57"].iloc[0]
+    assert first["status"] == {"root@localhost": "sent", "root@mx2.example": "sent"}
+    assert first["relay"]["root@mx2.example"].startswith("127.0.0.1[")  # handed to mx2
+    second = table[table["message"] == "E441423EA5B"].iloc[0]
+    assert (
+        second["status"] == {"admin@mx2.example": "sent"} and second["session"] != first["session"]
+    )
