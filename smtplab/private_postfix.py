@@ -81,15 +81,20 @@ def free_port() -> int:
 class PrivatePostfix:
     """A Postfix instance in a temporary directory, listening on ``127.0.0.1:port``.
 
-    ``settings`` are ``main.cf`` lines added after (and so overriding) the instance's own.
+    ``settings`` are ``main.cf`` lines added after (and so overriding) the instance's own;
+    ``services`` are ``master.cf`` lines added after its own (e.g. a second smtpd listener
+    that a content filter hands mail back to, or the ``smtp`` client a relay needs).
     ``port=0`` picks a free port. Use it as a context manager, or call ``start()`` and
     ``stop()``. Mail for ``<user>@localhost`` (a user of this machine, e.g. ``root``) is
     delivered to ``mailbox(user)``; its log lines go to ``log``.
     """
 
-    def __init__(self, port: int = 0, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, port: int = 0, settings: dict[str, str] | None = None, services: str = ""
+    ) -> None:
         self.port = port
         self.settings = dict(settings or {})
+        self.services = services
         self.name = f"smtplab-{uuid.uuid4().hex[:8]}"
         self.root: Path | None = None
 
@@ -223,7 +228,8 @@ class PrivatePostfix:
         spool.mkdir()
         spool.chmod(0o1777)  # like /var/mail: anyone may create their own mailbox there
         self.log.touch(mode=0o644)
-        (self.config_directory / "master.cf").write_text(MASTER_CF.format(address=self.address))
+        master = MASTER_CF.format(address=self.address) + self.services
+        (self.config_directory / "master.cf").write_text(master)
         main = {
             "compatibility_level": "3.6",
             "config_directory": str(self.config_directory),

@@ -19,7 +19,14 @@ A session's rows carry what the log knows and nothing more:
 * the other commands, known only from the ``disconnect`` counts, as command rows at the
   disconnect time, in the usual protocol order (the log does not say their order); their
   replies were positive but their codes are not logged, so they get no reply rows;
-* a ``note`` row per queued message: queue id, sender, size, and each delivery's status;
+* a ``note`` row per queued message: ``QUEUEID: queued`` when smtpd took it,
+  ``QUEUEID: from=<sender>, size=N`` when qmgr took it (again at each retry), and each
+  delivery attempt's line as Postfix logged it, from the queue id on: ``QUEUEID: to=<rcpt>,
+  [orig_to=<...>, ]relay=..., delay=S, delays=a/b/c/d, dsn=X.Y.Z, status=sent|bounced|deferred
+  (...)``, whose reply says ``queued as NEWID`` where the next hop (a content filter's way
+  back in, another host) queued it under a new id (``smtplab.analysis.messages`` reads these);
+  and ``QUEUEID: sender non-delivery notification: BOUNCEID`` where Postfix sent a bounce (or
+  a delay or success notice) about it, the bounce's own lines joining the same session;
 * the ``close`` row at ``disconnect``. A ``connect from`` on the pid of a session that never
   disconnected (lines lost to rotation, smtpd killed and its pid reused) starts a new session
   and closes the old one with a ``close`` row that says the log has no disconnect (no time, as
@@ -32,9 +39,11 @@ repeated``) that is not one the reader uses is passed over silently; only a line
 syslog line at all, or whose timestamp cannot be (``Feb 30``), is counted as skipped.
 
 Timestamps: classic syslog lines (``Nov 29 01:57:55``) carry no year and no zone; the year is
-taken from ``year`` (default: the file's modification year, stepping back one for months after
-it, as log readers do) and the zone is UTC. RFC 3339 timestamps (``2026-11-29T01:57:55.1+00:00``)
-are complete.
+taken from ``year`` (default: the file's modification year, stepping back one if the first
+line's month is after the file's, as log readers do) and the zone is UTC. The year advances
+where a line's month is more than six before the last line's (a log from December into
+January), and steps back for a December line that syslog wrote late, among January's. RFC 3339
+timestamps (``2026-11-29T01:57:55.1+00:00``) are complete.
 
 Speed: of a line, the head after the timestamp (``vm postfix/smtpd[23488]``) is read once per
 distinct head, the timestamp once per second, and a classic timestamp's day and minute once
@@ -88,6 +97,10 @@ _FIELD = re.compile(r"(\w+)=(<[^>]*>|\S*)")
 _QUEUED = re.compile(rf"{_QUEUE_ID}: client={_CLIENT}")
 _QMGR_FROM = re.compile(rf"{_QUEUE_ID}: from=<(?P<sender>[^>]*)>, size=(?P<size>\d+)")
 _DELIVERY = re.compile(rf"{_QUEUE_ID}: to=<(?P<recipient>[^>]*)>,.*? status=(?P<status>\S+ .*)$")
+_NOTIFICATION = re.compile(
+    rf"{_QUEUE_ID}: sender (?:non-delivery|delivery status|delay) notification: "
+    r"(?P<new>[0-9A-Za-z]{6,})$"
+)
 _TLS = re.compile(rf"(?:\w+ )?TLS connection established from {_CLIENT}: (?P<detail>.*)$")
 _TROUBLE = re.compile(r"(?:lost connection|timeout|too many errors|improper command pipelining)")
 #: The usual order of commands in a session, for commands the log only counts.
@@ -276,6 +289,8 @@ class PostfixReader:
                 smtpd(process, time, message)
             elif " from=<" in message or " to=<" in message:  # qmgr, or a delivery agent
                 queue_line(time, message)
+            elif " notification: " in message:  # bounce: a message Postfix sends of its own
+                self._notification(time, message)
         for process, session in list(self._open.items()):  # the log ends in mid-session
             session.note(None, "the log ends before this session's disconnect")
             del self._open[process]
@@ -345,12 +360,26 @@ class PostfixReader:
         if session is None:
             return
         # A message matches one pattern at most (": from=<" or ": to=<" after the queue id).
-        if " to=<" in message and (delivered := _DELIVERY.match(message)):
-            queue, recipient, status = delivered.group("queue", "recipient", "status")
-            session.note(time, f"{queue}: to=<{recipient}> status={status}")
+        if " to=<" in message and _DELIVERY.match(message):
+            # As Postfix logged it: to=, orig_to=, relay=, delay=, delays=a/b/c/d, dsn=,
+            # status=... (the reply, and "queued as NEWID" where the next hop queued it).
+            session.note(time, message)
         elif queued := _QMGR_FROM.match(message):
             queue, sender, size = queued.group("queue", "sender", "size")
             session.note(time, f"{queue}: from=<{sender}>, size={size}")
+
+    def _notification(self, time: float, message: str) -> None:
+        """``QUEUEID: sender non-delivery notification: NEWID`` (or ``delivery status``,
+        ``delay``): a note in the session of the message it reports on, whose session then
+        also takes the lines of ``NEWID`` (no smtpd session of its own received it)."""
+        notified = _NOTIFICATION.match(message)
+        session = self._by_queue_id.get(notified["queue"]) if notified else None
+        if notified is None or session is None:
+            return
+        self._by_queue_id[notified["new"]] = session
+        if self._ended is not None:
+            self._queue_ids.setdefault(session, []).append(notified["new"])
+        session.note(time, message)
 
     def _smtpd(self, process: str, time: float, message: str) -> None:
         # Cheap tests of the message's shape first: most lines are one of a few kinds.
@@ -442,6 +471,8 @@ class PostfixReader:
                 self._newest_month = None
             if month < self._last_month - 6:  # December to January: a new year
                 self.year += 1
+            elif month == 12 and self._last_month == 1:  # a late "Dec 31" among "Jan 1"s
+                self.year -= 1
             self._last_month = month
             midnight = self._midnights.get((self.year, month, day))
             if midnight is None:

@@ -6,6 +6,7 @@ widget is an ``ipywidgets.VBox`` whose callbacks are plain methods (scriptable a
 
 from smtplab.viz.console import Console
 from smtplab.viz.dashboard import Dashboard
+from smtplab.viz.delivery import plot_delivery_delays
 from smtplab.viz.distributions import (
     plot_codes,
     plot_codes_by_command,
@@ -25,6 +26,7 @@ __all__ = [
     "path_of",
     "plot_codes",
     "plot_codes_by_command",
+    "plot_delivery_delays",
     "plot_latencies",
     "plot_sessions_over_time",
     "readable_tables",

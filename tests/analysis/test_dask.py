@@ -17,7 +17,15 @@ import pandas as pd
 import pytest
 
 import smtplab
-from smtplab.analysis import code_distribution, latencies, oddities, sessions, steps, transactions
+from smtplab.analysis import (
+    code_distribution,
+    latencies,
+    messages,
+    oddities,
+    sessions,
+    steps,
+    transactions,
+)
 from smtplab.analysis.partitioned import is_dask
 from smtplab.teaching.logs import grown_log
 
@@ -75,7 +83,7 @@ def test_the_dataset_has_many_partitions_and_sessions_are_whole(dataset: Path, c
     assert len(seen) == smtplab.read_dataset(dataset)["session"].nunique()
 
 
-@pytest.mark.parametrize("analysis", [steps, sessions, transactions, oddities, latencies])
+@pytest.mark.parametrize("analysis", [steps, sessions, transactions, oddities, latencies, messages])
 def test_each_analysis_gives_the_pandas_answer(dataset: Path, cluster, analysis) -> None:
     on_cluster = analysis(smtplab.dask_dataset(dataset))
     in_memory = analysis(smtplab.read_dataset(dataset))

@@ -25,6 +25,7 @@ from smtplab.viz import (
     path_of,
     plot_codes,
     plot_codes_by_command,
+    plot_delivery_delays,
     plot_latencies,
     plot_sessions_over_time,
     sequence_diagram,
@@ -71,6 +72,7 @@ def test_every_figure_renders(source: str) -> None:
         lambda ax: plot_codes_by_command(frame, ax=ax),
         lambda ax: plot_sessions_over_time(frame, ax=ax),
         lambda ax: plot_latencies(frame, ax=ax),
+        lambda ax: plot_delivery_delays(frame, ax=ax),  # (no delays logged but Postfix's)
         lambda ax: state_diagram(frame, sessions[0], ax=ax),
     ]
     for draw in drawings:
