@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 from smtplab.analysis.partitioned import in_session_order, per_session
 
 #: Sources that log only refused commands: a step without a reply was accepted.
-REFUSALS_ONLY = frozenset({"postfix", "exim"})
+REFUSALS_ONLY = frozenset({"postfix", "exim", "sendmail"})
 
 STATUSES = ("accepted", "temporary", "permanent", "unanswered")
 STEP_KINDS = ("connect", "command", "data")

@@ -55,6 +55,7 @@ from smtplab.ingest.capture import CaptureReader
 from smtplab.ingest.exim import EXIM_EVENT, EximFormatError, EximReader
 from smtplab.ingest.packets import CaptureError, CaptureProblems, is_capture
 from smtplab.ingest.postfix import ANY_PROGRAM_LINE, RFC3339_LINE, SYSLOG_LINE, PostfixReader
+from smtplab.ingest.sendmail import SENDMAIL_EVENT, SendmailFormatError, SendmailReader
 from smtplab.ingest.transcripts import (
     SMTPLIB_LINE,
     SWAKS_LINE,
@@ -64,7 +65,7 @@ from smtplab.ingest.transcripts import (
 )
 from smtplab.log.frame import to_frame
 
-FORMATS = ("pcap", "postfix", "exim", "swaks", "smtplib")
+FORMATS = ("pcap", "postfix", "exim", "sendmail", "swaks", "smtplib")
 #: How much of a file's start :func:`detect` looks at, in octets (the binary test: 4 KB).
 DETECT_WINDOW = 64 * 1024
 _BINARY_WINDOW = 4096
@@ -99,7 +100,8 @@ def read(
 
     ``format`` is ``auto`` (told from each file's content) or one of :data:`FORMATS`:
     ``pcap`` (pcap or pcapng), ``postfix`` (its syslog lines), ``exim`` (its ``mainlog`` or
-    ``rejectlog``), ``swaks`` (its output), ``smtplib`` (``set_debuglevel`` output).
+    ``rejectlog``), ``sendmail`` (its syslog lines), ``swaks`` (its output), ``smtplib``
+    (``set_debuglevel`` output).
     ``year`` is the year of classic syslog timestamps, which have none (default: the file's
     modification year); ``day`` the date of ``smtplib`` debug level 2 times of day (default:
     none, and the time column stays missing). ``progress`` shows a bar (default: for inputs
@@ -259,11 +261,13 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
                 raise IngestError(str(error)) from None
         wrapper = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
         text = _bounded_lines(wrapper, str(path), problems)
+        last_month = None
+        if year is None and kind in ("postfix", "sendmail"):
+            # the file's year, and a line of a later month is of the year before
+            written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            year, last_month = written.year, written.month
         if kind == "postfix":
-            last_month = None
-            if year is None:  # the file's year, and a line of a later month is of the year before
-                written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-                year, last_month = written.year, written.month
+            assert year is not None
             # Streamed sessions are on their way to a dataset that gathers many hosts' logs:
             # their names say the host.
             reader = PostfixReader(
@@ -277,10 +281,16 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
                 rows = EximReader(str(path), prefix, problems).read(text)
             except EximFormatError as error:
                 raise IngestError(str(error)) from None
+        elif kind == "sendmail":
+            assert year is not None
+            try:
+                rows = SendmailReader(str(path), prefix, problems, year, last_month).read(text)
+            except SendmailFormatError as error:
+                raise IngestError(str(error)) from None
         else:
             rows = read_smtplib(text, str(path), prefix, problems, day)
         if ended is not None:  # a client's transcript is small: its sessions go on at its end
-            # (an Exim log too: a message's lines may come long after its session's end)
+            # (an Exim or Sendmail log too: a message's lines may come long after its session)
             for _, session in groupby(rows, key=itemgetter(0)):
                 ended(list(session))
             return []
@@ -296,7 +306,8 @@ def detect(path: Path, head: bytes) -> str:
     if b"\0" in start or (start and sum(b < 9 or 13 < b < 32 for b in start) > len(start) // 20):
         raise IngestError(
             f"{path}: a binary file that is not a pcap or pcapng capture; "
-            "smtplab reads captures, Postfix and Exim logs, swaks and smtplib transcripts"
+            "smtplab reads captures, Postfix, Exim and Sendmail logs, swaks and smtplib "
+            "transcripts"
         )
     syslog = False  # a syslog line of some program seen
     for line in head.decode("utf-8", "replace").splitlines():
@@ -306,6 +317,8 @@ def detect(path: Path, head: bytes) -> str:
             return "smtplib"
         if EXIM_EVENT.match(line):
             return "exim"
+        if SENDMAIL_EVENT.match(line):
+            return "sendmail"
         match = SYSLOG_LINE.match(line) or RFC3339_LINE.match(line)
         if match and match["program"].startswith("postfix"):
             return "postfix"
@@ -313,12 +326,14 @@ def detect(path: Path, head: bytes) -> str:
     if syslog:
         raise IngestError(
             f"{path}: a syslog file with no Postfix line in its first "
-            f"{min(len(head), DETECT_WINDOW) // 1024 or 1} KB; if Postfix logs further on, "
-            "read it with format='postfix' (on the command line: --format postfix)"
+            f"{min(len(head), DETECT_WINDOW) // 1024 or 1} KB, nor a Sendmail one; if Postfix or "
+            "Sendmail logs "
+            "further on, read it with format='postfix' or format='sendmail' (on the command "
+            "line: --format postfix)"
         )
     raise IngestError(
         f"{path}: cannot tell its format from its first lines: not a pcap or pcapng capture, "
-        "Postfix or Exim log, swaks or smtplib transcript; name one with format='...' "
+        "Postfix, Exim or Sendmail log, swaks or smtplib transcript; name one with format='...' "
         "(on the command line: --format ...)"
     )
 
