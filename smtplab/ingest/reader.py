@@ -63,9 +63,10 @@ from smtplab.ingest.transcripts import (
     read_smtplib,
     read_swaks,
 )
+from smtplab.ingest.zeek import ZEEK_JSON_LINE, ZEEK_TSV_HEADER, ZeekFormatError, ZeekReader
 from smtplab.log.frame import to_frame
 
-FORMATS = ("pcap", "postfix", "exim", "sendmail", "swaks", "smtplib")
+FORMATS = ("pcap", "postfix", "exim", "sendmail", "zeek", "swaks", "smtplib")
 #: How much of a file's start :func:`detect` looks at, in octets (the binary test: 4 KB).
 DETECT_WINDOW = 64 * 1024
 _BINARY_WINDOW = 4096
@@ -100,8 +101,8 @@ def read(
 
     ``format`` is ``auto`` (told from each file's content) or one of :data:`FORMATS`:
     ``pcap`` (pcap or pcapng), ``postfix`` (its syslog lines), ``exim`` (its ``mainlog`` or
-    ``rejectlog``), ``sendmail`` (its syslog lines), ``swaks`` (its output), ``smtplib``
-    (``set_debuglevel`` output).
+    ``rejectlog``), ``sendmail`` (its syslog lines), ``zeek`` (Zeek's ``smtp.log``, TSV or
+    JSON), ``swaks`` (its output), ``smtplib`` (``set_debuglevel`` output).
     ``year`` is the year of classic syslog timestamps, which have none (default: the file's
     modification year); ``day`` the date of ``smtplib`` debug level 2 times of day (default:
     none, and the time column stays missing). ``progress`` shows a bar (default: for inputs
@@ -281,6 +282,11 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
                 rows = EximReader(str(path), prefix, problems).read(text)
             except EximFormatError as error:
                 raise IngestError(str(error)) from None
+        elif kind == "zeek":
+            try:
+                rows = ZeekReader(str(path), prefix, problems).read(text)
+            except ZeekFormatError as error:
+                raise IngestError(str(error)) from None
         elif kind == "sendmail":
             assert year is not None
             try:
@@ -306,11 +312,14 @@ def detect(path: Path, head: bytes) -> str:
     if b"\0" in start or (start and sum(b < 9 or 13 < b < 32 for b in start) > len(start) // 20):
         raise IngestError(
             f"{path}: a binary file that is not a pcap or pcapng capture; "
-            "smtplab reads captures, Postfix, Exim and Sendmail logs, swaks and smtplib "
-            "transcripts"
+            "smtplab reads captures, Postfix, Exim and Sendmail logs, Zeek's smtp.log, swaks "
+            "and smtplib transcripts"
         )
+    window = head.decode("utf-8", "replace")
+    if ZEEK_TSV_HEADER.search(window) or ZEEK_JSON_LINE.match(window.lstrip()):
+        return "zeek"
     syslog = False  # a syslog line of some program seen
-    for line in head.decode("utf-8", "replace").splitlines():
+    for line in window.splitlines():
         if (line.startswith("=== ") and SWAKS_LINE.match(line)) or SWAKS_REPLY.match(line):
             return "swaks"
         if SMTPLIB_LINE.match(line):
@@ -333,7 +342,8 @@ def detect(path: Path, head: bytes) -> str:
         )
     raise IngestError(
         f"{path}: cannot tell its format from its first lines: not a pcap or pcapng capture, "
-        "Postfix, Exim or Sendmail log, swaks or smtplib transcript; name one with format='...' "
+        "Postfix, Exim or Sendmail log, Zeek smtp.log, swaks or smtplib transcript; name one "
+        "with format='...' "
         "(on the command line: --format ...)"
     )
 
