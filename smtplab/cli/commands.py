@@ -251,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser(
         "ingest",
         aliases=["read"],  # smtplab.read in Python
-        help="read captures, Postfix, Exim or Sendmail logs, Zeek's smtp.log, swaks or smtplib "
-        "transcripts into one table (also: smtplab read)",
+        help="read captures, Postfix, Exim or Sendmail logs, Zeek's smtp.log, Exchange message "
+        "tracking logs, Microsoft 365 message traces, swaks or smtplib transcripts into one "
+        "table (also: smtplab read)",
     )
     ingest.add_argument("files", nargs="+", help="files or directories (.gz works too)")
     into = ingest.add_mutually_exclusive_group(required=True)

@@ -52,7 +52,9 @@ from typing import IO, Any, NamedTuple
 from tqdm.auto import tqdm
 
 from smtplab.ingest.capture import CaptureReader
+from smtplab.ingest.exchange import EXCHANGE_HEADER, ExchangeFormatError, ExchangeReader
 from smtplab.ingest.exim import EXIM_EVENT, EximFormatError, EximReader
+from smtplab.ingest.m365 import M365_HEADER, M365FormatError, M365Reader
 from smtplab.ingest.packets import CaptureError, CaptureProblems, is_capture
 from smtplab.ingest.postfix import ANY_PROGRAM_LINE, RFC3339_LINE, SYSLOG_LINE, PostfixReader
 from smtplab.ingest.sendmail import SENDMAIL_EVENT, SendmailFormatError, SendmailReader
@@ -66,7 +68,7 @@ from smtplab.ingest.transcripts import (
 from smtplab.ingest.zeek import ZEEK_JSON_LINE, ZEEK_TSV_HEADER, ZeekFormatError, ZeekReader
 from smtplab.log.frame import to_frame
 
-FORMATS = ("pcap", "postfix", "exim", "sendmail", "zeek", "swaks", "smtplib")
+FORMATS = ("pcap", "postfix", "exim", "sendmail", "zeek", "exchange", "m365", "swaks", "smtplib")
 #: How much of a file's start :func:`detect` looks at, in octets (the binary test: 4 KB).
 DETECT_WINDOW = 64 * 1024
 _BINARY_WINDOW = 4096
@@ -102,7 +104,9 @@ def read(
     ``format`` is ``auto`` (told from each file's content) or one of :data:`FORMATS`:
     ``pcap`` (pcap or pcapng), ``postfix`` (its syslog lines), ``exim`` (its ``mainlog`` or
     ``rejectlog``), ``sendmail`` (its syslog lines), ``zeek`` (Zeek's ``smtp.log``, TSV or
-    JSON), ``swaks`` (its output), ``smtplib`` (``set_debuglevel`` output).
+    JSON), ``exchange`` (Exchange Server's message tracking log), ``m365`` (a Microsoft 365
+    message trace exported as CSV), ``swaks`` (its output), ``smtplib`` (``set_debuglevel``
+    output).
     ``year`` is the year of classic syslog timestamps, which have none (default: the file's
     modification year); ``day`` the date of ``smtplib`` debug level 2 times of day (default:
     none, and the time column stays missing). ``progress`` shows a bar (default: for inputs
@@ -282,6 +286,12 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
                 rows = EximReader(str(path), prefix, problems).read(text)
             except EximFormatError as error:
                 raise IngestError(str(error)) from None
+        elif kind in _CSV_READERS:
+            reader, error_type = _CSV_READERS[kind]
+            try:
+                rows = reader(str(path), prefix, problems).read(text)
+            except error_type as error:
+                raise IngestError(str(error)) from None
         elif kind == "zeek":
             try:
                 rows = ZeekReader(str(path), prefix, problems).read(text)
@@ -303,6 +313,13 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
         return rows
 
 
+#: The readers of Microsoft's CSV files, and the error each raises for another format.
+_CSV_READERS: dict[str, tuple[Any, type[ValueError]]] = {
+    "exchange": (ExchangeReader, ExchangeFormatError),
+    "m365": (M365Reader, M365FormatError),
+}
+
+
 def detect(path: Path, head: bytes) -> str:
     """The format of a file from its first octets, up to :data:`DETECT_WINDOW` of them (see
     the module docstring)."""
@@ -312,12 +329,16 @@ def detect(path: Path, head: bytes) -> str:
     if b"\0" in start or (start and sum(b < 9 or 13 < b < 32 for b in start) > len(start) // 20):
         raise IngestError(
             f"{path}: a binary file that is not a pcap or pcapng capture; "
-            "smtplab reads captures, Postfix, Exim and Sendmail logs, Zeek's smtp.log, swaks "
-            "and smtplib transcripts"
+            "smtplab reads captures, Postfix, Exim and Sendmail logs, Zeek's smtp.log, "
+            "Exchange and Microsoft 365 message traces, swaks and smtplib transcripts"
         )
     window = head.decode("utf-8", "replace")
     if ZEEK_TSV_HEADER.search(window) or ZEEK_JSON_LINE.match(window.lstrip()):
         return "zeek"
+    if EXCHANGE_HEADER.search(window):
+        return "exchange"
+    if M365_HEADER.search(window):
+        return "m365"
     syslog = False  # a syslog line of some program seen
     for line in window.splitlines():
         if (line.startswith("=== ") and SWAKS_LINE.match(line)) or SWAKS_REPLY.match(line):
@@ -342,7 +363,8 @@ def detect(path: Path, head: bytes) -> str:
         )
     raise IngestError(
         f"{path}: cannot tell its format from its first lines: not a pcap or pcapng capture, "
-        "Postfix, Exim or Sendmail log, Zeek smtp.log, swaks or smtplib transcript; name one "
+        "Postfix, Exim or Sendmail log, Zeek smtp.log, Exchange message tracking log or "
+        "Microsoft 365 message trace, swaks or smtplib transcript; name one "
         "with format='...' "
         "(on the command line: --format ...)"
     )
