@@ -2,11 +2,16 @@
 
 The format is told from the content, not the name: a pcap or pcapng header, Postfix's syslog
 lines, Exim's log lines (``mainlog``, ``rejectlog``: a ``<=``, ``=>``, ``**``, ``==``,
-``Completed``, a refusal or a connection after Exim's timestamp), swaks's line markers,
-smtplib's ``send:``/``reply:`` lines, looked for in the first
-64 KB (:data:`DETECT_WINDOW`), as a shared ``mail.log`` may start with many lines of other
-programs before Postfix's first. A syslog file with no Postfix line in that window is refused
-with an :class:`IngestError` that says so, rather than read as an empty transcript: an empty
+``Completed``, a refusal or a connection after Exim's timestamp), Sendmail's syslog lines
+(``sendmail[PID]: QUEUEID: from=``, ``to=``, ``ruleset=`` ...), Zeek's ``smtp.log`` (its
+``#separator`` and ``#path smtp`` header, or a JSON line with ``trans_depth``), Exchange's
+message tracking log (``#Software: Microsoft Exchange Server`` and ``#Log-type: Message
+Tracking Log``), a Microsoft 365 message trace (a header row naming Received, Sender address,
+Recipient address, Status and Message trace ID), swaks's line markers, smtplib's
+``send:``/``reply:`` lines, looked for in the first 64 KB (:data:`DETECT_WINDOW`), as a shared
+``mail.log`` may start with many lines of other programs before Postfix's first. A syslog
+file with no Postfix (nor Sendmail) line in that window is refused with an
+:class:`IngestError` that says so, rather than read as an empty transcript: an empty
 frame would claim the server saw no sessions, which the reader cannot know without reading
 the whole file (``format="postfix"`` reads it all the same). Files may be gzip-compressed
 (``.gz``) and a directory stands for every file under it. Each file is read as a stream, so
