@@ -270,7 +270,9 @@ class SendmailReader:
     def _ruleset(self, session: _Session, time: float, rest: str) -> None:
         fields = dict(_FIELDS.findall(rest))
         recorder = self._recorder(session, _RELAY.search(rest))
-        refused = _REJECT.fullmatch(fields.get("reject", ""))
+        # reject= is the line's last field, and its text may hold ", ": all the rest of it.
+        at = rest.find(", reject=")
+        refused = _REJECT.fullmatch(rest[at + len(", reject=") :]) if at >= 0 else None
         if refused is None:  # discard=, quarantine=, a reject= without a code
             recorder.note(time, rest)
             return

@@ -235,3 +235,15 @@ def test_an_auth_identity_sendmail_logged_is_not_kept_in_clear(tmp_path) -> None
     text = " ".join(frame["text"].dropna())
     assert "authid=***" in text and "alice.secret" not in text
     assert (frame["kind"] == "tls").sum() == 1
+
+
+def test_a_reject_text_with_commas_is_kept_whole(tmp_path) -> None:
+    log = tmp_path / "maillog"
+    log.write_text(
+        "Dec  5 22:33:42 mx sendmail[9]: 6B5MXg1k000009: ruleset=check_mail, arg1=<a@b.example>, "
+        "relay=c.example [192.0.2.7], reject=553 5.7.1 <a@b.example>... Rejected, listed at "
+        "dnsbl.example, see its page\n"
+    )
+    reply = read_quietly(log).query("kind == 'reply'").iloc[0]
+    assert (reply["verb"], reply["code"], reply["enhanced"]) == ("MAIL", 553, "5.7.1")
+    assert reply["text"] == "<a@b.example>... Rejected, listed at dnsbl.example, see its page"
