@@ -94,7 +94,12 @@ _MONTHS = {
     )
 }
 #: Lines without a queue id about a connection (with one, any line may be).
-_SESSION_NEWS = ("lost input channel", "timeout waiting", "STARTTLS=server", "AUTH=server")
+_SESSION_NEWS = (
+    "lost input channel",
+    "timeout waiting",
+    "STARTTLS=server, relay=",
+    "AUTH=server, relay=",
+)
 _NO_CONNECTION = (
     "Sendmail logged no connection (not at LogLevel 9): when it opened, the greeting and the "
     "accepted commands' replies are not known"
@@ -234,10 +239,10 @@ class SendmailReader:
             session.flush(recorder)
             recorder.note(time, rest)
             session.ended = True
-        elif rest.startswith("STARTTLS=server"):
+        elif rest.startswith("STARTTLS=server, relay="):
             recorder = self._recorder(session, _RELAY.search(rest))
             recorder.tls_started(time, f"TLS (Sendmail: {rest})")
-        elif rest.startswith("AUTH=server"):
+        elif rest.startswith("AUTH=server, relay="):
             recorder = self._recorder(session, _RELAY.search(rest))
             recorder.note(time, _AUTHID.sub(r"\1***", rest))
         else:  # collect: trouble, SYSERR, Milter, ...: news of the connection
@@ -256,7 +261,9 @@ class SendmailReader:
         sender = fields.get("from", "<>").strip("<>")
         size = int(fields["size"]) if fields.get("size", "").isdigit() else 0
         recipients = int(fields["nrcpts"]) if fields.get("nrcpts", "").isdigit() else 0
-        recorder.command(None, "MAIL", f"FROM:<{sender}>", expects_reply=False)
+        if not any(verb == "MAIL" for _, verb, _, _ in session.pending):
+            # (a refused MAIL is logged with its reply, and then this line all the same)
+            recorder.command(None, "MAIL", f"FROM:<{sender}>", expects_reply=False)
         session.flush(recorder)
         recorder.counted(None, ["RCPT"] * recipients)
         if "msgid" in fields or size > 0:  # a message came

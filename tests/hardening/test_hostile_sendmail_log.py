@@ -63,7 +63,7 @@ def test_a_hostile_sendmail_log_is_read_with_bounded_rows_and_one_warning(tmp_pa
         lengths = frame[column].dropna().str.len()
         assert (lengths <= bound + 1).all(), column  # cut, with its "…"
     assert "x" * 100 not in " ".join(frame["text"].dropna())  # the authid is hidden
-    assert frame["session"].nunique() >= 8  # the fixture's sessions are all there
+    assert frame["session"].nunique() >= 10  # the fixture's sessions are all there
 
 
 @pytest.mark.parametrize("line", hostile_lines()[:8])
