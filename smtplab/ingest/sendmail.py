@@ -45,10 +45,15 @@ A session's rows carry what the log knows and nothing more:
   client; a timeout: the server). A connection that ended with QUIT logs no end: it has no
   close row. ``did not issue MAIL`` ends a session with a note.
 
-Lines of the daemon itself (``starting daemon``, alias rebuilds, queue runs) and other
-programs' syslog lines are passed over; a line that is no syslog line, or has an impossible
-timestamp, is counted as skipped. Classic stamps carry no year: it is ``year``, and the year
-turns when the month goes back more than six, as for Postfix; RFC 3339 stamps are read whole.
+A transaction's lines end at its ``from=`` line: any later line of that queue id comes from
+the processes that deliver the message (``to=``, ``<a>... Connection refused``, the bounce it
+caused, ``QUEUEID: NEWID: DSN: ...``) and is a note of the session that took it. A line of
+a process with no connection open that does not start one (a queue run's news of a message
+from before the log, ``SYSERR`` ...) makes no session. Lines of the daemon itself
+(``starting daemon``, alias rebuilds) and other programs' syslog lines are passed over; a
+line that is no syslog line, or has an impossible timestamp, is counted as skipped. Classic
+stamps carry no year: it is ``year``, and the year turns when the month goes back more than
+six, as for Postfix; RFC 3339 stamps are read whole.
 """
 
 from __future__ import annotations
@@ -83,7 +88,9 @@ _RELAY = re.compile(r"relay=(?:(?P<name>[^\s\[,]{1,255}) )?\[(?P<ip>[^\]\s]{1,64
 _FROM_HOST = re.compile(r"(?:from )?(?:(?P<name>[^\s\[]{1,255}) )?\[(?P<ip>[^\]\s]{1,64})\]")
 _FIELDS = re.compile(r"(\w+)=((?:<[^>]{0,1024}>,?)+|[^,]*)(?:, |$)")
 _REJECT = re.compile(r"(?P<code>[245]\d\d)(?: (?P<enhanced>[245]\.\d{1,3}\.\d{1,3}))? (?P<text>.*)")
-_UNKNOWN_USER = re.compile(r"<(?P<address>[^>]{0,1024})>\.\.\. (?P<why>.*)$")
+#: A recipient refused at RCPT: logged by the SMTP process before the transaction's from=
+#: line (a delivery's "<a>... Connection refused" comes after it, from another process).
+_UNKNOWN_USER = re.compile(r"<(?P<address>[^>]{0,1024})>\.\.\. (?P<why>User unknown.*)$")
 _RULESETS = {"check_mail": ("MAIL", "FROM"), "check_rcpt": ("RCPT", "TO"),
              "check_relay": ("CONNECT", ""), "check_compat": ("RCPT", "TO")}  # fmt: skip
 _AUTHID = re.compile(r"(authid=)[^,]*")
@@ -100,6 +107,9 @@ _SESSION_NEWS = (
     "STARTTLS=server, relay=",
     "AUTH=server, relay=",
 )
+#: The lines that open a session when none is open for their process (with "did not issue").
+_CONNECTION_LINES = ("ruleset=", "lost input channel from ", "timeout waiting for input from ",
+                     "STARTTLS=server, relay=", "AUTH=server, relay=")  # fmt: skip
 _NO_CONNECTION = (
     "Sendmail logged no connection (not at LogLevel 9): when it opened, the greeting and the "
     "accepted commands' replies are not known"
@@ -208,18 +218,27 @@ class SendmailReader:
         queued = _QUEUE_ID.match(message)
         queue_id = queued[1] if queued else None
         rest = message[queued.end() :] if queued else message
-        if rest.startswith("to="):  # a delivery, by another process
-            took = self._by_queue_id.get(queue_id or "")
-            if took is not None:
-                took.note(time, message)
-            return
         if queue_id is None and not rest.startswith(_SESSION_NEWS):
             return  # the daemon's own news: starting, alias rebuilds, queue runs
         if rest.startswith("from="):
             self._from(process, time, queue_id, rest, message)
             return
+        took = self._by_queue_id.get(queue_id) if queue_id is not None else None
+        if took is not None or rest.startswith("to="):
+            # News of a message already taken (its from= line came: a transaction's lines
+            # end there), from the processes that deliver it: to= lines, a recipient's
+            # "<a>... Connection refused", the bounce it caused ("DSN: ..."), ...
+            if took is not None:
+                took.note(time, message)
+            return
         session = self._open.get(process)
-        if session is None or session.ended:  # a new connection of this process (pid)
+        fresh = session is None or session.ended
+        opens = rest.startswith(_CONNECTION_LINES) or " did not issue " in rest
+        if not opens and not _UNKNOWN_USER.match(rest):  # collect: trouble, SYSERR, Milter ...
+            if not fresh and session is not None and session.recorder is not None:
+                session.recorder.note(time, message)  # news of a connection under way
+            return
+        if session is None or fresh:  # a new connection of this process (pid)
             session = self._open[process] = self._new()
         if rest.startswith("ruleset="):
             self._ruleset(session, time, rest)
@@ -245,8 +264,6 @@ class SendmailReader:
         elif rest.startswith("AUTH=server, relay="):
             recorder = self._recorder(session, _RELAY.search(rest))
             recorder.note(time, _AUTHID.sub(r"\1***", rest))
-        else:  # collect: trouble, SYSERR, Milter, ...: news of the connection
-            self._recorder(session, _RELAY.search(rest)).note(time, message)
 
     def _from(
         self, process: str, time: float, queue_id: str | None, rest: str, message: str

@@ -269,3 +269,21 @@ def test_a_reject_text_with_commas_is_kept_whole(tmp_path) -> None:
     reply = read_quietly(log).query("kind == 'reply'").iloc[0]
     assert (reply["verb"], reply["code"], reply["enhanced"]) == ("MAIL", 553, "5.7.1")
     assert reply["text"] == "<a@b.example>... Rejected, listed at dnsbl.example, see its page"
+
+
+def test_lines_of_the_processes_that_deliver_a_message_are_notes_not_sessions(tmp_path) -> None:
+    log = tmp_path / "maillog"
+    head = "Dec  5 22:33:42 mx sendmail"
+    log.write_text(
+        f"{head}[9]: 6B5MXg1k000009: from=<a@b.example>, size=10, class=0, nrcpts=1, "
+        "msgid=<m@b>, proto=ESMTP, daemon=MTA, relay=c.example [192.0.2.7]\n"
+        f"{head}[10]: 6B5MXg1k000009: <d@e.example>... Connection refused by mx.e.example\n"
+        f"{head}[10]: 6B5MXg1k000009: 6B5MXg1k000011: DSN: Service unavailable\n"
+        f"{head}[12]: 6B5MXg1k000077: <old@e.example>... Deferred: Connection timed out\n"
+        f"{head}[13]: 6B5MXg1k000078: SYSERR(root): collect: I/O error\n"
+    )
+    frame = read_quietly(log)
+    assert frame["session"].nunique() == 1  # the queue runner's lines open no session
+    notes = frame.loc[frame["kind"] == "note", "text"]
+    assert notes.str.contains("Connection refused").any() and notes.str.contains("DSN:").any()
+    assert not (frame["kind"] == "reply").any()
