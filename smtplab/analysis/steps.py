@@ -16,7 +16,10 @@ A Postfix log records only the commands it refused; the others, known from its `
 counts, have no reply row, yet the server did accept them. For such sources (:data:`REFUSALS_ONLY`)
 a step without a reply counts as ``accepted``. Exim's log is such a source too, and it logs a
 refusal without its reply code (the reply row's ``code`` is missing): its words say which,
-``temporarily rejected`` a ``temporary`` refusal, any other a ``permanent`` one.
+``temporarily rejected`` a ``temporary`` refusal, any other a ``permanent`` one. Sendmail's
+log is one as well (its ``User unknown`` refusals have no code either), and so is Exchange's
+message tracking log: it records a message only once it was taken (``RECEIVE``) or sent
+(``SEND``), so the commands of those transactions were accepted unless a reply says not.
 
 Pairing is vectorised: a step is found by the key ``(session, seq)`` with one binary search
 over all steps, so a million-row transcript is paired in a fraction of a second. Rows need not
@@ -43,7 +46,7 @@ import pyarrow.compute as pc
 from smtplab.analysis.partitioned import in_session_order, per_session
 
 #: Sources that log only refused commands: a step without a reply was accepted.
-REFUSALS_ONLY = frozenset({"postfix", "exim"})
+REFUSALS_ONLY = frozenset({"postfix", "exim", "sendmail", "exchange"})
 
 STATUSES = ("accepted", "temporary", "permanent", "unanswered")
 STEP_KINDS = ("connect", "command", "data")

@@ -251,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser(
         "ingest",
         aliases=["read"],  # smtplab.read in Python
-        help="read captures, Postfix or Exim logs, swaks or smtplib transcripts into one table "
-        "(also: smtplab read)",
+        help="read captures, Postfix, Exim or Sendmail logs, Zeek's smtp.log, Exchange message "
+        "tracking logs, Microsoft 365 message traces, swaks or smtplib transcripts into one "
+        "table (also: smtplab read)",
     )
     ingest.add_argument("files", nargs="+", help="files or directories (.gz works too)")
     into = ingest.add_mutually_exclusive_group(required=True)
@@ -264,7 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(bounded memory; add more inputs later)",
     )
     ingest.add_argument("--format", default="auto", choices=["auto", *INGEST_FORMATS])
-    ingest.add_argument("--year", type=int, help="year of syslog timestamps (default: file's)")
+    ingest.add_argument(
+        "--year",
+        type=int,
+        help="year of Postfix or Sendmail syslog timestamps (default: the file's)",
+    )
     ingest.add_argument(
         "--day", type=date.fromisoformat, help="date of smtplib level-2 times (YYYY-MM-DD)"
     )

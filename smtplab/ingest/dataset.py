@@ -8,7 +8,8 @@ partitioned table (hive style)::
     DIR/source=pcap/day=2026-11-30/...
 
 * **Partitions.** A session goes whole into one file, of its source and of the UTC day of its
-  first row (``unknown`` when the source gives no times, as swaks does): a session is never
+  first row that has a time (``unknown`` when the source gives none, as swaks does; a log's
+  ``connect`` row often has none, its later rows do): a session is never
   split between files, so per-session work can go file by file (Dask's ``map_partitions``).
   As with every partitioned table, the partition columns live in the directory names:
   ``source`` is not stored in the files, ``day`` is a column only of the dataset.
@@ -257,8 +258,10 @@ class _DatasetWriter:
 
     def add(self, rows: list[tuple]) -> None:  # type: ignore[type-arg]
         """Take the rows of one whole session."""
-        first = rows[0]
-        self._partitions.setdefault((first[_SOURCE], _day(first[_TIME])), []).extend(rows)
+        # The day of its first row that has a time: a log's connect row may have none
+        # (Sendmail, Zeek, Exchange, Exim's default log_selector), its later rows do.
+        time = next((row[_TIME] for row in rows if row[_TIME] is not None), None)
+        self._partitions.setdefault((rows[0][_SOURCE], _day(time)), []).extend(rows)
         self.report.sessions += 1
         self.waiting += len(rows)
         self.report.most_rows_held = max(self.report.most_rows_held, self.waiting)
@@ -310,7 +313,7 @@ def _frame_partitions(
     frame: pd.DataFrame, batch_rows: int
 ) -> Iterator[tuple[tuple[str, str], Any]]:
     """The rows of ``frame`` (their positions) file by file: by the partition of their
-    session (its source, and the UTC day of its first row), a session's rows together and in
+    session (its source, and the UTC day of its first timed row), a session's rows together and in
     ``seq`` order, cut into files of about ``batch_rows`` rows between sessions."""
     session = pd.factorize(frame["session"])[0]  # numbered in order of first appearance
     first_time = frame.groupby(session)["time"].transform("first")

@@ -2,11 +2,16 @@
 
 The format is told from the content, not the name: a pcap or pcapng header, Postfix's syslog
 lines, Exim's log lines (``mainlog``, ``rejectlog``: a ``<=``, ``=>``, ``**``, ``==``,
-``Completed``, a refusal or a connection after Exim's timestamp), swaks's line markers,
-smtplib's ``send:``/``reply:`` lines, looked for in the first
-64 KB (:data:`DETECT_WINDOW`), as a shared ``mail.log`` may start with many lines of other
-programs before Postfix's first. A syslog file with no Postfix line in that window is refused
-with an :class:`IngestError` that says so, rather than read as an empty transcript: an empty
+``Completed``, a refusal or a connection after Exim's timestamp), Sendmail's syslog lines
+(``sendmail[PID]: QUEUEID: from=``, ``to=``, ``ruleset=`` ...), Zeek's ``smtp.log`` (its
+``#separator`` and ``#path smtp`` header, or a JSON line with ``trans_depth``), Exchange's
+message tracking log (``#Software: Microsoft Exchange Server`` and ``#Log-type: Message
+Tracking Log``), a Microsoft 365 message trace (a header row naming Received, Sender address,
+Recipient address, Status and Message trace ID), swaks's line markers, smtplib's
+``send:``/``reply:`` lines, looked for in the first 64 KB (:data:`DETECT_WINDOW`), as a shared
+``mail.log`` may start with many lines of other programs before Postfix's first. A syslog
+file with no Postfix (nor Sendmail) line in that window is refused with an
+:class:`IngestError` that says so, rather than read as an empty transcript: an empty
 frame would claim the server saw no sessions, which the reader cannot know without reading
 the whole file (``format="postfix"`` reads it all the same). Files may be gzip-compressed
 (``.gz``) and a directory stands for every file under it. Each file is read as a stream, so
@@ -52,9 +57,12 @@ from typing import IO, Any, NamedTuple
 from tqdm.auto import tqdm
 
 from smtplab.ingest.capture import CaptureReader
+from smtplab.ingest.exchange import EXCHANGE_HEADER, ExchangeFormatError, ExchangeReader
 from smtplab.ingest.exim import EXIM_EVENT, EximFormatError, EximReader
+from smtplab.ingest.m365 import M365_HEADER, M365FormatError, M365Reader
 from smtplab.ingest.packets import CaptureError, CaptureProblems, is_capture
 from smtplab.ingest.postfix import ANY_PROGRAM_LINE, RFC3339_LINE, SYSLOG_LINE, PostfixReader
+from smtplab.ingest.sendmail import SENDMAIL_EVENT, SendmailFormatError, SendmailReader
 from smtplab.ingest.transcripts import (
     SMTPLIB_LINE,
     SWAKS_LINE,
@@ -62,9 +70,10 @@ from smtplab.ingest.transcripts import (
     read_smtplib,
     read_swaks,
 )
+from smtplab.ingest.zeek import ZEEK_JSON_LINE, ZEEK_TSV_HEADER, ZeekFormatError, ZeekReader
 from smtplab.log.frame import to_frame
 
-FORMATS = ("pcap", "postfix", "exim", "swaks", "smtplib")
+FORMATS = ("pcap", "postfix", "exim", "sendmail", "zeek", "exchange", "m365", "swaks", "smtplib")
 #: How much of a file's start :func:`detect` looks at, in octets (the binary test: 4 KB).
 DETECT_WINDOW = 64 * 1024
 _BINARY_WINDOW = 4096
@@ -99,7 +108,10 @@ def read(
 
     ``format`` is ``auto`` (told from each file's content) or one of :data:`FORMATS`:
     ``pcap`` (pcap or pcapng), ``postfix`` (its syslog lines), ``exim`` (its ``mainlog`` or
-    ``rejectlog``), ``swaks`` (its output), ``smtplib`` (``set_debuglevel`` output).
+    ``rejectlog``), ``sendmail`` (its syslog lines), ``zeek`` (Zeek's ``smtp.log``, TSV or
+    JSON), ``exchange`` (Exchange Server's message tracking log), ``m365`` (a Microsoft 365
+    message trace exported as CSV), ``swaks`` (its output), ``smtplib`` (``set_debuglevel``
+    output).
     ``year`` is the year of classic syslog timestamps, which have none (default: the file's
     modification year); ``day`` the date of ``smtplib`` debug level 2 times of day (default:
     none, and the time column stays missing). ``progress`` shows a bar (default: for inputs
@@ -259,11 +271,13 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
                 raise IngestError(str(error)) from None
         wrapper = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
         text = _bounded_lines(wrapper, str(path), problems)
+        last_month = None
+        if year is None and kind in ("postfix", "sendmail"):
+            # the file's year, and a line of a later month is of the year before
+            written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            year, last_month = written.year, written.month
         if kind == "postfix":
-            last_month = None
-            if year is None:  # the file's year, and a line of a later month is of the year before
-                written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-                year, last_month = written.year, written.month
+            assert year is not None
             # Streamed sessions are on their way to a dataset that gathers many hosts' logs:
             # their names say the host.
             reader = PostfixReader(
@@ -277,14 +291,38 @@ def _read_one(reading: _Reading) -> list[tuple]:  # type: ignore[type-arg]
                 rows = EximReader(str(path), prefix, problems).read(text)
             except EximFormatError as error:
                 raise IngestError(str(error)) from None
+        elif kind in _CSV_READERS:
+            reader, error_type = _CSV_READERS[kind]
+            try:
+                rows = reader(str(path), prefix, problems).read(text)
+            except error_type as error:
+                raise IngestError(str(error)) from None
+        elif kind == "zeek":
+            try:
+                rows = ZeekReader(str(path), prefix, problems).read(text)
+            except ZeekFormatError as error:
+                raise IngestError(str(error)) from None
+        elif kind == "sendmail":
+            assert year is not None
+            try:
+                rows = SendmailReader(str(path), prefix, problems, year, last_month).read(text)
+            except SendmailFormatError as error:
+                raise IngestError(str(error)) from None
         else:
             rows = read_smtplib(text, str(path), prefix, problems, day)
         if ended is not None:  # a client's transcript is small: its sessions go on at its end
-            # (an Exim log too: a message's lines may come long after its session's end)
+            # (an Exim or Sendmail log too: a message's lines may come long after its session)
             for _, session in groupby(rows, key=itemgetter(0)):
                 ended(list(session))
             return []
         return rows
+
+
+#: The readers of Microsoft's CSV files, and the error each raises for another format.
+_CSV_READERS: dict[str, tuple[Any, type[ValueError]]] = {
+    "exchange": (ExchangeReader, ExchangeFormatError),
+    "m365": (M365Reader, M365FormatError),
+}
 
 
 def detect(path: Path, head: bytes) -> str:
@@ -296,16 +334,26 @@ def detect(path: Path, head: bytes) -> str:
     if b"\0" in start or (start and sum(b < 9 or 13 < b < 32 for b in start) > len(start) // 20):
         raise IngestError(
             f"{path}: a binary file that is not a pcap or pcapng capture; "
-            "smtplab reads captures, Postfix and Exim logs, swaks and smtplib transcripts"
+            "smtplab reads captures, Postfix, Exim and Sendmail logs, Zeek's smtp.log, "
+            "Exchange and Microsoft 365 message traces, swaks and smtplib transcripts"
         )
+    window = head.decode("utf-8", "replace")
+    if ZEEK_TSV_HEADER.search(window) or ZEEK_JSON_LINE.match(window.lstrip()):
+        return "zeek"
+    if EXCHANGE_HEADER.search(window):
+        return "exchange"
+    if M365_HEADER.search(window):
+        return "m365"
     syslog = False  # a syslog line of some program seen
-    for line in head.decode("utf-8", "replace").splitlines():
+    for line in window.splitlines():
         if (line.startswith("=== ") and SWAKS_LINE.match(line)) or SWAKS_REPLY.match(line):
             return "swaks"
         if SMTPLIB_LINE.match(line):
             return "smtplib"
         if EXIM_EVENT.match(line):
             return "exim"
+        if SENDMAIL_EVENT.match(line):
+            return "sendmail"
         match = SYSLOG_LINE.match(line) or RFC3339_LINE.match(line)
         if match and match["program"].startswith("postfix"):
             return "postfix"
@@ -313,12 +361,16 @@ def detect(path: Path, head: bytes) -> str:
     if syslog:
         raise IngestError(
             f"{path}: a syslog file with no Postfix line in its first "
-            f"{min(len(head), DETECT_WINDOW) // 1024 or 1} KB; if Postfix logs further on, "
-            "read it with format='postfix' (on the command line: --format postfix)"
+            f"{min(len(head), DETECT_WINDOW) // 1024 or 1} KB, nor a Sendmail one; if Postfix or "
+            "Sendmail logs "
+            "further on, read it with format='postfix' or format='sendmail' (on the command "
+            "line: --format postfix)"
         )
     raise IngestError(
         f"{path}: cannot tell its format from its first lines: not a pcap or pcapng capture, "
-        "Postfix or Exim log, swaks or smtplib transcript; name one with format='...' "
+        "Postfix, Exim or Sendmail log, Zeek smtp.log, Exchange message tracking log or "
+        "Microsoft 365 message trace, swaks or smtplib transcript; name one "
+        "with format='...' "
         "(on the command line: --format ...)"
     )
 

@@ -247,6 +247,14 @@ class Recorder:
         ``code`` and ``enhanced`` left missing rather than guessed."""
         return self._reply(time, None, None, text, verb)
 
+    def logged_reply(self, time: float | None, reply: Reply) -> int:
+        """A reply a source logged without the command it answered (Zeek's ``smtp.log``
+        keeps each transaction's last reply only): not paired with any unit (``reply_to``
+        and ``verb`` stay missing, as which command it answered is not known)."""
+        return self._add(
+            time, "server", "reply", code=reply.code, enhanced=reply.enhanced, text=reply.text
+        )
+
     def _reply(
         self,
         time: float | None,

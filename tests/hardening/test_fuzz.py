@@ -282,7 +282,9 @@ def test_every_row_the_server_records_is_bounded(
 
 FIXTURE_NAMES = ["smtp.pcap", "smtp.pcapng", "bare-lf.pcapng", "postfix.log", "swaks.txt",
                  "smtplib-debug1.txt", "smtplib-debug2.txt", "exim-mainlog-all.log",
-                 "exim-rejectlog.log"]  # fmt: skip
+                 "exim-rejectlog.log", "sendmail.log", "zeek-smtp.log",
+                 "zeek-smtp.json", "exchange-tracking.log",
+                 "m365-message-trace.csv"]  # fmt: skip
 SUFFIXES = [".log", ".pcap", ".pcapng", ".txt", ".gz"]
 
 

@@ -234,3 +234,16 @@ def test_a_frame_in_memory_is_written_as_it_is_in_whole_sessions(tmp_path: Path)
     )
     again = write_dataset(frame, tmp_path / "ds", batch_rows=1000)  # the same frame, rewritten
     assert len(read_dataset(tmp_path / "ds")) == len(frame) and len(again.files) < len(report.files)
+
+
+def test_the_logs_of_issue_18_stream_into_days_by_their_first_timed_row(tmp_path: Path) -> None:
+    # Their connect rows have no time (none is logged); the day is that of the first row
+    # that has one, as for a frame written whole.
+    names = ["sendmail.log", "zeek-smtp.log", "exchange-tracking.log", "m365-message-trace.csv"]
+    report = smtplab.write_dataset([FIXTURES / name for name in names], tmp_path, year=2026)
+    days = {path.parent.name for path in report.files}
+    assert days == {"day=2026-11-29", "day=2026-12-05"}
+    back = smtplab.read_dataset(tmp_path)
+    assert back["session"].nunique() == sum(
+        smtplab.read(FIXTURES / name, year=2026)["session"].nunique() for name in names
+    )

@@ -253,7 +253,7 @@ def test_another_format_read_as_exim_is_an_error_naming_the_file_and_line() -> N
 def test_a_file_of_no_known_format_names_exim_among_the_formats(tmp_path) -> None:
     notes_file = tmp_path / "notes.txt"
     notes_file.write_text("2026-12-05 some notes, not a log\n")
-    with pytest.raises(IngestError, match=r"notes\.txt: cannot tell .*Postfix or Exim log"):
+    with pytest.raises(IngestError, match=r"notes\.txt: cannot tell .*Postfix, Exim"):
         smtplab.read(notes_file)
 
 
