@@ -99,6 +99,10 @@ class ZeekReader:
                 self._header(number, line)
                 continue
             record = self._json(line) if line.startswith("{") else self._tsv(line)
+            if record is not None and "uid" not in record:  # a #fields header without uid
+                self.problems.add("a line without its uid", f"{self.name} line {number}")
+                first_bad = first_bad or (number, line)
+                continue
             if record is None:
                 self.problems.add("not a Zeek smtp.log line", f"{self.name} line {number}")
                 first_bad = first_bad or (number, line)

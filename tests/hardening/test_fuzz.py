@@ -17,6 +17,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -393,3 +394,12 @@ def test_a_gzip_with_a_corrupt_stream_gives_an_ingest_error() -> None:
 
 def test_a_compressed_file_of_another_kind_gives_an_ingest_error() -> None:
     _read("postfix.log.bz2", bz2.compress((FIXTURES / "postfix.log").read_bytes()))
+
+
+def test_a_zeek_log_whose_fields_header_lost_uid_gets_an_error_naming_a_line(tmp_path) -> None:
+    """Found by the fuzzer: a mutated '#fields' header without 'uid' raised KeyError."""
+    original = (FIXTURES / "zeek-smtp.log").read_text()
+    broken = tmp_path / "smtp.log"
+    broken.write_text(original.replace("\tuid\t", "\tuix\t", 1))
+    with pytest.raises(IngestError, match=r"smtp\.log line \d+: not a Zeek smtp\.log line"):
+        smtplab.read(broken, format="zeek")  # no line left to read: an error naming one
