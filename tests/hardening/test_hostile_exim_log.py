@@ -9,17 +9,15 @@ so each such line costs a bounded scan per delimiter; no clock is read here."""
 
 from __future__ import annotations
 
-import random
 import warnings
-from pathlib import Path
 
 import pytest
 
 import smtplab
 from smtplab.ingest.reader import MAX_LINE
-from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT
+from smtplab.log.limits import MAX_TEXT
+from tests.hardening.hostile_logs import assert_rows_bounded, hostile_log, read_warned
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 STAMP = "2026-12-05 22:04:04"
 NEAR_BOUND = MAX_LINE - 200  # long lines the reader still reads whole
 
@@ -45,26 +43,14 @@ def hostile_lines() -> list[str]:
 
 
 def test_a_hostile_exim_log_is_read_with_bounded_rows_and_one_warning(tmp_path) -> None:
-    junk = random.Random(18)
-    binary = bytes(junk.randrange(256) for _ in range(20_000)).replace(b"\0", b"\1")
-    log = tmp_path / "mainlog"
-    with log.open("wb") as out:
-        out.write((FIXTURES / "exim-mainlog-all.log").read_bytes())  # detection sees Exim
-        for line in hostile_lines():
-            out.write(line.encode())
-        out.write(binary + b"\n")
-        out.write(f"{STAMP} H=(".encode() + b"y" * (MAX_LINE * 2) + b"\n")  # past the bound
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        frame = smtplab.read(log)
-    ours = [w for w in caught if issubclass(w.category, smtplab.IngestWarning)]
+    overlong = f"{STAMP} H=(".encode() + b"y" * (MAX_LINE * 2)
+    log = hostile_log(tmp_path / "mainlog", "exim-mainlog-all.log", hostile_lines(), overlong)
+    frame, ours = read_warned(log)
     assert len(ours) == 1  # one warning for the file
     counts = frame.attrs["skipped"][str(log)]["counts"]
     assert counts[f"line longer than {MAX_LINE} characters"] == 1
     assert counts["not an Exim log line"] >= 2  # the untimed line and the binary junk
-    for column, bound in (("text", MAX_TEXT), ("argument", MAX_ARGUMENT)):
-        lengths = frame[column].dropna().str.len()
-        assert (lengths <= bound + 1).all(), column  # cut, with its "…"
+    assert_rows_bounded(frame)
     # The fixture's sessions are all there, the hostile lines' beside them.
     assert frame["session"].nunique() >= 15
 

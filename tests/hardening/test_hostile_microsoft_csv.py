@@ -7,17 +7,15 @@ IngestError. A sender chooses the subject and addresses these logs hold; no cloc
 
 from __future__ import annotations
 
-import random
 import warnings
-from pathlib import Path
 
 import pytest
 
 import smtplab
 from smtplab.ingest.reader import MAX_LINE
-from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT
+from smtplab.log.limits import MAX_TEXT
+from tests.hardening.hostile_logs import FIXTURES, assert_rows_bounded, hostile_log, read_warned
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 NEAR_BOUND = MAX_LINE - 200
 STAMP = "2026-11-29T01:59:01.300Z"
 
@@ -58,26 +56,15 @@ def trace_lines() -> list[str]:
 def test_a_hostile_csv_log_is_read_with_bounded_rows_and_one_warning(
     fixture: str, lines: list[str], sessions: int, last: str, tmp_path
 ) -> None:
-    junk = random.Random(18)
-    binary = bytes(junk.randrange(256) for _ in range(20_000)).replace(b"\0", b"\1")
-    log = tmp_path / fixture
-    with log.open("wb") as out:
-        out.write((FIXTURES / fixture).read_bytes())
-        for line in lines:
-            out.write(line.encode())
-        out.write(binary + b"\n")
-        out.write(b'"' + b"z" * (MAX_LINE * 2) + b"\n")  # past the bound, and never closed
-        out.write((FIXTURES / fixture).read_bytes().splitlines(keepends=True)[-1])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        frame = smtplab.read(log)
-    ours = [w for w in caught if issubclass(w.category, smtplab.IngestWarning)]
+    overlong = b'"' + b"z" * (MAX_LINE * 2)  # past the bound, and never closed
+    again = (FIXTURES / fixture).read_bytes().splitlines(keepends=True)[-1]
+    log = hostile_log(tmp_path / fixture, fixture, lines, overlong, after=again)
+    frame, ours = read_warned(log)
     assert len(ours) == 1
     counts = frame.attrs["skipped"][str(log)]["counts"]
     assert counts[f"line longer than {MAX_LINE} characters"] == 1
     assert sum(counts.values()) >= 3  # the unclosed quote, the junk, the long line at least
-    for column, bound in (("text", MAX_TEXT), ("argument", MAX_ARGUMENT)):
-        assert (frame[column].dropna().str.len() <= bound + 1).all(), column
+    assert_rows_bounded(frame)
     # The fixture's sessions are all there: no open quote swallowed the lines after it.
     assert frame["session"].nunique() >= sessions
     # and the fixture's last line, written again after the hostile ones, was read again.

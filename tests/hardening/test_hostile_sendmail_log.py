@@ -9,17 +9,15 @@ reader's patterns bound each field they scan (smtplab/ingest/sendmail.py); no cl
 
 from __future__ import annotations
 
-import random
 import warnings
-from pathlib import Path
 
 import pytest
 
 import smtplab
 from smtplab.ingest.reader import MAX_LINE
-from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT
+from smtplab.log.limits import MAX_TEXT
+from tests.hardening.hostile_logs import assert_rows_bounded, hostile_log, read_warned
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 HEAD = "Dec  5 22:33:42 mx sendmail[5478]: 6B5MXg1k005478: "
 NEAR_BOUND = MAX_LINE - 200  # long lines the reader still reads whole
 
@@ -42,26 +40,14 @@ def hostile_lines() -> list[str]:
 
 
 def test_a_hostile_sendmail_log_is_read_with_bounded_rows_and_one_warning(tmp_path) -> None:
-    junk = random.Random(18)
-    binary = bytes(junk.randrange(256) for _ in range(20_000)).replace(b"\0", b"\1")
-    log = tmp_path / "maillog"
-    with log.open("wb") as out:
-        out.write((FIXTURES / "sendmail.log").read_bytes())
-        for line in hostile_lines():
-            out.write(line.encode())
-        out.write(binary + b"\n")
-        out.write(HEAD.encode() + b"from=<" + b"y" * (MAX_LINE * 2) + b"\n")  # past the bound
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        frame = smtplab.read(log, format="sendmail", year=2026)
-    ours = [w for w in caught if issubclass(w.category, smtplab.IngestWarning)]
+    overlong = HEAD.encode() + b"from=<" + b"y" * (MAX_LINE * 2)
+    log = hostile_log(tmp_path / "maillog", "sendmail.log", hostile_lines(), overlong)
+    frame, ours = read_warned(log, format="sendmail", year=2026)
     assert len(ours) == 1  # one warning for the file
     counts = frame.attrs["skipped"][str(log)]["counts"]
     assert counts[f"line longer than {MAX_LINE} characters"] == 1
     assert counts["not a syslog line"] >= 2  # the untimed line and the binary junk
-    for column, bound in (("text", MAX_TEXT), ("argument", MAX_ARGUMENT)):
-        lengths = frame[column].dropna().str.len()
-        assert (lengths <= bound + 1).all(), column  # cut, with its "…"
+    assert_rows_bounded(frame)
     assert "x" * 100 not in " ".join(frame["text"].dropna())  # the authid is hidden
     assert frame["session"].nunique() >= 10  # the fixture's sessions are all there
 

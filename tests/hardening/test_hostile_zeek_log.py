@@ -6,17 +6,13 @@ and headers, which Zeek logs as they came; no clock is read here."""
 
 from __future__ import annotations
 
-import random
-import warnings
-from pathlib import Path
-
 import pytest
 
 import smtplab
 from smtplab.ingest.reader import MAX_LINE
-from smtplab.log.limits import MAX_ARGUMENT, MAX_TEXT
+from smtplab.log.limits import MAX_TEXT
+from tests.hardening.hostile_logs import assert_rows_bounded, hostile_log, read_warned
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 NEAR_BOUND = MAX_LINE - 200
 JSON_HEAD = '{"ts":1795917475.2,"uid":"CHostile","id.orig_h":"192.0.2.1","id.orig_p":1,'
 
@@ -48,13 +44,6 @@ def hostile_tsv_lines() -> list[str]:
     ]
 
 
-def _read(log: Path, name: str) -> tuple[object, list[warnings.WarningMessage]]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        frame = smtplab.read(log, format="zeek")
-    return frame, [w for w in caught if issubclass(w.category, smtplab.IngestWarning)]
-
-
 @pytest.mark.parametrize(
     ("fixture", "lines"),
     [("zeek-smtp.json", hostile_json_lines()), ("zeek-smtp.log", hostile_tsv_lines())],
@@ -62,24 +51,15 @@ def _read(log: Path, name: str) -> tuple[object, list[warnings.WarningMessage]]:
 def test_a_hostile_zeek_log_is_read_with_bounded_rows_and_one_warning(
     fixture: str, lines: list[str], tmp_path
 ) -> None:
-    junk = random.Random(18)
-    binary = bytes(junk.randrange(256) for _ in range(20_000)).replace(b"\0", b"\1")
-    log = tmp_path / fixture
-    with log.open("wb") as out:
-        out.write((FIXTURES / fixture).read_bytes())
-        for line in lines:
-            out.write(line.encode())
-        out.write(binary + b"\n")
-        out.write(b'{"ts":1,"uid":"' + b"y" * (MAX_LINE * 2) + b"\n")  # past the bound
-    frame, ours = _read(log, fixture)
+    overlong = b'{"ts":1,"uid":"' + b"y" * (MAX_LINE * 2)
+    log = hostile_log(tmp_path / fixture, fixture, lines, overlong)
+    frame, ours = read_warned(log, format="zeek")
     assert len(ours) == 1  # one warning for the file
-    counts = frame.attrs["skipped"][str(log)]["counts"]  # type: ignore[attr-defined]
+    counts = frame.attrs["skipped"][str(log)]["counts"]
     assert counts[f"line longer than {MAX_LINE} characters"] == 1
     assert counts["not a Zeek smtp.log line"] >= 2  # at least the junk
-    for column, bound in (("text", MAX_TEXT), ("argument", MAX_ARGUMENT)):
-        lengths = frame[column].dropna().str.len()  # type: ignore[index]
-        assert (lengths <= bound + 1).all(), column
-    assert frame["session"].nunique() >= 9  # type: ignore[index]
+    assert_rows_bounded(frame)
+    assert frame["session"].nunique() >= 9
 
 
 @pytest.mark.parametrize("line", hostile_json_lines())
@@ -87,8 +67,8 @@ def test_each_hostile_json_line_alone_reads_or_is_refused_by_name(line: str, tmp
     log = tmp_path / "smtp.json"
     log.write_text(line)
     try:
-        frame, _ = _read(log, "smtp.json")
+        frame, _ = read_warned(log, format="zeek")
     except smtplab.IngestError as error:
         assert "smtp.json" in str(error)
         return
-    assert (frame["text"].dropna().str.len() <= MAX_TEXT + 1).all()  # type: ignore[index]
+    assert (frame["text"].dropna().str.len() <= MAX_TEXT + 1).all()
