@@ -61,6 +61,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from smtplab.ingest.packets import CaptureProblems
+from smtplab.ingest.syslog_year import MONTHS, SyslogYear
 from smtplab.log.recorder import Recorder
 from smtplab.log.schema import endpoint
 from smtplab.protocol.events import Reply
@@ -73,12 +74,6 @@ RFC3339_LINE = re.compile(
     r"(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) "
     r"\S+ (?P<program>[\w.\-]+)/(?P<service>[\w\-/]+)\[(?P<pid>\d+)\]: (?P<message>.*)"
 )
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
-    )
-}
 _CLIENT = r"(?P<name>[^\s\[]+)\[(?P<address>[^\]]+)\](?::(?P<port>\d+))?"
 _CONNECT = re.compile(rf"connect from {_CLIENT}$")
 _DISCONNECT = re.compile(rf"disconnect from {_CLIENT}(?P<counts>(?: [a-z]+=\d+(?:/\d+)?)*)$")
@@ -204,10 +199,10 @@ class PostfixReader:
         ended: Callable[[list[tuple]], None] | None = None,  # type: ignore[type-arg]
         host_in_names: bool = False,
     ) -> None:
-        self.name, self.prefix, self.problems, self.year = name, prefix, problems, year
-        # The month the log was last written (its file's time), when the year is a guess: a
-        # first line from a later month was written the year before.
-        self._newest_month = last_month
+        self.name, self.prefix, self.problems = name, prefix, problems
+        # last_month: the month the log was last written (its file's time), when the year is
+        # a guess: a first line from a later month was written the year before.
+        self._years = SyslogYear(year, last_month)
         # Streaming: each session's rows are handed to ``ended`` once they are complete (see
         # :data:`LATE_LINES`), then forgotten; else they are all kept for read's answer.
         self._ended = ended
@@ -219,7 +214,6 @@ class PostfixReader:
         self._by_queue_id: dict[str, Recorder] = {}
         self._queue_ids: dict[Recorder, list[str]] = {}  # (streaming) a session's queue ids
         self._disconnected: deque[tuple[float, Recorder]] = deque()  # (streaming) by time
-        self._last_month = 0
         self._date: tuple[str, str] = ("", "")  # the last classic stamp's month and day
         self._midnight = 0.0  # that day's start
         self._minutes: dict[str, float] = {}  # that day's "Nov 29 01:57" stamps -> their times
@@ -462,23 +456,15 @@ class PostfixReader:
         session.close(time, by, "disconnect" + counts)
 
     def _syslog_time(self, month_name: str, day: str, clock: str) -> float:
-        """POSIX seconds of a classic syslog stamp, in ``self.year`` (UTC)."""
+        """POSIX seconds of a classic syslog stamp (UTC; its year from :class:`SyslogYear`)."""
         if (month_name, day) != self._date:  # a new day: its start (the year may turn)
-            month = _MONTHS[month_name]
-            if self._newest_month is not None:
-                if month > self._newest_month:  # "Dec 31" in a log written in January
-                    self.year -= 1
-                self._newest_month = None
-            if month < self._last_month - 6:  # December to January: a new year
-                self.year += 1
-            elif month == 12 and self._last_month == 1:  # a late "Dec 31" among "Jan 1"s
-                self.year -= 1
-            self._last_month = month
-            midnight = self._midnights.get((self.year, month, day))
+            month = MONTHS[month_name]
+            year = self._years.of(month)
+            midnight = self._midnights.get((year, month, day))
             if midnight is None:
-                date = dt.date(self.year, month, int(day))
+                date = dt.date(year, month, int(day))
                 midnight = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC).timestamp()
-                self._midnights[(self.year, month, day)] = midnight
+                self._midnights[(year, month, day)] = midnight
             self._date, self._midnight = (month_name, day), midnight
             self._minutes.clear()  # the minutes of the day before
         # strptime is the slowest part of reading a log: the fields are fixed, cut them.

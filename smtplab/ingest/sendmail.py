@@ -64,6 +64,7 @@ from collections.abc import Iterable
 
 from smtplab.ingest.packets import CaptureProblems
 from smtplab.ingest.postfix import ANY_PROGRAM_LINE
+from smtplab.ingest.syslog_year import MONTHS, SyslogYear
 from smtplab.log.recorder import Recorder
 from smtplab.log.schema import endpoint
 from smtplab.protocol.events import Reply
@@ -94,12 +95,6 @@ _UNKNOWN_USER = re.compile(r"<(?P<address>[^>]{0,1024})>\.\.\. (?P<why>User unkn
 _RULESETS = {"check_mail": ("MAIL", "FROM"), "check_rcpt": ("RCPT", "TO"),
              "check_relay": ("CONNECT", ""), "check_compat": ("RCPT", "TO")}  # fmt: skip
 _AUTHID = re.compile(r"(authid=)[^,]*")
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
-    )
-}
 #: Lines without a queue id about a connection (with one, any line may be).
 _SESSION_NEWS = (
     "lost input channel",
@@ -158,9 +153,8 @@ class SendmailReader:
     def __init__(
         self, name: str, prefix: str, problems: CaptureProblems, year: int, last_month: int | None
     ) -> None:
-        self.name, self.prefix, self.problems, self.year = name, prefix, problems, year
-        self._newest_month = last_month
-        self._last_month = 0
+        self.name, self.prefix, self.problems = name, prefix, problems
+        self._years = SyslogYear(year, last_month)
         self.sessions: list[_Session] = []
         self._open: dict[str, _Session] = {}  # "host pid" -> its session
         self._by_queue_id: dict[str, Recorder] = {}
@@ -198,19 +192,13 @@ class SendmailReader:
     def _time(self, match: re.Match[str]) -> float:
         if match["stamp"] is not None:
             return dt.datetime.fromisoformat(match["stamp"].replace("Z", "+00:00")).timestamp()
-        month = _MONTHS[match["month"]]
-        if self._newest_month is not None:  # "Dec 31" in a log written in January
-            if month > self._newest_month:
-                self.year -= 1
-            self._newest_month = None
-        if month < self._last_month - 6:  # December to January: a new year
-            self.year += 1
-        self._last_month = month
+        month = MONTHS[match["month"]]
+        year = self._years.of(month)
         clock = match["clock"]
         hours, minutes, seconds = int(clock[:2]), int(clock[3:5]), int(clock[6:8])
         if hours > 23 or minutes > 59 or seconds > 60:
             raise ValueError(clock)
-        day = dt.datetime(self.year, month, int(match["day"]), tzinfo=dt.UTC)
+        day = dt.datetime(year, month, int(match["day"]), tzinfo=dt.UTC)
         fraction = float(match["fraction"]) if match["fraction"] else 0.0
         return day.timestamp() + hours * 3600 + minutes * 60 + seconds + fraction
 
