@@ -43,7 +43,7 @@ def grade(
     """One row per student and exercise: status, points (1 or 0) and the check's feedback."""
     from tqdm.auto import tqdm
 
-    work = [(student, path) for student, path in _notebooks(submissions)]
+    work = list(_notebooks(submissions))  # every submission checked before any runs
     rows: list[list[object]] = []
     for student, path in tqdm(work, desc="notebooks", unit="notebook", disable=not progress):
         rows += [[student, path.name, *result] for result in _run(path, Path(fixtures), timeout)]
@@ -80,26 +80,23 @@ def _run(path: Path, fixtures: Path, timeout: int) -> list[tuple[str, str, int, 
     from nbclient import NotebookClient
 
     prefix = path.name[:2]
+    notebook = nbformat.read(path, as_version=4)
+    checks = [cell for cell in notebook.cells if "check" in cell.metadata.get("tags", [])]
     with tempfile.TemporaryDirectory(prefix="smtplab-grading-") as place:
         layout = Path(place)
         (layout / "notebooks").mkdir()
         if fixtures.is_dir():
             shutil.copytree(fixtures, layout / "tests" / "fixtures")
-        copy = layout / "notebooks" / path.name
-        shutil.copyfile(path, copy)
-        notebook = nbformat.read(copy, as_version=4)
-        client = NotebookClient(
+        client = NotebookClient(  # run in notebooks/, where its relative paths lead
             notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
-            resources={"metadata": {"path": str(copy.parent)}},
+            resources={"metadata": {"path": str(layout / "notebooks")}},
         )  # fmt: skip
         try:
             client.execute()
         except Exception as error:  # the kernel died, or would not start: every check says so
             failure = f"the notebook could not run: {type(error).__name__}: {error}"
-            notebook.cells = [c for c in notebook.cells if "check" in c.metadata.get("tags", [])]
-            return [(f"{prefix}-{n}", "error", 0, failure) for n, _ in enumerate(notebook.cells, 1)]
-    checks = [c for c in notebook.cells if "check" in c.metadata.get("tags", [])]
+            return [(f"{prefix}-{n}", "error", 0, failure) for n in range(1, len(checks) + 1)]
     return [(f"{prefix}-{n}", *_verdict(cell)) for n, cell in enumerate(checks, 1)]
 
 
