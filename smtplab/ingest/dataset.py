@@ -48,8 +48,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from smtplab.ingest.inputs import IngestError, open_input
 from smtplab.ingest.packets import CaptureProblems
-from smtplab.ingest.reader import IngestError, _open, read_sessions
+from smtplab.ingest.reader import read_sessions
 from smtplab.log.frame import (
     conform,
     empty_frame,
@@ -356,7 +357,7 @@ def input_key(path: str | Path) -> str:
     path = Path(path)
     if not stat.S_ISREG(path.stat().st_mode):
         return uuid.uuid4().hex[:16]
-    with _open(path, tqdm(disable=True), CaptureProblems()) as stream:
+    with open_input(path, tqdm(disable=True), CaptureProblems()) as stream:
         return hashlib.sha256(stream.read(_KEY_OCTETS)).hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import smtplab
-from smtplab.ingest.reader import MAX_LINE
+from smtplab.ingest.inputs import MAX_LINE
 from smtplab.log.limits import MAX_TEXT
 from tests.hardening.hostile_logs import assert_rows_bounded, hostile_log, read_warned
 

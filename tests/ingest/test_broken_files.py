@@ -23,7 +23,7 @@ import pytest
 
 import smtplab
 from smtplab.ingest import IngestError, IngestWarning
-from smtplab.ingest.reader import MAX_LINE, _reason
+from smtplab.ingest.inputs import MAX_LINE, _reason
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 LOG_SESSIONS, PCAP_SESSIONS, SWAKS_SESSIONS = 7, 9, 4

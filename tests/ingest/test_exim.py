@@ -258,7 +258,7 @@ def test_a_file_of_no_known_format_names_exim_among_the_formats(tmp_path) -> Non
 
 
 def test_a_line_past_the_line_bound_is_skipped_as_for_the_other_readers(tmp_path) -> None:
-    from smtplab.ingest.reader import MAX_LINE
+    from smtplab.ingest.inputs import MAX_LINE
 
     text = (FIXTURES / "exim-mainlog-all.log").read_text()
     long = tmp_path / "mainlog"
